@@ -1,0 +1,46 @@
+"""Pipeline configuration: one frozen dataclass, loaded once in each ``main()``.
+
+Transforms never see this object; ``main()`` unpacks the plain values they
+need. Every default works on a laptop; environment variables (``IM_*``)
+override them for a deployment without code changes.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Where the lake is, which engines to use, and the data rules' knobs."""
+
+    lake: Path = field(default_factory=lambda: Path(_env("IM_LAKE", "lake")).resolve())
+    spark_master: str = field(default_factory=lambda: _env("IM_SPARK_MASTER", "local[*]"))
+    spark_driver_memory: str = field(default_factory=lambda: _env("IM_SPARK_DRIVER_MEMORY", "4g"))
+    shuffle_partitions: int = field(default_factory=lambda: int(_env("IM_SHUFFLE_PARTITIONS", "8")))
+    # "auto" picks delta-spark when its jars are on the classpath, else delta-rs.
+    lake_impl: str = field(default_factory=lambda: _env("IM_LAKE_IMPL", "auto"))
+    session_gap_minutes: int = 30
+    # Events older than this many days before their ingest date are quarantined
+    # as stale; raise it for historical backfills (e.g. the public datasets).
+    max_lateness_days: int = 3
+    # Events this far past the end of their ingest date are quarantined as future.
+    max_future_minutes: int = 60
+    # More events than this for one user on one event date in one batch: a bot.
+    bot_events_per_day: int = 1500
+    # Replays are looked up in `events` this many days before the processed date.
+    replay_lookback_days: int = 2
+
+    @property
+    def landing(self) -> Path:
+        """Raw landing zone: generated or delivered files, before ingest."""
+        return self.lake / "raw"
+
+    def with_overrides(self, **values) -> "PipelineConfig":
+        """A copy with the non-None values replaced (command-line overrides)."""
+        return replace(self, **{k: v for k, v in values.items() if v is not None})
