@@ -1,0 +1,165 @@
+"""Delta tables through delta-rs: Spark writes Parquet, delta-rs commits it.
+
+A write goes in three steps:
+1. Spark writes the DataFrame as Parquet into a private staging folder of the
+   table (``_staging/<uuid>``), partitioned like the table.
+2. The files are moved into the table's partition folders. They are invisible
+   to readers: a Delta reader sees only the files named in the log.
+3. One delta-rs transaction adds them (and, for an overwrite, removes the
+   replaced partitions' files). This commit is the only moment readers can
+   observe, and it is atomic.
+
+A crash before step 3 leaves the table at its previous version; stray files are
+unreferenced and `VACUUM` removes them. Reads ask delta-rs for the current (or
+a past) version's file list and hand exactly those files to Spark.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Sequence
+from urllib.parse import unquote
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from deltalake import DeltaTable, Schema
+from deltalake.transaction import AddAction, CommitProperties, create_table_with_add_actions
+from pyspark.sql import DataFrame
+from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+
+from jobs.lake.base import Lake, LakeError, PartitionValues
+
+STAGING_DIR = "_staging"
+
+
+class DeltaRsLake(Lake):
+    name = "delta-rs"
+
+    def exists(self, table: str) -> bool:
+        return DeltaTable.is_deltatable(str(self.table_path(table)))
+
+    def _table(self, table: str, version: int | None = None) -> DeltaTable:
+        if not self.exists(table):
+            raise LakeError(f"table {table!r} does not exist under {self.root}")
+        return DeltaTable(str(self.table_path(table)), version=version)
+
+    def version(self, table: str) -> int:
+        return self._table(table).version()
+
+    def history(self, table: str) -> list[dict]:
+        return [
+            {"version": h.get("version"), "timestamp": h.get("timestamp"), "operation": h.get("operation")}
+            for h in self._table(table).history()
+        ]
+
+    def read(self, table: str, version: int | None = None, partitions: PartitionValues | None = None) -> DataFrame:
+        dt = self._table(table, version)
+        schema = from_arrow_schema(pa.schema(dt.schema().to_arrow()))
+        filters = [(col, "in", [str(v) for v in values]) for col, values in (partitions or {}).items()]
+        files = dt.file_uris(partition_filters=filters or None)
+        if not files:
+            return self.spark.createDataFrame([], schema)
+        return (
+            self.spark.read.schema(schema)
+            .option("basePath", str(self.table_path(table)))
+            .parquet(*files)
+        )
+
+    def overwrite_partitions(
+        self, table: str, df: DataFrame, partition_by: Sequence[str], replace: PartitionValues
+    ) -> int:
+        if not replace:
+            raise LakeError("overwrite_partitions needs at least one partition to replace")
+        unknown = set(replace) - set(partition_by)
+        if unknown:
+            raise LakeError(f"cannot replace by {sorted(unknown)}: table {table!r} is partitioned by {list(partition_by)}")
+        filters = [(col, "in", [str(v) for v in values]) for col, values in replace.items()]
+        return self._commit(table, df, partition_by, mode="overwrite", replace=replace, filters=filters)
+
+    def append(self, table: str, df: DataFrame, partition_by: Sequence[str] = ()) -> int:
+        return self._commit(table, df, partition_by, mode="append", replace=None, filters=None)
+
+    def _commit(self, table, df, partition_by, mode, replace, filters) -> int:
+        root = self.table_path(table)
+        staging = root / STAGING_DIR / uuid.uuid4().hex
+        arrow_schema = to_arrow_schema(df.schema)
+        try:
+            writer = df.write.mode("overwrite")
+            if partition_by:
+                writer = writer.partitionBy(*partition_by)
+            writer.parquet(str(staging))
+            actions = _move_into_table(staging, root, partition_by)
+            if replace:
+                _check_inside(actions, replace, table)
+            props = CommitProperties(custom_metadata={"writer": "interest-migration/delta-rs"})
+            if self.exists(table):
+                DeltaTable(str(root)).create_write_transaction(
+                    actions,
+                    mode=mode,
+                    schema=Schema.from_arrow(arrow_schema),
+                    partition_by=list(partition_by) or None,
+                    partition_filters=filters,
+                    commit_properties=props,
+                )
+            else:
+                create_table_with_add_actions(
+                    str(root),
+                    Schema.from_arrow(arrow_schema),
+                    actions,
+                    mode="append",
+                    partition_by=list(partition_by) or None,
+                    commit_properties=props,
+                )
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return self.version(table)
+
+
+def _move_into_table(staging: Path, root: Path, partition_by: Sequence[str]) -> list[AddAction]:
+    """Move Spark's output files into the table's partition folders; one AddAction each."""
+    actions = []
+    for file in sorted(staging.rglob("*.parquet")):
+        relative = file.relative_to(staging)
+        values = _partition_values(relative, partition_by)
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        file.replace(target)
+        stat = target.stat()
+        rows = pq.read_metadata(target).num_rows
+        actions.append(
+            AddAction(
+                path=relative.as_posix(),
+                size=stat.st_size,
+                partition_values=values,
+                modification_time=int(time.time() * 1000),
+                data_change=True,
+                stats=f'{{"numRecords":{rows}}}',
+            )
+        )
+    return actions
+
+
+def _partition_values(relative: Path, partition_by: Sequence[str]) -> dict[str, str | None]:
+    """Partition values from Spark's ``col=value`` folder names (Hive-style, %-escaped)."""
+    found = {}
+    for part in relative.parts[:-1]:
+        key, _, value = part.partition("=")
+        found[key] = None if value == "__HIVE_DEFAULT_PARTITION__" else unquote(value)
+    missing = [c for c in partition_by if c not in found]
+    if missing:
+        raise LakeError(f"Spark wrote {relative} without partition folders {missing}")
+    return {c: found[c] for c in partition_by}
+
+
+def _check_inside(actions: list[AddAction], replace: PartitionValues, table: str) -> None:
+    """Refuse an overwrite whose new files lie outside the partitions it replaces."""
+    allowed = {col: {str(v) for v in values} for col, values in replace.items()}
+    for action in actions:
+        for col, values in allowed.items():
+            if action.partition_values.get(col) not in values:
+                raise LakeError(
+                    f"refusing to overwrite {table!r} partitions {dict(replace)}: new rows have "
+                    f"{col}={action.partition_values.get(col)}, outside the replaced partitions"
+                )
