@@ -1,0 +1,116 @@
+"""Command line and I/O of the ingest stage (see the package docstring)."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import re
+from pathlib import Path
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs.config import PipelineConfig
+from jobs.errors import PipelineError
+from jobs.ingest.classify import classify_events, clean_rows, flag_bots, quarantine_rows
+from jobs.ingest.formats import FORMATS, parse_lines
+from jobs.lake import open_lake
+from jobs.runs import record_run
+from jobs.spark import build_spark
+from jobs.tables import EVENTS_CLEAN, EVENTS_QUARANTINE, PARTITIONS
+
+_INGEST_DATE = re.compile(r"ingest_date=(\d{4}-\d{2}-\d{2})")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", type=Path, help="file or folder to ingest (default: the landing partition of --date)")
+    parser.add_argument("--format", choices=FORMATS, default="events-jsonl", help="source layout (default events-jsonl)")
+    parser.add_argument("--catalog", type=Path, help="categories CSV (category_id,category) for id-only sources")
+    parser.add_argument("--max-lateness-days", type=int, help="quarantine events older than this before their ingest date; -1 disables")
+    parser.add_argument("--bot-events-per-day", type=int, help="more events than this per user and day marks a bot")
+
+
+def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
+    config = config.with_overrides(max_lateness_days=args.max_lateness_days, bot_events_per_day=args.bot_events_per_day)
+    source = (args.source or _landing_partition(config, args.date)).resolve()
+    files = _source_files(source)
+    dates = _ingest_dates(files, args.date)
+    spark = build_spark(config, "ingest")
+    lake = open_lake(spark, config.lake, config.lake_impl)
+    with record_run(lake, "ingest", args.date or max(dates)) as metrics:
+        lines = read_lines(spark, [str(f) for f in files], args.date)
+        categories = _read_categories(spark, args.catalog or config.landing / "catalog" / "categories.csv", args.format)
+        # Parse and classify once, into memory: bot detection and both writes read
+        # this copy (without it Spark re-parses per output, and pushes the writes'
+        # filters into the parser, evaluating it once per field).
+        parsed = classify_events(
+            parse_lines(lines, args.format), categories, args.format,
+            config.max_lateness_days, config.max_future_minutes,
+        ).persist(StorageLevel.MEMORY_AND_DISK)
+        classified = flag_bots(parsed, config.bot_events_per_day)
+        try:
+            counts = {r["reason"]: r["count"] for r in classified.groupBy("reason").count().collect()}
+            replace = {"ingest_date": [d.isoformat() for d in dates]}
+            lake.overwrite_partitions(EVENTS_QUARANTINE, quarantine_rows(classified), PARTITIONS[EVENTS_QUARANTINE], replace)
+            lake.overwrite_partitions(EVENTS_CLEAN, clean_rows(classified), PARTITIONS[EVENTS_CLEAN], replace)
+        finally:
+            parsed.unpersist()
+        metrics.rows_out = counts.pop(None, 0)
+        metrics.rows_quarantined = sum(counts.values())
+        metrics.rows_in = metrics.rows_out + metrics.rows_quarantined
+        metrics.details = {"source": str(source), "format": args.format, "files": len(files),
+                           "ingest_dates": replace["ingest_date"], "quarantined_by_reason": counts}
+    reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"
+    print(f"ingest {', '.join(replace['ingest_date'])}: read {metrics.rows_in:,}, clean {metrics.rows_out:,}, "
+          f"quarantined {metrics.rows_quarantined:,} ({reasons})")
+    return {"rows_in": metrics.rows_in, "rows_out": metrics.rows_out, "rows_quarantined": metrics.rows_quarantined,
+            "quarantined_by_reason": counts, "ingest_dates": replace["ingest_date"]}
+
+
+def read_lines(spark: SparkSession, files: list[str], ingest_date: dt.date | None) -> DataFrame:
+    """Raw text lines with their file and ingest date (from ``ingest_date=`` in the path, else ``--date``)."""
+    path_date = F.regexp_extract(F.col("_metadata.file_path"), _INGEST_DATE.pattern, 1)
+    fallback = F.lit(ingest_date.isoformat() if ingest_date else None)
+    return spark.read.text(files).select(
+        F.col("value").alias("raw_record"),
+        F.col("_metadata.file_path").alias("source_file"),
+        F.to_date(F.when(path_date != "", path_date).otherwise(fallback)).alias("ingest_date"),
+    )
+
+
+def _landing_partition(config: PipelineConfig, date: dt.date | None) -> Path:
+    if date is None:
+        raise PipelineError("ingest needs --date (the landing partition to read) or --source PATH")
+    return config.landing / "events" / f"ingest_date={date.isoformat()}"
+
+
+def _source_files(source: Path) -> list[Path]:
+    if not source.exists():
+        raise PipelineError(f"no input at {source}: nothing to ingest")
+    files = [source] if source.is_file() else sorted(
+        p for p in source.rglob("*") if p.is_file() and not p.name.startswith((".", "_"))
+    )
+    if not files:
+        raise PipelineError(f"{source} holds no files: nothing to ingest")
+    return files
+
+
+def _ingest_dates(files: list[Path], fallback: dt.date | None) -> list[dt.date]:
+    """Ingest dates of the batch: from ``ingest_date=`` folders, else ``--date``."""
+    dates = set()
+    for file in files:
+        match = _INGEST_DATE.search(str(file))
+        if match:
+            dates.add(dt.date.fromisoformat(match.group(1)))
+        elif fallback is None:
+            raise PipelineError(f"{file} is not under an ingest_date=YYYY-MM-DD folder: pass --date for its ingest date")
+        else:
+            dates.add(fallback)
+    return sorted(dates)
+
+
+def _read_categories(spark: SparkSession, path: Path, source_format: str) -> DataFrame | None:
+    """The category catalog, for sources that give only category ids."""
+    if source_format == "events-jsonl" or not path.exists():
+        return None
+    return spark.read.option("header", True).csv(str(path)).select("category_id", "category")
