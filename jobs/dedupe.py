@@ -1,0 +1,98 @@
+"""``python -m jobs dedupe --date D``: ``events_clean`` -> ``events``, one row per real event.
+
+Two rows with the same ``event_id`` are one event (sources without ids got a
+fingerprint of user, item, event type and second at ingest). For event date D
+this keeps one row per id among all of D's clean rows, whatever batch they came
+in, and drops ids already published in ``events`` for the previous
+``replay_lookback_days`` dates: a replay re-stamped with a later time must not
+count twice. The kept row is chosen by a total order (earliest ingest, then
+time, then content), so re-runs give identical tables.
+
+Counts: rows in = kept + duplicates within the date + replays of earlier dates.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from jobs.config import PipelineConfig
+from jobs.errors import PipelineError
+from jobs.lake import open_lake
+from jobs.runs import record_run
+from jobs.spark import build_spark
+from jobs.tables import EVENTS, EVENTS_CLEAN, PARTITIONS
+
+EVENT_COLUMNS = (
+    "event_id", "user_id", "item_id", "category", "event_type", "event_ts", "event_date",
+    "price", "session_hint", "props", "source", "source_file", "ingest_date",
+)
+
+
+def dedupe_events(clean: DataFrame, published_ids: DataFrame) -> DataFrame:
+    """One row per event id of ``clean``, with ``n_copies`` and ``replay`` for counting.
+
+    ``published_ids`` (one column, ``event_id``) are ids already in ``events`` for
+    earlier dates; a group whose id is among them is a replay (``replay`` true).
+    One aggregation does both jobs, so the data is shuffled once.
+    """
+    order_key = F.struct("ingest_date", "event_ts", "source_file", "item_id", "event_type", "category",
+                         F.to_json("props").alias("props_json"))
+    current = clean.select("event_id", F.struct(*EVENT_COLUMNS).alias("row"), order_key.alias("key"),
+                           F.lit(1).alias("copy"), F.lit(False).alias("published"))
+    earlier = published_ids.select("event_id", F.lit(None).cast(current.schema["row"].dataType).alias("row"),
+                                   F.lit(None).cast(current.schema["key"].dataType).alias("key"),
+                                   F.lit(0).alias("copy"), F.lit(True).alias("published"))
+    grouped = (
+        current.unionByName(earlier, allowMissingColumns=False)
+        .groupBy("event_id")
+        .agg(F.min_by("row", "key").alias("row"), F.sum("copy").alias("n_copies"), F.max("published").alias("replay"))
+        .where(F.col("n_copies") > 0)
+    )
+    return grouped.select("row.*", "n_copies", "replay")
+
+
+def kept_events(deduped: DataFrame) -> DataFrame:
+    """The rows to publish, with an empty ``session_id`` that sessionize fills."""
+    return deduped.where(~F.col("replay")).select(*EVENT_COLUMNS, F.lit(None).cast("string").alias("session_id"))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--replay-lookback-days", type=int, help="earlier event dates checked for replayed ids (default 2)")
+
+
+def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
+    if args.date is None:
+        raise PipelineError("dedupe needs --date YYYY-MM-DD (the event date to publish)")
+    config = config.with_overrides(replay_lookback_days=args.replay_lookback_days)
+    spark = build_spark(config, "dedupe")
+    lake = open_lake(spark, config.lake, config.lake_impl)
+    day = args.date.isoformat()
+    if not lake.exists(EVENTS_CLEAN):
+        raise PipelineError(f"no {EVENTS_CLEAN} table under {config.lake}: run ingest first")
+    with record_run(lake, "dedupe", args.date) as metrics:
+        clean = lake.read(EVENTS_CLEAN, partitions={"event_date": [day]})
+        earlier_dates = [(args.date - dt.timedelta(days=d)).isoformat() for d in range(1, config.replay_lookback_days + 1)]
+        published = lake.read_or_empty(EVENTS, "event_id string", partitions={"event_date": earlier_dates}).select("event_id")
+        deduped = dedupe_events(clean, published).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            lake.overwrite_partitions(EVENTS, kept_events(deduped), PARTITIONS[EVENTS], {"event_date": [day]})
+            totals = deduped.agg(
+                F.sum("n_copies").alias("rows_in"),
+                F.sum(F.when(~F.col("replay"), 1).otherwise(0)).alias("kept"),
+                F.sum(F.when(F.col("replay"), F.col("n_copies")).otherwise(0)).alias("replays"),
+            ).first()
+        finally:
+            deduped.unpersist()
+        metrics.rows_in = int(totals["rows_in"] or 0)
+        metrics.rows_out = int(totals["kept"] or 0)
+        metrics.rows_duplicate = metrics.rows_in - metrics.rows_out
+        replays = int(totals["replays"] or 0)
+        metrics.details = {"duplicates_within_date": metrics.rows_duplicate - replays, "replays_of_earlier_dates": replays,
+                           "lookback_dates": earlier_dates}
+    print(f"dedupe {day}: read {metrics.rows_in:,}, kept {metrics.rows_out:,}, duplicates {metrics.rows_duplicate:,} "
+          f"({replays:,} replays of earlier dates)")
+    return {"rows_in": metrics.rows_in, "rows_out": metrics.rows_out, "rows_duplicate": metrics.rows_duplicate, "replays": replays}

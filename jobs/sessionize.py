@@ -1,0 +1,116 @@
+"""``python -m jobs sessionize --date D``: sessions for event date D, and ``events.session_id``.
+
+A new session starts after ``--gap-minutes`` (default 30) without an event.
+Session ids are a hash of user and session start, so re-runs give the same ids.
+A session that crosses midnight keeps one id: the previous day's tail (its last
+event per user, already sessionized) is read, and a first event of D within the
+gap of it continues that session. ``sessions`` has one row per session and
+event date it touches (``is_continuation`` marks the part after midnight).
+
+Late events reach D when dedupe re-runs for D; re-running sessionize for D
+(then D+1, whose midnight sessions may change) re-sessionizes them. Run dates
+in order.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from jobs.config import PipelineConfig
+from jobs.errors import PipelineError
+from jobs.lake import open_lake
+from jobs.runs import record_run
+from jobs.spark import build_spark
+from jobs.tables import EVENTS, PARTITIONS, SESSIONS
+
+
+def previous_day_tail(previous_day: DataFrame) -> DataFrame:
+    """Per user, the last event of the previous day and its session id."""
+    return previous_day.where(F.col("session_id").isNotNull()).groupBy("user_id").agg(
+        F.max("event_ts").alias("tail_ts"), F.max_by("session_id", "event_ts").alias("tail_session_id")
+    )
+
+
+def sessionize(events: DataFrame, tail: DataFrame, gap: dt.timedelta) -> DataFrame:
+    """``events`` of one day with ``session_id`` and ``is_continuation`` set.
+
+    ``tail`` (user_id, tail_ts, tail_session_id) carries sessions over midnight.
+    """
+    gap_seconds = gap.total_seconds()
+    by_user = Window.partitionBy("user_id").orderBy("event_ts", "event_id")
+    running = by_user.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    seconds_since = lambda earlier: F.unix_micros("event_ts") / 1e6 - F.unix_micros(earlier) / 1e6  # noqa: E731
+    previous_ts = F.lag("event_ts").over(by_user)
+    starts_session = F.when(
+        previous_ts.isNull(),
+        F.col("tail_ts").isNull() | (seconds_since(F.col("tail_ts")) > gap_seconds),
+    ).otherwise(seconds_since(previous_ts) > gap_seconds)
+    with_flags = events.drop("session_id").join(F.broadcast(tail), "user_id", "left").withColumn(
+        "_starts", starts_session
+    )
+    # Start times only grow, so the running max of starts is the current session's start.
+    session_start = F.max(F.when(F.col("_starts"), F.col("event_ts"))).over(running)
+    hashed = F.substring(F.md5(F.concat_ws("|", "user_id", F.unix_micros(session_start).cast("string"))), 1, 16)
+    return (
+        with_flags.withColumn("_session_start", session_start)
+        .withColumn("is_continuation", F.col("_session_start").isNull())
+        .withColumn("session_id", F.when(F.col("is_continuation"), F.col("tail_session_id")).otherwise(hashed))
+        .drop("_starts", "_session_start", "tail_ts", "tail_session_id")
+    )
+
+
+def summarize_sessions(sessionized: DataFrame) -> DataFrame:
+    """One row per (session, event date): bounds, size and category breadth."""
+    return sessionized.groupBy("user_id", "session_id", "event_date").agg(
+        F.min("event_ts").alias("session_start"),
+        F.max("event_ts").alias("session_end"),
+        F.count(F.lit(1)).alias("n_events"),
+        F.size(F.collect_set("category")).alias("n_categories"),
+        F.max("is_continuation").alias("is_continuation"),
+    ).select("user_id", "session_id", "session_start", "session_end", "n_events", "n_categories",
+             "is_continuation", "event_date")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gap-minutes", type=int, help="inactivity that ends a session (default 30)")
+
+
+def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
+    if args.date is None:
+        raise PipelineError("sessionize needs --date YYYY-MM-DD (the event date to sessionize)")
+    config = config.with_overrides(session_gap_minutes=args.gap_minutes)
+    if config.session_gap_minutes <= 0:
+        raise PipelineError(f"--gap-minutes must be positive, got {config.session_gap_minutes}")
+    gap = dt.timedelta(minutes=config.session_gap_minutes)
+    spark = build_spark(config, "sessionize")
+    lake = open_lake(spark, config.lake, config.lake_impl)
+    if not lake.exists(EVENTS):
+        raise PipelineError(f"no {EVENTS} table under {config.lake}: run dedupe first")
+    day, previous = args.date.isoformat(), (args.date - dt.timedelta(days=1)).isoformat()
+    with record_run(lake, "sessionize", args.date) as metrics:
+        events = lake.read(EVENTS, partitions={"event_date": [day]})
+        midnight = dt.datetime.combine(args.date, dt.time(), dt.timezone.utc)
+        tail = previous_day_tail(
+            lake.read(EVENTS, partitions={"event_date": [previous]}).where(F.col("event_ts") >= F.lit(midnight - gap))
+        )
+        sessionized = sessionize(events, tail, gap).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            event_columns = [c for c in events.columns]
+            lake.overwrite_partitions(EVENTS, sessionized.select(*event_columns), PARTITIONS[EVENTS], {"event_date": [day]})
+            sessions = summarize_sessions(sessionized).persist(StorageLevel.MEMORY_AND_DISK)
+            lake.overwrite_partitions(SESSIONS, sessions, PARTITIONS[SESSIONS], {"event_date": [day]})
+            totals = sessions.agg(F.sum("n_events").alias("events"), F.count(F.lit(1)).alias("sessions"),
+                                  F.sum(F.col("is_continuation").cast("int")).alias("continued")).first()
+            sessions.unpersist()
+        finally:
+            sessionized.unpersist()
+        metrics.rows_in = int(totals["events"] or 0)
+        metrics.rows_out = int(totals["sessions"] or 0)
+        metrics.details = {"gap_minutes": config.session_gap_minutes, "continued_from_previous_day": int(totals["continued"] or 0)}
+    print(f"sessionize {day}: {metrics.rows_in:,} events in {metrics.rows_out:,} sessions "
+          f"({metrics.details['continued_from_previous_day']:,} continued from {previous})")
+    return {"events": metrics.rows_in, "sessions": metrics.rows_out}
