@@ -1,0 +1,110 @@
+"""Throughput and peak memory of ingest -> dedupe -> sessionize on generated events.
+
+    python bench/bench_ingest_pipeline.py --events 10000000 --days 3
+    python bench/bench_ingest_pipeline.py --events 1000000 --days 3
+
+Generates the landing files first (not timed), then runs each stage for each
+day in order inside one Python process with one SparkSession, as the Airflow
+workers would per task minus JVM start-up. Prints events/s per stage, total
+wall time, the cost per event and the peak resident memory of Python and
+Spark's JVM together (sampled every 0.2 s).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from jobs.cli import build_parser  # noqa: E402
+from jobs.config import PipelineConfig  # noqa: E402
+
+
+class PeakMemory:
+    """Peak RSS of this process and its children (Spark's JVM), sampled in a thread."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self):
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            time.sleep(self.interval)
+
+
+def run_stage(stage: str, lake: Path, *extra: str) -> dict:
+    args = build_parser().parse_args([stage, "--lake", str(lake), *extra])
+    config = PipelineConfig().with_overrides(lake=lake)
+    return args._module.run(args, config)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=3)
+    parser.add_argument("--lake", type=Path, help="lake directory (default: a temporary one, removed after)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated lake")
+    options = parser.parse_args()
+    lake = options.lake or Path(tempfile.mkdtemp(prefix="bench-lake-"))
+    start = dt.date(2024, 11, 1)
+    try:
+        t = time.perf_counter()
+        generated = run_stage("generate", lake, "--events", str(options.events), "--days", str(options.days),
+                              "--start-date", start.isoformat())
+        print(f"generation (not timed in the totals): {time.perf_counter() - t:.1f}s")
+        seconds = {"ingest": 0.0, "dedupe": 0.0, "sessionize": 0.0}
+        rows = {"ingest": 0, "dedupe": 0, "sessionize": 0}
+        with PeakMemory() as memory:
+            run_stage("sql", lake, "SELECT 1")  # warm the imports; Spark starts in the first stage
+            for d in range(options.days):
+                day = (start + dt.timedelta(days=d)).isoformat()
+                for stage in seconds:
+                    t = time.perf_counter()
+                    result = run_stage(stage, lake, "--date", day)
+                    seconds[stage] += time.perf_counter() - t
+                    rows[stage] += result.get("rows_in", result.get("events", 0))
+        total = sum(seconds.values())
+        lines = generated["lines"]
+        report = {
+            "input_lines": lines,
+            "days": options.days,
+            "seconds": {k: round(v, 1) for k, v in seconds.items()},
+            "rows_per_second": {k: round(rows[k] / seconds[k]) for k in seconds},
+            "total_seconds": round(total, 1),
+            "microseconds_per_event": round(total / lines * 1e6, 2),
+            "peak_memory_gb": round(memory.peak / 2**30, 2),
+            "cpus": psutil.cpu_count(),
+        }
+        print(json.dumps(report, indent=1))
+    finally:
+        if not options.keep and not options.lake:
+            shutil.rmtree(lake, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

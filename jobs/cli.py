@@ -1,0 +1,73 @@
+"""The command line shared by every stage.
+
+Each stage module exposes ``add_arguments(parser)`` and ``run(args, config)``;
+this file only wires them up, applies the common options and turns errors into
+one line on stderr with a non-zero exit code.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from jobs.config import PipelineConfig
+from jobs.errors import PipelineError
+
+# stage -> (module, one-line help, takes --date)
+STAGES: dict[str, tuple[str, str, bool]] = {
+    "generate": ("jobs.generate", "write synthetic landing files, catalog and ground truth", False),
+    "ingest": ("jobs.ingest", "landing files -> events_clean + events_quarantine", True),
+    "dedupe": ("jobs.dedupe", "events_clean -> events, one row per real event (one event date)", True),
+    "sessionize": ("jobs.sessionize", "events -> sessions and events.session_id (one event date)", True),
+    "sql": ("jobs.sql", "run a read-only SQL query over every lake table (DuckDB)", False),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m jobs", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
+    for stage, (module_name, help_text, dated) in STAGES.items():
+        module = importlib.import_module(module_name)
+        stage_parser = sub.add_parser(stage, help=help_text, description=(module.__doc__ or help_text).strip(),
+                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+        stage_parser.add_argument("--lake", type=Path, help="lake root directory (default: $IM_LAKE or ./lake)")
+        stage_parser.add_argument("--lake-impl", choices=["auto", "delta-rs", "delta-spark"],
+                                  help="Delta implementation (default: $IM_LAKE_IMPL or auto)")
+        if dated:
+            stage_parser.add_argument("--date", type=_date, help="the date to process, YYYY-MM-DD")
+        module.add_arguments(stage_parser)
+        stage_parser.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not hasattr(args, "date"):
+        args.date = None
+    config = PipelineConfig().with_overrides(
+        lake=args.lake.resolve() if args.lake else None, lake_impl=args.lake_impl
+    )
+    try:
+        args._module.run(args, config)
+    except (PipelineError, ValueError, FileNotFoundError) as error:
+        print(f"error: {args.stage}: {error}", file=sys.stderr)
+        return 1
+    except Exception as error:  # an unexpected failure: one line, traceback on request
+        if os.environ.get("IM_DEBUG"):
+            traceback.print_exc()
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        print(f"error: {args.stage} failed: {type(error).__name__}: {first_line} (set IM_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
