@@ -33,6 +33,7 @@ def build_spark(config: PipelineConfig, app_name: str) -> SparkSession:
     # memory; only a Python-launched session takes ours.
     if not _launched_by_spark_submit():
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")  # pandas-on-Spark asks for it
         builder = (
             builder.master(config.spark_master)
             .config("spark.driver.memory", config.spark_driver_memory)

@@ -1,0 +1,38 @@
+"""dedupe_events on tiny frames: duplicate ids, a replay one day late, deterministic choice."""
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.testing import assertDataFrameEqual
+
+from jobs.dedupe import EVENT_COLUMNS, dedupe_events, kept_events
+from tests.conftest import ts
+
+SCHEMA = ("event_id string, user_id string, item_id string, category string, event_type string, event_ts timestamp, "
+          "event_date date, price double, session_hint string, props map<string,string>, source string, "
+          "source_file string, ingest_date date")
+D1, D2 = dt.date(2024, 11, 1), dt.date(2024, 11, 2)
+
+
+def _row(event_id, user="u1", at="2024-11-02 10:00:00", ingest=D2, source_file="a"):
+    return (event_id, user, "i1", "a.b", "view", ts(at), D2, None, None, {}, "events-jsonl", source_file, ingest)
+
+
+def test_duplicate_ids_collapse_to_the_earliest_ingested_copy(spark):
+    clean = spark.createDataFrame(
+        [_row("e1", source_file="late-copy", ingest=D2), _row("e1", source_file="first-copy", ingest=D1), _row("e2")],
+        SCHEMA,
+    )
+    published = spark.createDataFrame([], "event_id string")
+    deduped = dedupe_events(clean, published)
+    expected = spark.createDataFrame([_row("e1", source_file="first-copy", ingest=D1), _row("e2")], SCHEMA)
+    assertDataFrameEqual(kept_events(deduped).drop("session_id"), expected.select(*EVENT_COLUMNS))
+    assert sorted((r.event_id, r.n_copies, r.replay) for r in deduped.collect()) == [("e1", 2, False), ("e2", 1, False)]
+
+
+def test_replay_of_an_event_published_the_day_before_is_dropped(spark):
+    clean = spark.createDataFrame([_row("e1"), _row("old", at="2024-11-02 00:10:00")], SCHEMA)
+    published = spark.createDataFrame([("old",)], "event_id string")
+    deduped = dedupe_events(clean, published)
+    assert [r.event_id for r in kept_events(deduped).collect()] == ["e1"]
+    assert sorted((r.event_id, r.replay) for r in deduped.collect()) == [("e1", False), ("old", True)]
