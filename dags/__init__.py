@@ -1,0 +1,1 @@
+"""dags: filled in by later issues (see README)."""

@@ -1,0 +1,1 @@
+"""expectations: filled in by later issues (see README)."""

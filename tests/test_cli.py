@@ -1,0 +1,46 @@
+"""The command line: help for every stage, and one clear line with a non-zero exit on bad input."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _jobs(*args: str):
+    return subprocess.run([sys.executable, "-m", "jobs", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_help_lists_every_stage():
+    result = _jobs("--help")
+    assert result.returncode == 0
+    for stage in ("generate", "ingest", "dedupe", "sessionize", "sql"):
+        assert stage in result.stdout
+
+
+def test_stage_help_explains_options():
+    result = _jobs("ingest", "--help")
+    assert result.returncode == 0 and "--format" in result.stdout and "taobao-csv" in result.stdout
+
+
+def test_missing_landing_partition_is_one_line_and_exit_1(tmp_path):
+    result = _jobs("ingest", "--lake", str(tmp_path), "--date", "2024-01-01")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"error: ingest: no input at {tmp_path}/raw/events/ingest_date=2024-01-01: nothing to ingest"]
+
+
+def test_bad_date_is_rejected_by_the_parser(tmp_path):
+    result = _jobs("dedupe", "--lake", str(tmp_path), "--date", "2024-13-01")
+    assert result.returncode == 2 and "expected a date as YYYY-MM-DD" in result.stderr
+
+
+def test_dedupe_without_a_date_says_so(tmp_path):
+    result = _jobs("dedupe", "--lake", str(tmp_path))
+    assert result.returncode == 1 and "dedupe needs --date" in result.stderr
+
+
+def test_sql_refuses_writes(tmp_path):
+    result = _jobs("sql", "--lake", str(tmp_path), "DELETE FROM events")
+    assert result.returncode == 1
+    assert "only read-only queries" in result.stderr
