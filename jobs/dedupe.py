@@ -8,15 +8,15 @@ in, and drops ids already published in ``events`` for the previous
 count twice. The kept row is chosen by a total order (earliest ingest, then
 time, then content), so re-runs give identical tables.
 
-Counts: rows in = kept + duplicates within the date + replays of earlier dates.
+Counts: rows in = kept + duplicates within the date (extra copies of an id)
++ replays (distinct ids already published for an earlier date).
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 
-from pyspark import StorageLevel
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
 from jobs.config import PipelineConfig
@@ -77,22 +77,22 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         clean = lake.read(EVENTS_CLEAN, partitions={"event_date": [day]})
         earlier_dates = [(args.date - dt.timedelta(days=d)).isoformat() for d in range(1, config.replay_lookback_days + 1)]
         published = lake.read_or_empty(EVENTS, "event_id string", partitions={"event_date": earlier_dates}).select("event_id")
-        deduped = dedupe_events(clean, published).persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            lake.overwrite_partitions(EVENTS, kept_events(deduped), PARTITIONS[EVENTS], {"event_date": [day]})
-            totals = deduped.agg(
-                F.sum("n_copies").alias("rows_in"),
-                F.sum(F.when(~F.col("replay"), 1).otherwise(0)).alias("kept"),
-                F.sum(F.when(F.col("replay"), F.col("n_copies")).otherwise(0)).alias("replays"),
-            ).first()
-        finally:
-            deduped.unpersist()
-        metrics.rows_in = int(totals["rows_in"] or 0)
-        metrics.rows_out = int(totals["kept"] or 0)
+        # Counts are observed while the write runs: one pass over the data.
+        observed = Observation("dedupe")
+        deduped = dedupe_events(clean, published).observe(
+            observed,
+            F.sum("n_copies").alias("rows_in"),
+            F.count(F.lit(1)).alias("distinct_ids"),
+            F.sum(F.when(~F.col("replay"), 1).otherwise(0)).alias("kept"),
+        )
+        lake.overwrite_partitions(EVENTS, kept_events(deduped), PARTITIONS[EVENTS], {"event_date": [day]})
+        totals = {k: int(v or 0) for k, v in observed.get.items()}
+        metrics.rows_in = totals.get("rows_in", 0)
+        metrics.rows_out = totals.get("kept", 0)
         metrics.rows_duplicate = metrics.rows_in - metrics.rows_out
-        replays = int(totals["replays"] or 0)
-        metrics.details = {"duplicates_within_date": metrics.rows_duplicate - replays, "replays_of_earlier_dates": replays,
-                           "lookback_dates": earlier_dates}
+        replays = totals.get("distinct_ids", 0) - metrics.rows_out
+        metrics.details = {"duplicates_within_date": metrics.rows_in - totals.get("distinct_ids", 0),
+                           "replays_of_earlier_dates": replays, "lookback_dates": earlier_dates}
     print(f"dedupe {day}: read {metrics.rows_in:,}, kept {metrics.rows_out:,}, duplicates {metrics.rows_duplicate:,} "
           f"({replays:,} replays of earlier dates)")
     return {"rows_in": metrics.rows_in, "rows_out": metrics.rows_out, "rows_duplicate": metrics.rows_duplicate, "replays": replays}

@@ -77,5 +77,4 @@ def record_run(lake: Lake, stage: str, run_date: dt.date | None) -> Iterator[Run
             json.dumps(metrics.details, sort_keys=True, default=str),
             lake.name,
         )
-        frame = lake.spark.createDataFrame([row], PIPELINE_RUNS_SCHEMA)
-        lake.append(PIPELINE_RUNS, frame, PARTITIONS[PIPELINE_RUNS])
+        lake.append_rows(PIPELINE_RUNS, [row], PIPELINE_RUNS_SCHEMA, PARTITIONS[PIPELINE_RUNS])

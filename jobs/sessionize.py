@@ -16,8 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
-from pyspark import StorageLevel
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame, Observation, Window
 from pyspark.sql import functions as F
 
 from jobs.config import PipelineConfig
@@ -63,16 +62,25 @@ def sessionize(events: DataFrame, tail: DataFrame, gap: dt.timedelta) -> DataFra
     )
 
 
-def summarize_sessions(sessionized: DataFrame) -> DataFrame:
-    """One row per (session, event date): bounds, size and category breadth."""
-    return sessionized.groupBy("user_id", "session_id", "event_date").agg(
-        F.min("event_ts").alias("session_start"),
-        F.max("event_ts").alias("session_end"),
-        F.count(F.lit(1)).alias("n_events"),
-        F.size(F.collect_set("category")).alias("n_categories"),
-        F.max("is_continuation").alias("is_continuation"),
-    ).select("user_id", "session_id", "session_start", "session_end", "n_events", "n_categories",
-             "is_continuation", "event_date")
+def summarize_sessions(sessionized: DataFrame, tail: DataFrame) -> DataFrame:
+    """One row per (session, event date): bounds, size and category breadth.
+
+    A session whose id is the previous day's last session for that user began
+    before midnight: ``is_continuation``.
+    """
+    carried = tail.select("user_id", F.col("tail_session_id").alias("session_id"), F.lit(True).alias("_carried"))
+    return (
+        sessionized.groupBy("user_id", "session_id", "event_date")
+        .agg(
+            F.min("event_ts").alias("session_start"),
+            F.max("event_ts").alias("session_end"),
+            F.count(F.lit(1)).alias("n_events"),
+            F.size(F.collect_set("category")).alias("n_categories"),
+        )
+        .join(F.broadcast(carried), ["user_id", "session_id"], "left")
+        .select("user_id", "session_id", "session_start", "session_end", "n_events", "n_categories",
+                F.coalesce("_carried", F.lit(False)).alias("is_continuation"), "event_date")
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,20 +105,21 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         tail = previous_day_tail(
             lake.read(EVENTS, partitions={"event_date": [previous]}).where(F.col("event_ts") >= F.lit(midnight - gap))
         )
-        sessionized = sessionize(events, tail, gap).persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            event_columns = [c for c in events.columns]
-            lake.overwrite_partitions(EVENTS, sessionized.select(*event_columns), PARTITIONS[EVENTS], {"event_date": [day]})
-            sessions = summarize_sessions(sessionized).persist(StorageLevel.MEMORY_AND_DISK)
-            lake.overwrite_partitions(SESSIONS, sessions, PARTITIONS[SESSIONS], {"event_date": [day]})
-            totals = sessions.agg(F.sum("n_events").alias("events"), F.count(F.lit(1)).alias("sessions"),
-                                  F.sum(F.col("is_continuation").cast("int")).alias("continued")).first()
-            sessions.unpersist()
-        finally:
-            sessionized.unpersist()
-        metrics.rows_in = int(totals["events"] or 0)
-        metrics.rows_out = int(totals["sessions"] or 0)
-        metrics.details = {"gap_minutes": config.session_gap_minutes, "continued_from_previous_day": int(totals["continued"] or 0)}
+        # One pass writes the day's events with their session ids; sessions are
+        # then summarised from the written partition (columnar, cheap to re-read)
+        # instead of holding the sessionized day in memory.
+        observed = Observation("sessionize")
+        sessionized = sessionize(events, tail, gap).observe(observed, F.count(F.lit(1)).alias("events"))
+        lake.overwrite_partitions(EVENTS, sessionized.select(*events.columns), PARTITIONS[EVENTS], {"event_date": [day]})
+        written = lake.read(EVENTS, partitions={"event_date": [day]})
+        counted = Observation("sessions")
+        sessions = summarize_sessions(written, tail).observe(
+            counted, F.count(F.lit(1)).alias("sessions"), F.sum(F.col("is_continuation").cast("int")).alias("continued"))
+        lake.overwrite_partitions(SESSIONS, sessions, PARTITIONS[SESSIONS], {"event_date": [day]})
+        totals = {**observed.get, **counted.get}
+        metrics.rows_in = int(totals.get("events") or 0)
+        metrics.rows_out = int(totals.get("sessions") or 0)
+        metrics.details = {"gap_minutes": config.session_gap_minutes, "continued_from_previous_day": int(totals.get("continued") or 0)}
     print(f"sessionize {day}: {metrics.rows_in:,} events in {metrics.rows_out:,} sessions "
           f"({metrics.details['continued_from_previous_day']:,} continued from {previous})")
     return {"events": metrics.rows_in, "sessions": metrics.rows_out}

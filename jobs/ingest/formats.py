@@ -103,7 +103,9 @@ def _field(fields: Column, index: int) -> Column:
 
 
 def _blank_to_null(value: Column) -> Column:
-    return F.when(F.trim(value) != "", value)
+    # nullif, not a trim: it runs on every field of every row. Values of spaces
+    # only fail the id and time checks later, with their own reason.
+    return F.nullif(value, F.lit(""))
 
 
 def _null_string() -> Column:

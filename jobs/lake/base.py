@@ -59,6 +59,10 @@ class Lake(abc.ABC):
     def history(self, table: str) -> list[dict]:
         """Commit history, newest first: version, timestamp, operation."""
 
+    def append_rows(self, table: str, rows: list[tuple], schema, partition_by: Sequence[str] = ()) -> int:
+        """Append a handful of rows (audit records); implementations may skip Spark."""
+        return self.append(table, self.spark.createDataFrame(rows, schema), partition_by)
+
     def read_or_empty(self, table: str, schema, partitions: PartitionValues | None = None) -> DataFrame:
         """``read`` for a table that may not exist yet (first run): empty with ``schema``."""
         if self.exists(table):

@@ -30,7 +30,7 @@ def test_29_minutes_apart_is_one_session_31_is_two(spark):
     assert result["a1"] == result["a2"] != result["a3"]
     assert len({result["a1"], result["a3"], result["b1"]}) == 3
     sessions = sorted((r.user_id, r.n_events, r.n_categories, r.session_start, r.session_end)
-                      for r in summarize_sessions(sessionize(events, _no_tail(spark), GAP)).collect())
+                      for r in summarize_sessions(sessionize(events, _no_tail(spark), GAP), _no_tail(spark)).collect())
     assert sessions == [
         ("u1", 1, 1, ts("2024-11-02 11:00:00"), ts("2024-11-02 11:00:00")),
         ("u1", 2, 2, ts("2024-11-02 10:00:00"), ts("2024-11-02 10:29:00")),
@@ -60,3 +60,5 @@ def test_session_crossing_midnight_keeps_the_previous_days_id(spark):
     assert result["t1"] == ("s-yesterday", True)
     assert result["t2"][0] != "s-yesterday" and not result["t2"][1]
     assert result["t3"][0] != "s-old"  # 65 minutes after u2's last event: a new session
+    sessions = {r.session_id: r.is_continuation for r in summarize_sessions(sessionize(today, tail, GAP), tail).collect()}
+    assert sessions["s-yesterday"] is True and sessions[result["t2"][0]] is False
