@@ -21,7 +21,7 @@ class PipelineConfig:
 
     lake: Path = field(default_factory=lambda: Path(_env("IM_LAKE", "lake")).resolve())
     spark_master: str = field(default_factory=lambda: _env("IM_SPARK_MASTER", "local[*]"))
-    spark_driver_memory: str = field(default_factory=lambda: _env("IM_SPARK_DRIVER_MEMORY", "4g"))
+    spark_driver_memory: str = field(default_factory=lambda: _env("IM_SPARK_DRIVER_MEMORY", "3g"))
     shuffle_partitions: int = field(default_factory=lambda: int(_env("IM_SHUFFLE_PARTITIONS", "8")))
     # "auto" picks delta-spark when its jars are on the classpath, else delta-rs.
     lake_impl: str = field(default_factory=lambda: _env("IM_LAKE_IMPL", "auto"))

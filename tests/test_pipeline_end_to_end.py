@@ -121,3 +121,11 @@ def test_sql_sees_every_table(pipeline):
                "(SELECT count(*) FROM pipeline_runs) AS runs")
     result = json.loads(out)[0]
     assert result["events"] > 10_000 and result["sessions"] > 1000 and result["runs"] >= 13
+
+
+def test_ingesting_the_whole_landing_folder_at_once_matches_the_nightly_runs(pipeline):
+    lake_root, lake = pipeline
+    before = {t: snapshot(lake, t) for t in ("events_clean", "events_quarantine")}
+    out = jobs("ingest", "--lake", str(lake_root), "--source", str(lake_root / "raw" / "events"))
+    assert ", ".join(d.isoformat() for d in DAYS) in out
+    assert {t: snapshot(lake, t) for t in before} == before
