@@ -30,10 +30,17 @@ from jobs.config import PipelineConfig  # noqa: E402
 
 
 class PeakMemory:
-    """Peak RSS of this process and its children (Spark's JVM), sampled in a thread."""
+    """Peak memory of this process and its children (Spark's JVM), sampled in a thread.
+
+    Reports resident memory (RSS) and its anonymous part: RSS also counts pages
+    of files Spark memory-maps (blocks over 2 MB are read that way), which the
+    kernel can drop at any time; anonymous memory is what the processes own.
+    """
 
     def __init__(self, interval: float = 0.2):
-        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self.interval, self._stop = interval, threading.Event()
+        self.peak = self.peak_anonymous = 0
+        self.at_peak: dict[str, float] = {}
 
     def __enter__(self):
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -47,14 +54,31 @@ class PeakMemory:
     def _sample(self):
         me = psutil.Process()
         while not self._stop.is_set():
-            total = 0
+            rss = anonymous = 0
+            parts = {}
             for proc in [me, *me.children(recursive=True)]:
                 try:
-                    total += proc.memory_info().rss
+                    proc_rss = proc.memory_info().rss
+                    proc_anon = _anonymous_bytes(proc.pid)
+                    rss += proc_rss
+                    anonymous += proc_anon
+                    parts[f"{proc.name()}-{proc.pid}"] = round(proc_rss / 2**30, 2)
                 except psutil.Error:
                     pass
-            self.peak = max(self.peak, total)
+            if rss > self.peak:
+                self.peak, self.at_peak = rss, parts
+            self.peak_anonymous = max(self.peak_anonymous, anonymous)
             time.sleep(self.interval)
+
+
+def _anonymous_bytes(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def run_stage(stage: str, lake: Path, *extra: str) -> dict:
@@ -97,7 +121,9 @@ def main() -> None:
             "rows_per_second": {k: round(rows[k] / seconds[k]) for k in seconds},
             "total_seconds": round(total, 1),
             "microseconds_per_event": round(total / lines * 1e6, 2),
-            "peak_memory_gb": round(memory.peak / 2**30, 2),
+            "peak_rss_gb": round(memory.peak / 2**30, 2),
+            "peak_anonymous_gb": round(memory.peak_anonymous / 2**30, 2),
+            "rss_by_process_at_peak_gb": memory.at_peak,
             "cpus": psutil.cpu_count(),
         }
         print(json.dumps(report, indent=1))

@@ -20,10 +20,8 @@ from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
 from jobs.config import PipelineConfig
-from jobs.errors import PipelineError
-from jobs.lake import open_lake
 from jobs.runs import record_run
-from jobs.spark import build_spark
+from jobs.stage import open_stage_lake, require_date
 from jobs.tables import EVENTS, EVENTS_CLEAN, PARTITIONS
 
 EVENT_COLUMNS = (
@@ -65,14 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
-    if args.date is None:
-        raise PipelineError("dedupe needs --date YYYY-MM-DD (the event date to publish)")
+    require_date(args.date, "dedupe", "the event date to publish")
     config = config.with_overrides(replay_lookback_days=args.replay_lookback_days)
-    spark = build_spark(config, "dedupe")
-    lake = open_lake(spark, config.lake, config.lake_impl)
+    lake = open_stage_lake(config, "dedupe", EVENTS_CLEAN, made_by="ingest")
     day = args.date.isoformat()
-    if not lake.exists(EVENTS_CLEAN):
-        raise PipelineError(f"no {EVENTS_CLEAN} table under {config.lake}: run ingest first")
     with record_run(lake, "dedupe", args.date) as metrics:
         clean = lake.read(EVENTS_CLEAN, partitions={"event_date": [day]})
         earlier_dates = [(args.date - dt.timedelta(days=d)).isoformat() for d in range(1, config.replay_lookback_days + 1)]

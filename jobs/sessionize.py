@@ -21,9 +21,8 @@ from pyspark.sql import functions as F
 
 from jobs.config import PipelineConfig
 from jobs.errors import PipelineError
-from jobs.lake import open_lake
 from jobs.runs import record_run
-from jobs.spark import build_spark
+from jobs.stage import open_stage_lake, require_date
 from jobs.tables import EVENTS, PARTITIONS, SESSIONS
 
 
@@ -88,16 +87,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
-    if args.date is None:
-        raise PipelineError("sessionize needs --date YYYY-MM-DD (the event date to sessionize)")
+    require_date(args.date, "sessionize", "the event date to sessionize")
     config = config.with_overrides(session_gap_minutes=args.gap_minutes)
     if config.session_gap_minutes <= 0:
         raise PipelineError(f"--gap-minutes must be positive, got {config.session_gap_minutes}")
     gap = dt.timedelta(minutes=config.session_gap_minutes)
-    spark = build_spark(config, "sessionize")
-    lake = open_lake(spark, config.lake, config.lake_impl)
-    if not lake.exists(EVENTS):
-        raise PipelineError(f"no {EVENTS} table under {config.lake}: run dedupe first")
+    lake = open_stage_lake(config, "sessionize", EVENTS, made_by="dedupe")
     day, previous = args.date.isoformat(), (args.date - dt.timedelta(days=1)).isoformat()
     with record_run(lake, "sessionize", args.date) as metrics:
         events = lake.read(EVENTS, partitions={"event_date": [day]})

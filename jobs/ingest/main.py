@@ -15,9 +15,8 @@ from jobs.config import PipelineConfig
 from jobs.errors import PipelineError
 from jobs.ingest.classify import classify_events, clean_rows, flag_bots, quarantine_rows
 from jobs.ingest.formats import FORMATS, parse_lines
-from jobs.lake import open_lake
 from jobs.runs import record_run
-from jobs.spark import build_spark
+from jobs.stage import open_stage_lake
 from jobs.tables import EVENTS_CLEAN, EVENTS_QUARANTINE, PARTITIONS
 
 _INGEST_DATE = re.compile(r"ingest_date=(\d{4}-\d{2}-\d{2})")
@@ -37,8 +36,8 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     files = _source_files(source)
     files_by_date = _files_by_ingest_date(files, args.date)
     dates = sorted(files_by_date)
-    spark = build_spark(config, "ingest")
-    lake = open_lake(spark, config.lake, config.lake_impl)
+    lake = open_stage_lake(config, "ingest")
+    spark = lake.spark
     with record_run(lake, "ingest", args.date or max(dates)) as metrics:
         lines = read_lines(spark, files_by_date)
         categories = _read_categories(spark, args.catalog or config.landing / "catalog" / "categories.csv", args.format)
