@@ -28,6 +28,9 @@ def build_spark(config: PipelineConfig, app_name: str) -> SparkSession:
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
         .config("spark.ui.showConsoleProgress", "false")
+        # Ingest holds one day's classified rows in memory for its two outputs;
+        # compressing that cache cost more time than it saved memory (bench/).
+        .config("spark.sql.inMemoryColumnarStorage.compressed", "false")
     )
     # Under spark-submit the JVM already runs with the command line's master and
     # memory; only a Python-launched session takes ours.

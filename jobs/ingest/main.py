@@ -47,7 +47,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         parsed = classify_events(
             parse_lines(lines, args.format), categories, args.format,
             config.max_lateness_days, config.max_future_minutes,
-        ).persist(StorageLevel.MEMORY_AND_DISK)
+        ).persist(StorageLevel.MEMORY_AND_DISK_DESER)
         classified = flag_bots(parsed, config.bot_events_per_day)
         try:
             counts = {r["reason"]: r["count"] for r in classified.groupBy("reason").count().collect()}
