@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from pyspark.sql import SparkSession
 
-from jobs.lake.base import Lake, LakeError, PartitionValues
+from jobs.lake.base import Lake, LakeError, PartitionValues, StagedWrite
 from jobs.lake.delta_rs import DeltaRsLake
 from jobs.lake.delta_spark import DeltaSparkLake, delta_spark_available
 
 IMPLEMENTATIONS = ("delta-rs", "delta-spark")
 
-__all__ = ["Lake", "LakeError", "PartitionValues", "open_lake", "IMPLEMENTATIONS"]
+__all__ = ["Lake", "LakeError", "PartitionValues", "StagedWrite", "open_lake", "IMPLEMENTATIONS"]
 
 
 def open_lake(spark: SparkSession, root: str, impl: str = "auto") -> Lake:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import abc
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -14,6 +14,29 @@ PartitionValues = Mapping[str, Sequence[str]]
 
 class LakeError(RuntimeError):
     """A lake operation that cannot be done; the message says why."""
+
+
+class StagedWrite:
+    """A partition overwrite whose data is written but not yet visible to readers.
+
+    ``frame`` reads the staged rows, so a data-quality gate can validate exactly
+    what would be published; then ``commit()`` publishes it in one transaction,
+    or ``discard()`` drops it and the table keeps its previous version.
+    """
+
+    def __init__(self, frame: DataFrame, commit: Callable[[], int], discard: Callable[[], None]):
+        self.frame = frame
+        self._commit, self._discard = commit, discard
+        self.done = False
+
+    def commit(self) -> int:
+        self.done = True
+        return self._commit()
+
+    def discard(self) -> None:
+        if not self.done:
+            self.done = True
+            self._discard()
 
 
 class Lake(abc.ABC):
@@ -39,13 +62,30 @@ class Lake(abc.ABC):
         """The table at its current (or an earlier) version, optionally pruned to partitions."""
 
     @abc.abstractmethod
+    def stage_partitions(
+        self, table: str, df: DataFrame, partition_by: Sequence[str], replace: PartitionValues
+    ) -> StagedWrite:
+        """Write ``df`` to replace the partitions matching ``replace``, without publishing it yet.
+
+        Every row of ``df`` must fall inside ``replace``. Creates the table on commit if absent.
+        """
+
     def overwrite_partitions(
         self, table: str, df: DataFrame, partition_by: Sequence[str], replace: PartitionValues
     ) -> int:
-        """Atomically replace the partitions matching ``replace`` with ``df``; returns the new version.
+        """Atomically replace the partitions matching ``replace`` with ``df``; returns the new version."""
+        staged = self.stage_partitions(table, df, partition_by, replace)
+        try:
+            return staged.commit()
+        finally:
+            staged.discard()
 
-        Every row of ``df`` must fall inside ``replace``. Creates the table if absent.
-        """
+    def partition_row_counts(self, table: str, column: str, values: Sequence[str]) -> dict[str, int]:
+        """Rows per value of partition ``column`` (absent values are left out)."""
+        if not self.exists(table):
+            return {}
+        rows = self.read(table, partitions={column: list(values)}).groupBy(F.col(column).cast("string")).count().collect()
+        return {r[0]: int(r[1]) for r in rows}
 
     @abc.abstractmethod
     def append(self, table: str, df: DataFrame, partition_by: Sequence[str] = ()) -> int:

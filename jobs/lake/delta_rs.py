@@ -9,6 +9,8 @@ A write goes in three steps:
    replaced partitions' files). This commit is the only moment readers can
    observe, and it is atomic.
 
+Between steps 1 and 2 the staged rows can be read and validated (see
+``StagedWrite``): a data-quality gate sees exactly what would be published.
 A crash before step 3 leaves the table at its previous version; stray files are
 unreferenced and `VACUUM` removes them. Reads ask delta-rs for the current (or
 a past) version's file list and hand exactly those files to Spark.
@@ -29,7 +31,7 @@ from deltalake.transaction import AddAction, CommitProperties, create_table_with
 from pyspark.sql import DataFrame
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
-from jobs.lake.base import Lake, LakeError, PartitionValues
+from jobs.lake.base import Lake, LakeError, PartitionValues, StagedWrite
 
 STAGING_DIR = "_staging"
 
@@ -67,19 +69,38 @@ class DeltaRsLake(Lake):
             .parquet(*files)
         )
 
-    def overwrite_partitions(
+    def stage_partitions(
         self, table: str, df: DataFrame, partition_by: Sequence[str], replace: PartitionValues
-    ) -> int:
+    ) -> StagedWrite:
         if not replace:
             raise LakeError("overwrite_partitions needs at least one partition to replace")
         unknown = set(replace) - set(partition_by)
         if unknown:
             raise LakeError(f"cannot replace by {sorted(unknown)}: table {table!r} is partitioned by {list(partition_by)}")
         filters = [(col, "in", [str(v) for v in values]) for col, values in replace.items()]
-        return self._commit(table, df, partition_by, mode="overwrite", replace=replace, filters=filters)
+        return self._stage(table, df, partition_by, mode="overwrite", replace=replace, filters=filters)
+
+    def partition_row_counts(self, table: str, column: str, values: Sequence[str]) -> dict[str, int]:
+        """From the Delta log's per-file ``numRecords``: no data file is opened."""
+        if not self.exists(table):
+            return {}
+        wanted = {str(v) for v in values}
+        actions = pa.table(self._table(table).get_add_actions(flatten=True))
+        key, counts = f"partition.{column}", {}
+        if key not in actions.column_names or "num_records" not in actions.column_names:
+            return super().partition_row_counts(table, column, values)
+        for value, rows in zip(actions[key].to_pylist(), actions["num_records"].to_pylist()):
+            value = None if value is None else str(value)
+            if value in wanted:
+                counts[value] = counts.get(value, 0) + int(rows or 0)
+        return counts
 
     def append(self, table: str, df: DataFrame, partition_by: Sequence[str] = ()) -> int:
-        return self._commit(table, df, partition_by, mode="append", replace=None, filters=None)
+        staged = self._stage(table, df, partition_by, mode="append", replace=None, filters=None)
+        try:
+            return staged.commit()
+        finally:
+            staged.discard()
 
     def append_rows(self, table: str, rows: list[tuple], schema, partition_by: Sequence[str] = ()) -> int:
         """A few rows straight from Arrow: no Spark job for an audit record."""
@@ -89,40 +110,50 @@ class DeltaRsLake(Lake):
         write_deltalake(str(self.table_path(table)), data, mode="append", partition_by=list(partition_by) or None)
         return self.version(table)
 
-    def _commit(self, table, df, partition_by, mode, replace, filters) -> int:
+    def _stage(self, table, df, partition_by, mode, replace, filters) -> StagedWrite:
         root = self.table_path(table)
         staging = root / STAGING_DIR / uuid.uuid4().hex
         arrow_schema = to_arrow_schema(df.schema)
+        discard = lambda: shutil.rmtree(staging, ignore_errors=True)  # noqa: E731
         try:
             writer = df.write.mode("overwrite")
             if partition_by:
                 writer = writer.partitionBy(*partition_by)
             writer.parquet(str(staging))
-            actions = _move_into_table(staging, root, partition_by)
-            if replace:
-                _check_inside(actions, replace, table)
-            props = CommitProperties(custom_metadata={"writer": "interest-migration/delta-rs"})
-            if self.exists(table):
-                DeltaTable(str(root)).create_write_transaction(
-                    actions,
-                    mode=mode,
-                    schema=Schema.from_arrow(arrow_schema),
-                    partition_by=list(partition_by) or None,
-                    partition_filters=filters,
-                    commit_properties=props,
-                )
-            else:
-                create_table_with_add_actions(
-                    str(root),
-                    Schema.from_arrow(arrow_schema),
-                    actions,
-                    mode="append",
-                    partition_by=list(partition_by) or None,
-                    commit_properties=props,
-                )
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return self.version(table)
+        except BaseException:
+            discard()
+            raise
+        frame = self.spark.read.schema(df.schema).option("basePath", str(staging)).parquet(str(staging))
+
+        def commit() -> int:
+            try:
+                actions = _move_into_table(staging, root, partition_by)
+                if replace:
+                    _check_inside(actions, replace, table)
+                props = CommitProperties(custom_metadata={"writer": "interest-migration/delta-rs"})
+                if self.exists(table):
+                    DeltaTable(str(root)).create_write_transaction(
+                        actions,
+                        mode=mode,
+                        schema=Schema.from_arrow(arrow_schema),
+                        partition_by=list(partition_by) or None,
+                        partition_filters=filters,
+                        commit_properties=props,
+                    )
+                else:
+                    create_table_with_add_actions(
+                        str(root),
+                        Schema.from_arrow(arrow_schema),
+                        actions,
+                        mode="append",
+                        partition_by=list(partition_by) or None,
+                        commit_properties=props,
+                    )
+            finally:
+                discard()
+            return self.version(table)
+
+        return StagedWrite(frame, commit, discard)
 
 
 def _move_into_table(staging: Path, root: Path, partition_by: Sequence[str]) -> list[AddAction]:

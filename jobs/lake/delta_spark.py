@@ -11,7 +11,7 @@ from typing import Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 
-from jobs.lake.base import Lake, LakeError, PartitionValues, partition_predicate
+from jobs.lake.base import Lake, LakeError, PartitionValues, StagedWrite, partition_predicate
 
 
 def delta_spark_available(spark: SparkSession) -> bool:
@@ -61,19 +61,24 @@ class DeltaSparkLake(Lake):
         predicate = partition_predicate(partitions or {})
         return df if predicate is None else df.where(predicate)
 
-    def overwrite_partitions(
+    def stage_partitions(
         self, table: str, df: DataFrame, partition_by: Sequence[str], replace: PartitionValues
-    ) -> int:
+    ) -> StagedWrite:
+        """Nothing is written before the commit: the gate validates ``df`` itself."""
         if not replace:
             raise LakeError("overwrite_partitions needs at least one partition to replace")
-        (
-            df.write.format("delta")
-            .mode("overwrite")
-            .option("replaceWhere", _replace_where(replace))
-            .partitionBy(*partition_by)
-            .save(str(self.table_path(table)))
-        )
-        return self.version(table)
+
+        def commit() -> int:
+            (
+                df.write.format("delta")
+                .mode("overwrite")
+                .option("replaceWhere", _replace_where(replace))
+                .partitionBy(*partition_by)
+                .save(str(self.table_path(table)))
+            )
+            return self.version(table)
+
+        return StagedWrite(df, commit, lambda: None)
 
     def append(self, table: str, df: DataFrame, partition_by: Sequence[str] = ()) -> int:
         writer = df.write.format("delta").mode("append")

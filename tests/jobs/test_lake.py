@@ -67,6 +67,31 @@ def test_overwrite_refuses_rows_outside_the_replaced_partitions(spark, lake):
     assert _rows(lake.read("t")) == [(1, "a", D1)]
 
 
+def test_staged_rows_are_readable_but_unpublished_until_commit(spark, lake):
+    lake.overwrite_partitions("t", _frame(spark, [(1, "a", D1)]), ["event_date"], {"event_date": [D1]})
+    staged = lake.stage_partitions("t", _frame(spark, [(2, "b", D1)]), ["event_date"], {"event_date": [D1]})
+    assert _rows(staged.frame) == [(2, "b", D1)]
+    assert _rows(lake.read("t")) == [(1, "a", D1)]
+    staged.commit()
+    assert _rows(lake.read("t")) == [(2, "b", D1)]
+
+
+def test_discarded_stage_leaves_the_table_as_it_was(spark, lake):
+    version = lake.overwrite_partitions("t", _frame(spark, [(1, "a", D1)]), ["event_date"], {"event_date": [D1]})
+    staged = lake.stage_partitions("t", _frame(spark, [(2, "b", D1)]), ["event_date"], {"event_date": [D1]})
+    staged.discard()
+    assert lake.version("t") == version
+    assert _rows(lake.read("t")) == [(1, "a", D1)]
+
+
+def test_partition_row_counts(spark, lake):
+    lake.overwrite_partitions("t", _frame(spark, [(1, "a", D1), (2, "b", D1), (3, "c", D2)]), ["event_date"],
+                              {"event_date": [D1, D2]})
+    assert lake.partition_row_counts("t", "event_date", [D1.isoformat(), D2.isoformat(), D3.isoformat()]) == {
+        D1.isoformat(): 2, D2.isoformat(): 1}
+    assert lake.partition_row_counts("missing", "event_date", [D1.isoformat()]) == {}
+
+
 def test_reading_a_missing_table_says_so(lake):
     with pytest.raises(LakeError, match="does not exist"):
         lake.read("nope")
