@@ -23,6 +23,7 @@ STAGES: dict[str, tuple[str, str, bool]] = {
     "ingest": ("jobs.ingest", "landing files -> events_clean + events_quarantine", True),
     "dedupe": ("jobs.dedupe", "events_clean -> events, one row per real event (one event date)", True),
     "sessionize": ("jobs.sessionize", "events -> sessions and events.session_id (one event date)", True),
+    "validate": ("jobs.validate", "check one partition of a table with its Great Expectations suite", True),
     "sql": ("jobs.sql", "run a read-only SQL query over every lake table (DuckDB)", False),
 }
 

@@ -35,6 +35,17 @@ class PipelineConfig:
     bot_events_per_day: int = 1500
     # Replays are looked up in `events` this many days before the processed date.
     replay_lookback_days: int = 2
+    # Data-quality gates (see expectations/): the producing stages validate
+    # their staged partition before they publish it.
+    validate_writes: bool = field(default_factory=lambda: _env("IM_VALIDATE_WRITES", "1") != "0")
+    # Critical when more of an ingest batch than this is malformed (bots aside).
+    max_quarantine_rate: float = field(default_factory=lambda: float(_env("IM_MAX_QUARANTINE_RATE", "0.05")))
+    # Row count against the trailing 7 partitions' mean: warning / critical outside these fractions.
+    volume_warning_fraction: float = 0.5
+    volume_critical_fraction: float = 0.9
+    # Category-mix KL divergence from the trailing week above this: a warning.
+    max_category_divergence: float = field(default_factory=lambda: float(_env("IM_MAX_CATEGORY_DIVERGENCE", "0.1")))
+    max_session_hours: float = 24.0
 
     @property
     def landing(self) -> Path:

@@ -20,8 +20,9 @@ from pyspark.sql import DataFrame, Observation, Window
 from pyspark.sql import functions as F
 
 from jobs.config import PipelineConfig
+from jobs.quality import check_partition
 from jobs.runs import record_run
-from jobs.stage import open_stage_lake, require_date
+from jobs.stage import add_validation_argument, open_stage_lake, require_date
 from jobs.tables import EVENTS, EVENTS_CLEAN, PARTITIONS
 
 EVENT_COLUMNS = (
@@ -66,11 +67,12 @@ def kept_events(deduped: DataFrame) -> DataFrame:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--replay-lookback-days", type=int, help="earlier event dates checked for replayed ids (default 2)")
+    add_validation_argument(parser)
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     require_date(args.date, "dedupe", "the event date to publish")
-    config = config.with_overrides(replay_lookback_days=args.replay_lookback_days)
+    config = config.with_overrides(replay_lookback_days=args.replay_lookback_days, validate_writes=args.validate)
     lake = open_stage_lake(config, "dedupe", EVENTS_CLEAN, made_by="ingest")
     day = args.date.isoformat()
     with record_run(lake, "dedupe", args.date) as metrics:
@@ -85,7 +87,15 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
             F.count(F.lit(1)).alias("distinct_ids"),
             F.sum(F.when(~F.col("replay"), 1).otherwise(0)).alias("kept"),
         )
-        lake.overwrite_partitions(EVENTS, kept_events(deduped), PARTITIONS[EVENTS], {"event_date": [day]})
+        staged = lake.stage_partitions(EVENTS, kept_events(deduped), PARTITIONS[EVENTS], {"event_date": [day]})
+        try:
+            if config.validate_writes:  # session ids come later, from sessionize
+                metrics.validations.append(check_partition(lake, config, EVENTS, [args.date], staged.frame,
+                                                           require_session_id=False))
+                metrics.validations[-1].raise_if_critical()
+            staged.commit()
+        finally:
+            staged.discard()
         totals = {k: int(v or 0) for k, v in observed.get.items()}
         metrics.rows_in = totals.get("rows_in", 0)
         metrics.rows_out = totals.get("kept", 0)

@@ -33,6 +33,13 @@ PIPELINE_RUNS_SCHEMA = T.StructType(
         T.StructField("started_at", T.TimestampType()),
         T.StructField("details", T.StringType()),
         T.StructField("lake_impl", T.StringType()),
+        # Data-quality gates run by the stage (see jobs.quality): expectations
+        # evaluated and failed, the worst severity, and the category-mix
+        # divergence from the trailing week (a retraining trigger).
+        T.StructField("expectations_evaluated", T.LongType()),
+        T.StructField("expectations_failed", T.LongType()),
+        T.StructField("dq_severity", T.StringType()),
+        T.StructField("category_divergence", T.DoubleType()),
     ]
 )
 
@@ -47,6 +54,17 @@ class RunMetrics:
     rows_quarantined: int = 0
     rows_duplicate: int = 0
     details: dict = field(default_factory=dict)
+    validations: list = field(default_factory=list)  # jobs.quality.ValidationReport, one per suite run
+
+    def quality_columns(self) -> tuple:
+        """expectations_evaluated, expectations_failed, dq_severity, category_divergence (nulls when none ran)."""
+        if not self.validations:
+            return None, None, None, None
+        order = ["passed", "warning", "critical"]
+        severity = max((v.severity for v in self.validations), key=order.index)
+        divergence = next((v.category_divergence for v in self.validations if v.category_divergence is not None), None)
+        return (sum(v.evaluated for v in self.validations), sum(len(v.failures) for v in self.validations),
+                severity, divergence)
 
 
 @contextmanager
@@ -63,6 +81,8 @@ def record_run(lake: Lake, stage: str, run_date: dt.date | None) -> Iterator[Run
         metrics.details["error"] = f"{type(error).__name__}: {error}"[:2000]
         raise
     finally:
+        if metrics.validations:
+            metrics.details["validation"] = [v.summary() for v in metrics.validations]
         row = (
             uuid.uuid4().hex,
             metrics.run_date,
@@ -76,5 +96,6 @@ def record_run(lake: Lake, stage: str, run_date: dt.date | None) -> Iterator[Run
             started_at,
             json.dumps(metrics.details, sort_keys=True, default=str),
             lake.name,
+            *metrics.quality_columns(),
         )
         lake.append_rows(PIPELINE_RUNS, [row], PIPELINE_RUNS_SCHEMA, PARTITIONS[PIPELINE_RUNS])

@@ -20,9 +20,10 @@ from pyspark.sql import DataFrame, Observation, Window
 from pyspark.sql import functions as F
 
 from jobs.config import PipelineConfig
+from jobs.quality import check_partition
 from jobs.errors import PipelineError
 from jobs.runs import record_run
-from jobs.stage import open_stage_lake, require_date
+from jobs.stage import add_validation_argument, open_stage_lake, require_date
 from jobs.tables import EVENTS, PARTITIONS, SESSIONS
 
 
@@ -77,18 +78,20 @@ def summarize_sessions(sessionized: DataFrame, tail: DataFrame) -> DataFrame:
             F.size(F.collect_set("category")).alias("n_categories"),
         )
         .join(F.broadcast(carried), ["user_id", "session_id"], "left")
-        .select("user_id", "session_id", "session_start", "session_end", "n_events", "n_categories",
+        .withColumn("duration_seconds", (F.unix_micros("session_end") - F.unix_micros("session_start")) / 1e6)
+        .select("user_id", "session_id", "session_start", "session_end", "duration_seconds", "n_events", "n_categories",
                 F.coalesce("_carried", F.lit(False)).alias("is_continuation"), "event_date")
     )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gap-minutes", type=int, help="inactivity that ends a session (default 30)")
+    add_validation_argument(parser)
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     require_date(args.date, "sessionize", "the event date to sessionize")
-    config = config.with_overrides(session_gap_minutes=args.gap_minutes)
+    config = config.with_overrides(session_gap_minutes=args.gap_minutes, validate_writes=args.validate)
     if config.session_gap_minutes <= 0:
         raise PipelineError(f"--gap-minutes must be positive, got {config.session_gap_minutes}")
     gap = dt.timedelta(minutes=config.session_gap_minutes)
@@ -100,17 +103,32 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         tail = previous_day_tail(
             lake.read(EVENTS, partitions={"event_date": [previous]}).where(F.col("event_ts") >= F.lit(midnight - gap))
         )
-        # One pass writes the day's events with their session ids; sessions are
-        # then summarised from the written partition (columnar, cheap to re-read)
-        # instead of holding the sessionized day in memory.
+        # One pass stages the day's events with their session ids; sessions are
+        # then summarised from the staged files (columnar, cheap to re-read)
+        # instead of holding the sessionized day in memory. Both are validated,
+        # then published; a critical failure publishes neither.
         observed = Observation("sessionize")
         sessionized = sessionize(events, tail, gap).observe(observed, F.count(F.lit(1)).alias("events"))
-        lake.overwrite_partitions(EVENTS, sessionized.select(*events.columns), PARTITIONS[EVENTS], {"event_date": [day]})
-        written = lake.read(EVENTS, partitions={"event_date": [day]})
-        counted = Observation("sessions")
-        sessions = summarize_sessions(written, tail).observe(
-            counted, F.count(F.lit(1)).alias("sessions"), F.sum(F.col("is_continuation").cast("int")).alias("continued"))
-        lake.overwrite_partitions(SESSIONS, sessions, PARTITIONS[SESSIONS], {"event_date": [day]})
+        staged_events = lake.stage_partitions(EVENTS, sessionized.select(*events.columns), PARTITIONS[EVENTS],
+                                              {"event_date": [day]})
+        staged_sessions = None
+        try:
+            counted = Observation("sessions")
+            sessions = summarize_sessions(staged_events.frame, tail).observe(
+                counted, F.count(F.lit(1)).alias("sessions"), F.sum(F.col("is_continuation").cast("int")).alias("continued"))
+            staged_sessions = lake.stage_partitions(SESSIONS, sessions, PARTITIONS[SESSIONS], {"event_date": [day]})
+            if config.validate_writes:
+                for table, staged in ((EVENTS, staged_events), (SESSIONS, staged_sessions)):
+                    metrics.validations.append(check_partition(lake, config, table, [args.date], staged.frame))
+                for report in metrics.validations:
+                    report.raise_if_critical()
+            # Sessions first: events with new session ids never point at sessions that are not there.
+            staged_sessions.commit()
+            staged_events.commit()
+        finally:
+            staged_events.discard()
+            if staged_sessions is not None:
+                staged_sessions.discard()
         totals = {**observed.get, **counted.get}
         metrics.rows_in = int(totals.get("events") or 0)
         metrics.rows_out = int(totals.get("sessions") or 0)

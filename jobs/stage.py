@@ -1,6 +1,7 @@
 """What every Spark stage does first: check its date, start Spark, open the lake."""
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 
 from jobs.config import PipelineConfig
@@ -21,3 +22,10 @@ def open_stage_lake(config: PipelineConfig, stage: str, needs_table: str | None 
     if needs_table and not lake.exists(needs_table):
         raise PipelineError(f"no {needs_table} table under {config.lake}: run {made_by} first")
     return lake
+
+
+def add_validation_argument(parser: argparse.ArgumentParser) -> None:
+    """``--no-validate`` for the stages that gate their writes with an expectation suite."""
+    parser.add_argument("--validate", action=argparse.BooleanOptionalAction, default=None,
+                        help="validate the staged partition with its expectation suite before publishing it "
+                             "(default on; $IM_VALIDATE_WRITES=0 turns it off)")

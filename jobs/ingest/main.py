@@ -12,11 +12,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.config import PipelineConfig
+from jobs.quality import check_partition
+from jobs.quality.gate import events_clean_batch
 from jobs.errors import PipelineError
 from jobs.ingest.classify import classify_events, clean_rows, flag_bots, quarantine_rows
 from jobs.ingest.formats import FORMATS, parse_lines
 from jobs.runs import record_run
-from jobs.stage import open_stage_lake
+from jobs.stage import add_validation_argument, open_stage_lake
 from jobs.tables import EVENTS_CLEAN, EVENTS_QUARANTINE, PARTITIONS
 
 _INGEST_DATE = re.compile(r"ingest_date=(\d{4}-\d{2}-\d{2})")
@@ -28,10 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--catalog", type=Path, help="categories CSV (category_id,category) for id-only sources")
     parser.add_argument("--max-lateness-days", type=int, help="quarantine events older than this before their ingest date; -1 disables")
     parser.add_argument("--bot-events-per-day", type=int, help="more events than this per user and day marks a bot")
+    add_validation_argument(parser)
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
-    config = config.with_overrides(max_lateness_days=args.max_lateness_days, bot_events_per_day=args.bot_events_per_day)
+    config = config.with_overrides(max_lateness_days=args.max_lateness_days, bot_events_per_day=args.bot_events_per_day,
+                                   validate_writes=args.validate)
     source = (args.source or _landing_partition(config, args.date)).resolve()
     files = _source_files(source)
     files_by_date = _files_by_ingest_date(files, args.date)
@@ -52,8 +56,21 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         try:
             counts = {r["reason"]: r["count"] for r in classified.groupBy("reason").count().collect()}
             replace = {"ingest_date": [d.isoformat() for d in dates]}
-            lake.overwrite_partitions(EVENTS_QUARANTINE, quarantine_rows(classified), PARTITIONS[EVENTS_QUARANTINE], replace)
-            lake.overwrite_partitions(EVENTS_CLEAN, clean_rows(classified), PARTITIONS[EVENTS_CLEAN], replace)
+            quarantine = lake.stage_partitions(EVENTS_QUARANTINE, quarantine_rows(classified),
+                                               PARTITIONS[EVENTS_QUARANTINE], replace)
+            clean = None
+            try:
+                clean = lake.stage_partitions(EVENTS_CLEAN, clean_rows(classified), PARTITIONS[EVENTS_CLEAN], replace)
+                if config.validate_writes:
+                    metrics.validations.append(check_partition(
+                        lake, config, EVENTS_CLEAN, dates, events_clean_batch(clean.frame, quarantine.frame)))
+                    metrics.validations[-1].raise_if_critical()
+                quarantine.commit()
+                clean.commit()
+            finally:
+                quarantine.discard()
+                if clean is not None:
+                    clean.discard()
         finally:
             parsed.unpersist()
         metrics.rows_out = counts.pop(None, 0)

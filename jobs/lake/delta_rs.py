@@ -107,7 +107,9 @@ class DeltaRsLake(Lake):
         arrow_schema = to_arrow_schema(schema)
         columns = list(zip(*rows)) if rows else [[] for _ in arrow_schema]
         data = pa.Table.from_arrays([pa.array(list(c), type=f.type) for c, f in zip(columns, arrow_schema)], schema=arrow_schema)
-        write_deltalake(str(self.table_path(table)), data, mode="append", partition_by=list(partition_by) or None)
+        # schema_mode="merge": audit tables gain columns over releases; old rows read as null.
+        write_deltalake(str(self.table_path(table)), data, mode="append", partition_by=list(partition_by) or None,
+                        schema_mode="merge")
         return self.version(table)
 
     def _stage(self, table, df, partition_by, mode, replace, filters) -> StagedWrite:

@@ -1,0 +1,33 @@
+"""What a suite needs to know about the partition it checks, computed before validation."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class SuiteParams:
+    """Date-dependent bounds and thresholds for one suite run.
+
+    ``trailing_rows`` holds the row counts of up to seven earlier partitions
+    (empty on a first run: the volume checks are then left out, since there
+    is nothing to compare with). ``reference_category_mix`` is the share of
+    each category over the same trailing window.
+    """
+
+    run_date: dt.date
+    window_start: dt.datetime
+    window_end: dt.datetime
+    trailing_rows: tuple[int, ...] = ()
+    reference_category_mix: dict[str, float] = field(default_factory=dict)
+    max_quarantine_rate: float = 0.05
+    volume_warning_fraction: float = 0.5
+    volume_critical_fraction: float = 0.9
+    max_category_divergence: float = 0.1
+    max_session_hours: float = 24.0
+    max_session_events: int = 1500
+    require_session_id: bool = True
+
+    @property
+    def trailing_mean(self) -> float | None:
+        return sum(self.trailing_rows) / len(self.trailing_rows) if self.trailing_rows else None

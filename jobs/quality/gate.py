@@ -1,0 +1,109 @@
+"""Validate a partition of a table with its suite, with bounds computed from the lake.
+
+The producing stages call ``check_partition`` on the *staged* rows, before the
+commit: a critical failure raises and the table keeps its previous version.
+``python -m jobs validate`` calls it on a published partition.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Sequence
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from expectations import SUITES, SuiteParams
+from jobs.config import PipelineConfig
+from jobs.lake import Lake
+from jobs.quality.gx_run import run_suite
+from jobs.quality.report import ValidationReport
+from jobs.tables import EVENTS, EVENTS_CLEAN, EVENTS_QUARANTINE
+
+TRAILING_DAYS = 7
+_FAR_PAST = dt.datetime(1970, 1, 1)
+
+
+def check_partition(
+    lake: Lake,
+    config: PipelineConfig,
+    table: str,
+    dates: Sequence[dt.date],
+    frame: DataFrame,
+    require_session_id: bool = True,
+) -> ValidationReport:
+    """Run ``table``'s suite on ``frame``, the rows of ``dates`` (ingest dates for events_clean, else event dates).
+
+    Volume and drift compare one partition with its trailing week, so they are
+    left out when ``frame`` spans several dates (a whole-folder backfill).
+    """
+    if table not in SUITES:
+        raise ValueError(f"no expectation suite for table {table!r}; suites: {', '.join(sorted(SUITES))}")
+    dates = sorted(dates)
+    first, last = dates[0], dates[-1]
+    single = len(dates) == 1
+    params = SuiteParams(
+        run_date=last,
+        window_start=_window_start(config, table, first),
+        window_end=_window_end(config, table, last),
+        trailing_rows=tuple(_trailing_rows(lake, table, last)) if single else (),
+        reference_category_mix=_category_mix(lake, last) if single and table == EVENTS else {},
+        max_quarantine_rate=config.max_quarantine_rate,
+        volume_warning_fraction=config.volume_warning_fraction,
+        volume_critical_fraction=config.volume_critical_fraction,
+        max_category_divergence=config.max_category_divergence,
+        max_session_hours=config.max_session_hours,
+        max_session_events=config.bot_events_per_day,
+        require_session_id=require_session_id,
+    )
+    report = run_suite(config.lake / "_gx", table, last, frame, SUITES[table](params))
+    print(f"validate {table} {', '.join(d.isoformat() for d in dates)}: {report.evaluated} expectations, "
+          f"{len(report.critical)} critical and {len(report.warnings)} warning failures; Data Docs: {report.docs_path}")
+    for failure in report.warnings:
+        print(f"  {failure.line()}")
+    return report
+
+
+def events_clean_batch(clean: DataFrame, quarantine: DataFrame) -> DataFrame:
+    """The events_clean suite's batch: clean rows plus the same batch's quarantined rows (``reason`` set)."""
+    return clean.withColumn("reason", F.lit(None).cast("string")).unionByName(
+        quarantine.select("reason", "source", "ingest_date"), allowMissingColumns=True)
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time())
+
+
+def _window_start(config: PipelineConfig, table: str, day: dt.date) -> dt.datetime:
+    if table != EVENTS_CLEAN:
+        return _midnight(day)
+    if config.max_lateness_days < 0:
+        return _FAR_PAST
+    return _midnight(day - dt.timedelta(days=config.max_lateness_days))
+
+
+def _window_end(config: PipelineConfig, table: str, day: dt.date) -> dt.datetime:
+    end = _midnight(day + dt.timedelta(days=1))
+    return end + dt.timedelta(minutes=config.max_future_minutes) if table == EVENTS_CLEAN else end
+
+
+def _trailing_dates(day: dt.date) -> list[str]:
+    return [(day - dt.timedelta(days=d)).isoformat() for d in range(1, TRAILING_DAYS + 1)]
+
+
+def _trailing_rows(lake: Lake, table: str, day: dt.date) -> list[int]:
+    """Rows per earlier partition, from the Delta log (events_clean: clean plus quarantined per ingest date)."""
+    dates = _trailing_dates(day)
+    if table == EVENTS_CLEAN:
+        clean = lake.partition_row_counts(EVENTS_CLEAN, "ingest_date", dates)
+        quarantined = lake.partition_row_counts(EVENTS_QUARANTINE, "ingest_date", dates)
+        return [clean.get(d, 0) + quarantined.get(d, 0) for d in dates if d in clean or d in quarantined]
+    counts = lake.partition_row_counts(table, "event_date", dates)
+    return [counts[d] for d in dates if d in counts]
+
+
+def _category_mix(lake: Lake, day: dt.date) -> dict[str, float]:
+    """Events per category over the trailing week: a few dozen aggregated rows reach the driver."""
+    if not lake.exists(EVENTS):
+        return {}
+    rows = lake.read(EVENTS, partitions={"event_date": _trailing_dates(day)}).groupBy("category").count().collect()
+    return {r["category"]: float(r["count"]) for r in rows if r["category"] is not None}

@@ -1,0 +1,110 @@
+"""Each suite fails on tiny bad frames with the right expectation named, and passes on good ones.
+
+The suites run through real Great Expectations validations on Spark
+DataFrames (``run_suite``), with bounds given directly in ``SuiteParams``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from expectations import SUITES, SuiteParams
+from jobs.quality.gx_run import run_suite
+from tests.conftest import ts
+
+DAY = dt.date(2024, 11, 2)
+PARAMS = SuiteParams(run_date=DAY, window_start=dt.datetime(2024, 11, 2), window_end=dt.datetime(2024, 11, 3))
+EVENTS_SCHEMA = ("event_id string, user_id string, item_id string, category string, event_type string, "
+                 "event_ts timestamp, event_date date, source string, ingest_date date, session_id string")
+SESSIONS_SCHEMA = ("user_id string, session_id string, session_start timestamp, session_end timestamp, "
+                   "n_events long, n_categories int, duration_seconds double, event_date date")
+CLEAN_SCHEMA = EVENTS_SCHEMA.replace(", session_id string", ", reason string")
+
+
+def _event(event_id, user="u1", event_type="view", when="2024-11-02 10:00:00", category="books.fiction", session="s1"):
+    return (event_id, user, "i1", category, event_type, ts(when), DAY, "events-jsonl", DAY, session)
+
+
+def _failed(report) -> set[tuple[str, str | None, str]]:
+    return {(f.expectation, f.column, f.severity) for f in report.failures}
+
+
+def _validate(spark, tmp_path, table, rows, schema, params=PARAMS):
+    return run_suite(tmp_path / "gx", table, DAY, spark.createDataFrame(rows, schema), SUITES[table](params))
+
+
+def test_events_suite_passes_on_good_rows(spark, tmp_path):
+    report = _validate(spark, tmp_path, "events", [_event("e1"), _event("e2", event_type="cart")], EVENTS_SCHEMA)
+    assert report.failures == [] and report.evaluated > 10
+
+
+def test_events_suite_names_each_bad_row(spark, tmp_path):
+    rows = [
+        _event("e1"), _event("e1"),                 # duplicate id
+        _event("e2", user=None),                    # null user
+        _event("e3", event_type="click"),           # unknown type
+        _event("e4", when="2024-11-03 00:00:00"),   # the next day
+    ]
+    report = _validate(spark, tmp_path, "events", rows, EVENTS_SCHEMA)
+    assert _failed(report) == {
+        ("expect_column_values_to_be_unique", "event_id", "critical"),
+        ("expect_column_values_to_not_be_null", "user_id", "critical"),
+        ("expect_column_values_to_be_in_set", "event_type", "critical"),
+        ("expect_column_values_to_be_between", "event_ts", "critical"),
+    }
+    with pytest.raises(Exception, match="expect_column_values_to_be_unique on event_id"):
+        report.raise_if_critical()
+
+
+def test_events_suite_checks_the_contract_types(spark, tmp_path):
+    schema = EVENTS_SCHEMA.replace("event_ts timestamp", "event_ts string")
+    rows = [("e1", "u1", "i1", "books.fiction", "view", "2024-11-02 10:00:00", DAY, "s", DAY, "s1")]
+    report = run_suite(tmp_path / "gx", "events", DAY, spark.createDataFrame(rows, schema), SUITES["events"](PARAMS))
+    assert ("expect_column_values_to_be_of_type", "event_ts", "critical") in _failed(report)
+
+
+def test_volume_outside_half_the_trailing_mean_is_a_warning_and_outside_ninety_percent_critical(spark, tmp_path):
+    rows = [_event("e1"), _event("e2"), _event("e3")]
+    warning = _validate(spark, tmp_path, "events", rows, EVENTS_SCHEMA, SuiteParams(**{**PARAMS.__dict__, "trailing_rows": (10,)}))
+    assert _failed(warning) == {("expect_table_row_count_to_be_between", None, "warning")}
+    warning.raise_if_critical()  # a warning does not stop the run
+    critical = _validate(spark, tmp_path, "events", rows, EVENTS_SCHEMA, SuiteParams(**{**PARAMS.__dict__, "trailing_rows": (100,)}))
+    assert _failed(critical) == {("expect_table_row_count_to_be_between", None, "warning"),
+                                 ("expect_table_row_count_to_be_between", None, "critical")}
+
+
+def test_category_drift_is_a_warning_with_its_divergence(spark, tmp_path):
+    params = SuiteParams(**{**PARAMS.__dict__, "reference_category_mix": {"books.fiction": 1.0, "pets.dog": 1.0}})
+    rows = [_event(f"e{i}", category="pets.dog") for i in range(9)] + [_event("e9")]
+    report = _validate(spark, tmp_path, "events", rows, EVENTS_SCHEMA, params)
+    assert _failed(report) == {("expect_column_kl_divergence_to_be_less_than", "category", "warning")}
+    # KL(p || q), p = (0.9, 0.1) observed, q = (0.5, 0.5) reference: 0.9 ln 1.8 + 0.1 ln 0.2
+    assert report.category_divergence == pytest.approx(0.369, abs=0.01)
+
+
+def test_sessions_suite_finds_overlap_and_negative_duration(spark, tmp_path):
+    def session(user, sid, start, end, n=2):
+        s, e = ts(start), ts(end)
+        return (user, sid, s, e, n, 1, (e - s).total_seconds(), DAY)
+
+    good = [session("u1", "a", "2024-11-02 10:00:00", "2024-11-02 10:20:00"),
+            session("u1", "b", "2024-11-02 11:00:00", "2024-11-02 11:00:00", n=1)]
+    assert _validate(spark, tmp_path, "sessions", good, SESSIONS_SCHEMA).failures == []
+    bad = good + [session("u1", "c", "2024-11-02 10:10:00", "2024-11-02 10:40:00"),   # overlaps a
+                  session("u2", "d", "2024-11-02 12:00:00", "2024-11-02 11:00:00")]   # ends before it starts
+    assert _failed(_validate(spark, tmp_path, "sessions", bad, SESSIONS_SCHEMA)) == {
+        ("unexpected_rows_expectation", None, "critical"),
+        ("expect_column_pair_values_a_to_be_greater_than_b", "session_end>session_start", "critical"),
+        ("expect_column_values_to_be_between", "duration_seconds", "critical"),
+    }
+
+
+def test_events_clean_suite_bounds_the_malformed_rate_but_not_bots(spark, tmp_path):
+    clean = [(*_event("e1")[:-1], None), (*_event("e2")[:-1], None)]
+    bots = [(None,) * 7 + ("events-jsonl", DAY, "bot_user")] * 3
+    malformed = [(None,) * 7 + ("events-jsonl", DAY, "malformed_json")]
+    params = SuiteParams(**{**PARAMS.__dict__, "max_quarantine_rate": 0.4})
+    assert _validate(spark, tmp_path, "events_clean", clean + bots, CLEAN_SCHEMA, params).failures == []
+    report = _validate(spark, tmp_path, "events_clean", clean + bots + malformed * 2, CLEAN_SCHEMA, params)
+    assert _failed(report) == {("expect_column_values_to_be_null", "reason", "critical")}
