@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -93,7 +94,10 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=3)
     parser.add_argument("--lake", type=Path, help="lake directory (default: a temporary one, removed after)")
     parser.add_argument("--keep", action="store_true", help="keep the generated lake")
+    parser.add_argument("--validate", action="store_true",
+                        help="keep the stages' quality gates on (default: off, to measure the stages alone)")
     options = parser.parse_args()
+    os.environ["IM_VALIDATE_WRITES"] = "1" if options.validate else "0"
     lake = options.lake or Path(tempfile.mkdtemp(prefix="bench-lake-"))
     start = dt.date(2024, 11, 1)
     try:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The embedded default, end to end: generate a few days of events into ./lake,
-# then ingest -> dedupe -> sessionize each day, then a summary and one query.
+# then ingest -> dedupe -> sessionize each day (each write gated by its Great
+# Expectations suite), then a summary and one query.
 # Override with LAKE=dir DAYS=n USERS=n START=YYYY-MM-DD.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,8 +22,10 @@ for day in $dates; do
 done
 
 echo
-echo "== rows per stage (pipeline_runs)"
-jobs sql "SELECT stage, run_date, rows_in, rows_out, rows_quarantined, rows_duplicate, round(seconds, 1) AS seconds, status
+echo "== rows and quality gates per stage (pipeline_runs)"
+jobs sql "SELECT stage, run_date, rows_in, rows_out, rows_quarantined, rows_duplicate, round(seconds, 1) AS seconds, status,
+                 expectations_evaluated AS checks, expectations_failed AS failed, dq_severity AS quality,
+                 round(category_divergence, 3) AS drift
           FROM pipeline_runs ORDER BY started_at"
 echo
 echo "== quarantined rows by reason"
@@ -35,4 +38,5 @@ jobs sql "WITH daily AS (
           SELECT * FROM daily QUALIFY row_number() OVER (PARTITION BY event_date ORDER BY users DESC) <= 3
           ORDER BY event_date, users DESC"
 echo
+echo "Data Docs: $LAKE/_gx/gx/uncommitted/data_docs/local_site/index.html"
 echo "Lake: $LAKE  (try: .venv/bin/python -m jobs sql \"SELECT * FROM sessions LIMIT 5\" --lake $LAKE)"
