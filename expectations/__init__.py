@@ -14,13 +14,14 @@ from typing import Callable
 
 import great_expectations as gx
 
-from expectations import events, events_clean, sessions
+from expectations import events, events_clean, sessions, user_sequences
 from expectations.params import SuiteParams
 
 SUITES: dict[str, Callable[[SuiteParams], gx.ExpectationSuite]] = {
     "events_clean": events_clean.build_suite,
     "events": events.build_suite,
     "sessions": sessions.build_suite,
+    "user_sequences": user_sequences.build_suite,
 }
 
 __all__ = ["SUITES", "SuiteParams"]

@@ -27,6 +27,8 @@ class SuiteParams:
     max_session_hours: float = 24.0
     max_session_events: int = 1500
     require_session_id: bool = True
+    sequence_length: int = 50
+    horizon_days: int = 7
 
     @property
     def trailing_mean(self) -> float | None:

@@ -6,6 +6,8 @@ EVENTS_QUARANTINE = "events_quarantine"
 EVENTS = "events"
 SESSIONS = "sessions"
 PIPELINE_RUNS = "pipeline_runs"
+USER_SEQUENCES = "user_sequences"
+MODEL_DECISIONS = "model_decisions"
 
 # events_clean is replaced per ingest batch (ingest_date) and read per event date.
 PARTITIONS: dict[str, list[str]] = {
@@ -14,4 +16,7 @@ PARTITIONS: dict[str, list[str]] = {
     EVENTS: ["event_date"],
     SESSIONS: ["event_date"],
     PIPELINE_RUNS: ["run_date"],
+    # One snapshot per as-of date (the last event date it may see), one partition per cutoff.
+    USER_SEQUENCES: ["as_of_date", "cutoff_date"],
+    MODEL_DECISIONS: [],
 }

@@ -87,6 +87,12 @@ class Lake(abc.ABC):
         rows = self.read(table, partitions={column: list(values)}).groupBy(F.col(column).cast("string")).count().collect()
         return {r[0]: int(r[1]) for r in rows}
 
+    def partition_values(self, table: str, column: str) -> list[str]:
+        """The distinct values of partition ``column``, sorted (empty when the table is absent)."""
+        if not self.exists(table):
+            return []
+        return sorted(r[0] for r in self.read(table).select(F.col(column).cast("string")).distinct().collect())
+
     @abc.abstractmethod
     def append(self, table: str, df: DataFrame, partition_by: Sequence[str] = ()) -> int:
         """Atomically add ``df``'s rows; returns the new version. Creates the table if absent."""

@@ -95,6 +95,16 @@ class DeltaRsLake(Lake):
                 counts[value] = counts.get(value, 0) + int(rows or 0)
         return counts
 
+    def partition_values(self, table: str, column: str) -> list[str]:
+        """From the Delta log's add actions: no data file is opened."""
+        if not self.exists(table):
+            return []
+        actions = pa.table(self._table(table).get_add_actions(flatten=True))
+        key = f"partition.{column}"
+        if key not in actions.column_names:
+            return super().partition_values(table, column)
+        return sorted({str(v) for v in actions[key].to_pylist() if v is not None})
+
     def append(self, table: str, df: DataFrame, partition_by: Sequence[str] = ()) -> int:
         staged = self._stage(table, df, partition_by, mode="append", replace=None, filters=None)
         try:

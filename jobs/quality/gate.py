@@ -17,9 +17,11 @@ from jobs.config import PipelineConfig
 from jobs.lake import Lake
 from jobs.quality.gx_run import run_suite
 from jobs.quality.report import ValidationReport
-from jobs.tables import EVENTS, EVENTS_CLEAN, EVENTS_QUARANTINE
+from jobs.tables import EVENTS, EVENTS_CLEAN, EVENTS_QUARANTINE, SESSIONS
 
 TRAILING_DAYS = 7
+# Tables with one partition per day, whose volume is compared with the trailing week.
+DATED_TABLES = (EVENTS_CLEAN, EVENTS, SESSIONS)
 _FAR_PAST = dt.datetime(1970, 1, 1)
 
 
@@ -30,6 +32,8 @@ def check_partition(
     dates: Sequence[dt.date],
     frame: DataFrame,
     require_session_id: bool = True,
+    sequence_length: int = 50,
+    horizon_days: int = 7,
 ) -> ValidationReport:
     """Run ``table``'s suite on ``frame``, the rows of ``dates`` (ingest dates for events_clean, else event dates).
 
@@ -45,7 +49,7 @@ def check_partition(
         run_date=last,
         window_start=_window_start(config, table, first),
         window_end=_window_end(config, table, last),
-        trailing_rows=tuple(_trailing_rows(lake, table, last)) if single else (),
+        trailing_rows=tuple(_trailing_rows(lake, table, last)) if single and table in DATED_TABLES else (),
         reference_category_mix=_category_mix(lake, last) if single and table == EVENTS else {},
         max_quarantine_rate=config.max_quarantine_rate,
         volume_warning_fraction=config.volume_warning_fraction,
@@ -54,6 +58,8 @@ def check_partition(
         max_session_hours=config.max_session_hours,
         max_session_events=config.bot_events_per_day,
         require_session_id=require_session_id,
+        sequence_length=sequence_length,
+        horizon_days=horizon_days,
     )
     report = run_suite(config.lake / "_gx", table, last, frame, SUITES[table](params))
     print(f"validate {table} {', '.join(d.isoformat() for d in dates)}: {report.evaluated} expectations, "

@@ -1,0 +1,171 @@
+"""``python -m jobs features --date D``: per-user event sequences as of cutoffs, with labels.
+
+For a cutoff T (00:00 UTC) each user active in the ``--history-days`` before T
+gets the last ``--length`` events before T, oldest first: category, event
+type, time-gap bucket (since the previous event), age bucket (time before T)
+and whether the event starts a session. The label is the set of categories
+the user engages with in [T, T + horizon), each marked new when it is absent
+from the history sequence. Users with no event in the window keep an empty
+label: they are the negatives that calibrate the probabilities.
+
+``--mode train`` writes the cutoffs of ``models.cutoffs.plan_cutoffs`` for
+data through D (train, validation, test); ``--mode score`` writes one cutoff,
+D + 1, without labels, for scoring. Both replace the ``as_of_date = D``
+partitions they write in ``user_sequences``, after its expectation suite
+(which re-checks that no history event is at or after its cutoff and no label
+event before it) passes.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from jobs.config import PipelineConfig
+from jobs.errors import PipelineError
+from jobs.quality import check_partition
+from jobs.runs import record_run
+from jobs.stage import add_validation_argument, open_stage_lake, require_date
+from jobs.tables import EVENTS, PARTITIONS, USER_SEQUENCES
+from models.cutoffs import SCORE, plan_cutoffs
+
+# Bucket edges in seconds; bucket 0 means "no previous event" for gaps.
+GAP_EDGES_S = (60, 300, 1800, 3 * 3600, 86400, 3 * 86400, 7 * 86400)
+AGE_EDGES_S = (3600, 6 * 3600, 86400, 2 * 86400, 3 * 86400, 5 * 86400, 7 * 86400, 14 * 86400)
+N_GAP_BUCKETS, N_AGE_BUCKETS = len(GAP_EDGES_S) + 2, len(AGE_EDGES_S) + 1
+
+
+def _bucket(seconds, edges) -> "F.Column":
+    """Number of edges at or below ``seconds``: a small ordinal bucket."""
+    return sum((seconds >= edge).cast("int") for edge in edges)
+
+
+def build_sequences(
+    events: DataFrame, cutoff: dt.date, length: int, history_days: int, horizon_days: int | None,
+) -> DataFrame:
+    """One row per user active in the history window before ``cutoff``.
+
+    ``events`` needs user_id, event_id, category, event_type, event_ts and
+    session_id. ``horizon_days=None`` builds history only (the score cutoff):
+    the label columns are null.
+    """
+    cutoff_ts = dt.datetime.combine(cutoff, dt.time(), dt.timezone.utc)
+    history = events.where((F.col("event_ts") >= F.lit(cutoff_ts - dt.timedelta(days=history_days)))
+                           & (F.col("event_ts") < F.lit(cutoff_ts)))
+    ordered = Window.partitionBy("user_id").orderBy("event_ts", "event_id")
+    seconds = lambda ts: F.unix_micros(ts) / 1e6  # noqa: E731
+    previous_ts = F.lag("event_ts").over(ordered)
+    previous_session = F.lag("session_id").over(ordered)
+    steps = (
+        history.withColumn("_position", F.row_number().over(ordered))
+        .withColumn("_events", F.count(F.lit(1)).over(Window.partitionBy("user_id")))
+        .withColumn("gap_bucket", F.when(previous_ts.isNull(), F.lit(0))
+                    .otherwise(1 + _bucket(seconds(F.col("event_ts")) - seconds(previous_ts), GAP_EDGES_S)))
+        .withColumn("age_bucket", _bucket(F.lit(cutoff_ts.timestamp()) - seconds(F.col("event_ts")), AGE_EDGES_S))
+        .withColumn("session_start", previous_session.isNull() | (F.col("session_id") != previous_session)
+                    | F.col("session_id").isNull())
+        .where(F.col("_position") > F.col("_events") - length)
+    )
+    step = F.struct("_position", "category", "event_type", "gap_bucket", "age_bucket", "session_start", "event_ts")
+    sequences = steps.groupBy("user_id").agg(F.sort_array(F.collect_list(step)).alias("_steps")).select(
+        "user_id",
+        F.col("_steps.category").alias("history_categories"),
+        F.col("_steps.event_type").alias("history_event_types"),
+        F.col("_steps.gap_bucket").alias("history_gap_buckets"),
+        F.col("_steps.age_bucket").alias("history_age_buckets"),
+        F.col("_steps.session_start").alias("history_session_starts"),
+        F.size("_steps").alias("history_length"),
+        F.element_at(F.col("_steps.event_ts"), -1).alias("history_last_ts"),
+    )
+    if horizon_days is None:
+        joined = sequences.select(
+            "*", F.lit(None).cast("array<string>").alias("label_categories"),
+            F.lit(None).cast("array<boolean>").alias("label_new"), F.lit(None).cast("timestamp").alias("label_first_ts"),
+            F.lit(None).cast("timestamp").alias("label_last_ts"))
+    else:
+        future = events.where((F.col("event_ts") >= F.lit(cutoff_ts))
+                              & (F.col("event_ts") < F.lit(cutoff_ts + dt.timedelta(days=horizon_days))))
+        labels = future.groupBy("user_id").agg(
+            F.array_sort(F.collect_set("category")).alias("label_categories"),
+            F.min("event_ts").alias("label_first_ts"), F.max("event_ts").alias("label_last_ts"))
+        joined = sequences.join(labels, "user_id", "left").withColumn(
+            "label_categories", F.coalesce("label_categories", F.array().cast("array<string>"))
+        ).withColumn(
+            "label_new", F.transform("label_categories", lambda c: ~F.array_contains("history_categories", c)))
+    return joined.select(
+        F.lit(cutoff).alias("cutoff_date"), F.lit(cutoff_ts).alias("cutoff_ts"), "user_id",
+        "history_categories", "history_event_types", "history_gap_buckets", "history_age_buckets",
+        "history_session_starts", "history_length", "history_last_ts",
+        "label_categories", "label_new", "label_first_ts", "label_last_ts",
+        F.exists("label_new", lambda new: new).alias("has_new_category"),
+        F.lit(length).alias("sequence_length"), F.lit(horizon_days).cast("int").alias("horizon_days"),
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mode", choices=["train", "score"], default="train",
+                        help="train: labelled train/validation/test cutoffs for data through --date; "
+                             "score: the cutoff after --date, without labels (default train)")
+    parser.add_argument("--length", type=int, default=50, help="events per history sequence, L (default 50)")
+    parser.add_argument("--horizon-days", type=int, default=7, help="label window, H (default 7)")
+    parser.add_argument("--history-days", type=int, default=28,
+                        help="how far back a history may reach; users with no event in it are inactive (default 28)")
+    parser.add_argument("--train-cutoffs", type=int, default=8, help="rolling train cutoffs, one a day (default 8)")
+    add_validation_argument(parser)
+
+
+def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
+    as_of = require_date(args.date, "features", "the last complete event date")
+    if args.length < 1 or args.history_days < 1:
+        raise PipelineError("--length and --history-days must be at least 1")
+    config = config.with_overrides(validate_writes=args.validate)
+    lake = open_stage_lake(config, "features", EVENTS, made_by="dedupe and sessionize")
+    first_date = _first_event_date(lake)
+    if args.mode == SCORE:
+        cutoffs = [(SCORE, as_of + dt.timedelta(days=1))]
+        horizon = None
+    else:
+        plan = plan_cutoffs(as_of, args.horizon_days, args.train_cutoffs, first_event_date=first_date)
+        cutoffs, horizon = plan.labelled(), args.horizon_days
+    earliest = min(c for _, c in cutoffs) - dt.timedelta(days=args.history_days + 1)
+    latest = max(c for _, c in cutoffs) + dt.timedelta(days=horizon or 0)
+    dates = [(earliest + dt.timedelta(days=d)).isoformat() for d in range((latest - earliest).days + 1)]
+    with record_run(lake, "features", as_of) as metrics:
+        events = lake.read(EVENTS, partitions={"event_date": dates}).select(
+            "user_id", "event_id", "category", "event_type", "event_ts", "session_id").persist()
+        frames = [build_sequences(events, cutoff, args.length, args.history_days, horizon)
+                  .withColumn("split", F.lit(split)) for split, cutoff in cutoffs]
+        sequences = frames[0]
+        for frame in frames[1:]:
+            sequences = sequences.unionByName(frame)
+        sequences = sequences.withColumn("as_of_date", F.lit(as_of))
+        replace = {"as_of_date": [as_of.isoformat()], "cutoff_date": [c.isoformat() for _, c in cutoffs]}
+        staged = lake.stage_partitions(USER_SEQUENCES, sequences, PARTITIONS[USER_SEQUENCES], replace)
+        try:
+            counts = {r["cutoff_date"]: (r["rows"], r["migrating"]) for r in staged.frame.groupBy("cutoff_date").agg(
+                F.count(F.lit(1)).alias("rows"), F.sum(F.col("has_new_category").cast("int")).alias("migrating")).collect()}
+            if config.validate_writes:
+                report = check_partition(lake, config, USER_SEQUENCES, [as_of], staged.frame,
+                                         sequence_length=args.length, horizon_days=args.horizon_days)
+                metrics.validations.append(report)
+                report.raise_if_critical()
+            staged.commit()
+        finally:
+            staged.discard()
+            events.unpersist()
+        metrics.rows_out = sum(rows for rows, _ in counts.values())
+        metrics.details = {"mode": args.mode, "cutoffs": {c.isoformat(): s for s, c in cutoffs},
+                           "rows_per_cutoff": {c.isoformat(): rows for c, (rows, _) in counts.items()}}
+    for split, cutoff in cutoffs:
+        rows, migrating = counts.get(cutoff, (0, 0))
+        print(f"features {as_of} {split} cutoff {cutoff}: {rows:,} user sequences"
+              + ("" if horizon is None else f", {migrating or 0:,} moving into a new category"))
+    return {"rows": metrics.rows_out, "cutoffs": {(s, c.isoformat()): counts.get(c, (0, 0))[0] for s, c in cutoffs}}
+
+
+def _first_event_date(lake) -> dt.date | None:
+    """The earliest event date in the lake, from the partition list (no data read)."""
+    dates = lake.partition_values(EVENTS, "event_date")
+    return dt.date.fromisoformat(dates[0]) if dates else None
