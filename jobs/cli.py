@@ -24,6 +24,9 @@ STAGES: dict[str, tuple[str, str, bool]] = {
     "dedupe": ("jobs.dedupe", "events_clean -> events, one row per real event (one event date)", True),
     "sessionize": ("jobs.sessionize", "events -> sessions and events.session_id (one event date)", True),
     "validate": ("jobs.validate", "check one partition of a table with its Great Expectations suite", True),
+    "features": ("jobs.features", "events -> user_sequences: histories as of cutoffs, with labels", True),
+    "train": ("jobs.train", "user_sequences -> a new model version (TensorFlow, several workers)", True),
+    "evaluate": ("jobs.evaluate", "a model version vs baselines and the champion on the test cutoff; promote", True),
     "sql": ("jobs.sql", "run a read-only SQL query over every lake table (DuckDB)", False),
 }
 
