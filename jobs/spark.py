@@ -8,6 +8,7 @@ microseconds, which is what the Delta protocol expects.
 from __future__ import annotations
 
 import os
+import sys
 
 from pathlib import Path
 
@@ -37,6 +38,9 @@ def build_spark(config: PipelineConfig, app_name: str) -> SparkSession:
     if not _launched_by_spark_submit():
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")  # pandas-on-Spark asks for it
+        # Python workers use this interpreter (and so this environment's packages,
+        # TensorFlow for barrier-mode training), not whatever `python3` is on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = (
             builder.master(config.spark_master)
             .config("spark.driver.memory", config.spark_driver_memory)
