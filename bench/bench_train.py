@@ -34,7 +34,7 @@ from models.vocabulary import EVENT_TYPES, Vocabulary  # noqa: E402
 
 def random_shard(rows: int, length: int, seed: int) -> pa.Table:
     rng = np.random.default_rng(seed)
-    lists = lambda values: pa.ListArray.from_arrays(np.arange(0, rows * length + 1, length, dtype=np.int32), values)  # noqa: E731
+    lists = lambda values: pa.ListArray.from_arrays(pa.array(np.arange(0, rows * length + 1, length, dtype=np.int32)), pa.array(values) if not isinstance(values, pa.ChunkedArray) else values.combine_chunks())  # noqa: E731
     labels = [sorted(set(rng.choice(CATEGORIES, rng.integers(0, 6)).tolist())) for _ in range(rows)]
     return pa.table({
         "history_categories": lists(pa.array(rng.choice(CATEGORIES, rows * length))),

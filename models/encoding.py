@@ -14,6 +14,10 @@ import pyarrow.compute as pc
 from models.vocabulary import OOV, Vocabulary, event_type_index
 
 FEATURES = ("categories", "event_types", "gap_buckets", "age_buckets", "session_starts")
+# Category counts over recent history: age buckets (jobs.features.AGE_EDGES_S) up to
+# 2 are the last day before the cutoff, up to 4 the last three days.
+RECENT_WINDOWS = {"recent_1d": 2, "recent_3d": 4}
+COUNTS = ("seen", *RECENT_WINDOWS)
 
 
 def _right_aligned(column: pa.ChunkedArray | pa.Array, length: int, values: np.ndarray) -> np.ndarray:
@@ -59,8 +63,13 @@ def encode_sequences(table: pa.Table, vocabulary: Vocabulary, length: int) -> di
                                          pc.list_flatten(table["history_session_starts"]).to_numpy(zero_copy_only=False)
                                          .astype(np.int32) + 1),
     }
-    # History category counts over the whole sequence (not only the last L kept above).
+    # History category counts over the whole sequence (not only the last L kept
+    # above), and over its last day and last three days: what the user is into
+    # now, which is where their next week starts.
     inputs["seen"] = multi_hot(table["history_categories"], index, vocabulary.size)
+    ages = pc.list_flatten(table["history_age_buckets"]).to_numpy(zero_copy_only=False)
+    for name, max_bucket in RECENT_WINDOWS.items():
+        inputs[name] = multi_hot(table["history_categories"], index, vocabulary.size, keep=ages <= max_bucket)
     encoded = dict(inputs)
     if "label_categories" in table.column_names and table["label_categories"].null_count < len(table):
         encoded["label_categories"] = np.minimum(multi_hot(table["label_categories"], index, vocabulary.size), 1)
@@ -69,13 +78,16 @@ def encode_sequences(table: pa.Table, vocabulary: Vocabulary, length: int) -> di
     return encoded
 
 
-def multi_hot(column, index: dict[str, int], size: int) -> np.ndarray:
-    """(rows, size) float32 counts of each id per row's list (padding and OOV included)."""
+def multi_hot(column, index: dict[str, int], size: int, keep: np.ndarray | None = None) -> np.ndarray:
+    """(rows, size) float32 counts of each id per row's list (OOV included); ``keep`` masks list elements."""
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     array = array.fill_null([]) if array.null_count else array
     offsets = array.offsets.to_numpy(zero_copy_only=False) - array.offsets[0].as_py()
     sizes = np.diff(offsets)
     ids = _mapped(array, index, OOV)
     out = np.zeros((len(sizes), size), dtype=np.float32)
-    np.add.at(out, (np.repeat(np.arange(len(sizes)), sizes), ids), 1.0)
+    rows = np.repeat(np.arange(len(sizes)), sizes)
+    if keep is not None:
+        rows, ids = rows[keep], ids[keep]
+    np.add.at(out, (rows, ids), 1.0)
     return out

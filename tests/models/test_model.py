@@ -32,6 +32,9 @@ def test_histories_are_right_aligned_truncated_to_length_and_unknown_categories_
     assert encoded["session_starts"].tolist() == [[1, 2, 1], [0, 0, 2]]
     # Counts cover the whole history, not only the kept window.
     assert encoded["seen"][0].tolist() == [0, 1, 1, 1, 1]
+    # Age buckets 8, 7, 3, 0: only c.z is from the last day; the OOV event and c.z from the last three.
+    assert encoded["recent_1d"][0].tolist() == [0, 0, 0, 0, 1]
+    assert encoded["recent_3d"][0].tolist() == [0, 1, 0, 0, 1]
     assert encoded["label_categories"].tolist() == [[0, 1, 0, 1, 0], [0, 0, 0, 0, 0]]
     assert encoded["label_has_new"].ravel().tolist() == [1.0, 0.0]
 
@@ -58,6 +61,8 @@ def test_model_builds_and_a_few_training_steps_lower_the_loss():
         "age_buckets": rng.integers(1, 9, (n, length)).astype(np.int32),
         "session_starts": rng.integers(1, 3, (n, length)).astype(np.int32),
         "seen": np.stack([np.bincount(r, minlength=size) for r in categories]).astype(np.float32),
+        "recent_1d": np.eye(size, dtype=np.float32)[categories[:, -1]],
+        "recent_3d": np.eye(size, dtype=np.float32)[categories[:, -1]],
         # Learnable: the label is the last category.
         "label_categories": np.eye(size, dtype=np.float32)[categories[:, -1]],
         "label_has_new": (rng.random((n, 1)) < 0.3).astype(np.float32),
