@@ -27,7 +27,6 @@ from models.encoding import multi_hot
 from models.metrics import calibration, ranking_metrics
 from models.predict import load_version
 from models.registry import Registry
-from models.report import write_report
 from models.vocabulary import OOV, PAD
 
 PROMOTION_METRIC = "ndcg@10"
@@ -40,6 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
+    from models.report import write_report  # matplotlib: only when a report is written, not for every CLI start
+
     registry = Registry(config.lake)
     version = args.version or registry.latest()
     if version is None:
