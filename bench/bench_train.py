@@ -1,10 +1,9 @@
 """Training throughput of the multi-worker Transformer, in sequences per second.
 
     python bench/bench_train.py --sequences 200000 --workers 2
-    python bench/bench_train.py --lake /tmp/lake --date 2024-10-24 --workers 2   # real user_sequences
 
-Writes one Parquet shard per worker (random histories of full length L, or a
-lake's real training split), starts the workers exactly as ``jobs train``
+Writes one Parquet shard per worker (random histories of full length L),
+starts the workers exactly as ``jobs train``
 does (``models.launch.launch_local``), and reports the chief's measured
 throughput inside ``fit`` (sequences trained / seconds) next to the wall time
 including TensorFlow start-up, and peak memory of all workers.
