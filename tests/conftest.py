@@ -29,3 +29,16 @@ def lake_root(tmp_path: Path) -> Path:
 def ts(text: str) -> dt.datetime:
     """A UTC timestamp from 'YYYY-MM-DD HH:MM:SS' (Spark returns naive UTC datetimes)."""
     return dt.datetime.fromisoformat(text)
+
+
+def run_jobs(*args: str) -> tuple[int, str, str]:
+    """``python -m jobs ARGS`` in this process (sharing the test Spark session): exit code, stdout, stderr."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from jobs.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()

@@ -7,23 +7,14 @@ written and their path printed; ``pipeline_runs`` carries the summary.
 from __future__ import annotations
 
 import datetime as dt
-import io
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 
-from jobs.cli import main as jobs_main
+from tests.conftest import run_jobs as run
 from jobs.lake import open_lake
 
 D1, D2 = dt.date(2024, 11, 1), dt.date(2024, 11, 2)
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = jobs_main(list(args))
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -9,30 +9,21 @@ the promotion decision. Training is kept tiny (a few hundred sequences).
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import os
 import signal
 import threading
 import time
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 
-from jobs.cli import main as jobs_main
+from tests.conftest import run_jobs as run
 from models.registry import Registry
 
 START, DAYS = dt.date(2024, 10, 1), 6
 AS_OF = START + dt.timedelta(days=DAYS - 1)
 TINY = ["--epochs", "2", "--batch-size", "64", "--d-model", "16", "--blocks", "1", "--checkpoint-every", "2"]
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = jobs_main(list(args))
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
