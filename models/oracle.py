@@ -35,14 +35,15 @@ def _load_users(truth: Path, user_ids: list[str], day: dt.date) -> dict[str, np.
     index = {c: i for i, c in enumerate(CATEGORIES)}
     wanted = {u: i for i, u in enumerate(user_ids)}
     n = len(user_ids)
-    p_active, p_move = np.full(n, np.nan), np.zeros(n)
+    p_active, p_move, tz = np.full(n, np.nan), np.zeros(n), np.zeros(n, dtype=np.int64)
     stable, focus = np.zeros((n, 2), dtype=int), np.full(n, -1)
     for part in sorted((truth / "users").glob("part-*.csv")):
         for line in part.read_text().splitlines()[1:]:
-            user, _, active, move, s1, s2 = line.split(",")
+            user, offset, active, move, s1, s2 = line.split(",")
             if user in wanted:
                 i = wanted[user]
                 p_active[i], p_move[i], stable[i] = float(active), float(move), (index[s1], index[s2])
+                tz[i] = int(offset)
     key = day.isoformat()
     for part in sorted((truth / "latent_focus").glob("part-*.csv.gz")):
         with gzip.open(part, "rt") as lines:
@@ -50,15 +51,23 @@ def _load_users(truth: Path, user_ids: list[str], day: dt.date) -> dict[str, np.
                 user, date, category = line.rstrip("\n").split(",")
                 if date == key and user in wanted:
                     focus[wanted[user]] = index[category]
-    return {"p_active": p_active, "p_move": p_move, "stable": stable, "focus": focus}
+    return {"p_active": p_active, "p_move": p_move, "stable": stable, "focus": focus, "tz_offset_min": tz}
 
 
-def engagement_probabilities(truth: Path, user_ids: list[str], cutoff: dt.date, horizon_days: int) -> tuple[np.ndarray, np.ndarray]:
-    """(users, categories) P(engage within the horizon) in ``CATEGORIES`` order, and a mask of users known to the truth."""
+def engagement_probabilities(truth: Path, user_ids: list[str], cutoff: dt.date, horizon_days: int,
+                             focus_belief: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(users, categories) P(engage within the horizon) in ``CATEGORIES`` order, and a mask of users known to the truth.
+
+    By default the focus on the day before the cutoff is the true one;
+    ``focus_belief`` (users, categories) replaces it with a distribution, such
+    as ``filtered_focus``'s.
+    """
     world_json = json.loads((truth / "world.json").read_text())
     world = build_world(world_json["seed"])
     users = _load_users(truth, user_ids, cutoff - dt.timedelta(days=1))
     known = (users["focus"] >= 0) & ~np.isnan(users["p_active"])
+    if focus_belief is not None:
+        known &= np.isfinite(focus_belief).all(axis=1)
     n, c = len(user_ids), len(CATEGORIES)
     result = np.zeros((n, c))
     if not known.any():
@@ -79,7 +88,10 @@ def engagement_probabilities(truth: Path, user_ids: list[str], cutoff: dt.date, 
     day_none = (1 - p_active)[:, None, None] + p_active[:, None, None] * session_none * np.exp(
         MEAN_EXTRA_SESSIONS * (session_none - 1))  # (m, g, c)
     alpha = np.zeros((m, c, c))  # (user, target c, focus g): P(focus = g, no c yet)
-    alpha[np.arange(m), :, users["focus"][idx]] = 1.0
+    if focus_belief is None:
+        alpha[np.arange(m), :, users["focus"][idx]] = 1.0
+    else:
+        alpha[:] = focus_belief[idx][:, None, :]
     for d in range(horizon_days):
         cdf = world.transition_cdf(cutoff + dt.timedelta(days=d))
         step = np.diff(np.concatenate([np.zeros((c, 1)), cdf], axis=1), axis=1)
@@ -88,6 +100,110 @@ def engagement_probabilities(truth: Path, user_ids: list[str], cutoff: dt.date, 
         alpha = alpha * np.transpose(day_none, (0, 2, 1))  # day_none[u, g, c] -> [u, c, g]
     result[idx] = 1.0 - alpha.sum(axis=2)
     return result, known
+
+
+def filtered_focus(truth: Path, user_ids: list[str], events, cutoff: dt.date) -> np.ndarray:
+    """(users, categories) P(focus on the day before ``cutoff`` | the user's observed events), by an HMM filter.
+
+    The behaviour-only ceiling: the exact Bayesian posterior of the latent
+    focus given every event the user made since the generator's first day
+    (``events``: an Arrow table of user_id, session_id, event_ts, category,
+    event_type before the cutoff), computed with the generator's own
+    parameters (the user's p_move, stable interests, time-zone; the world's
+    transitions and session mix). No model that learns from behaviour can
+    know more about the focus, so feeding this belief to
+    ``engagement_probabilities`` gives what such a model could reach at best
+    (up to the small effects listed in the module docstring), where the
+    true-focus oracle is a looser ceiling. Rows of unknown users are NaN.
+
+    A session of categories e_1..e_n has, given focus g and session category
+    s ~ mix_g, likelihood prod_i (0.85 [e_i = s] + 0.15 mix_g[e_i]) (0.15 of
+    events wander); summed over s in closed form per distinct category. Carts,
+    purchases and favourites that repeat the previous event's category copy
+    that event and carry no information of their own.
+    """
+    world_json = json.loads((truth / "world.json").read_text())
+    world = build_world(world_json["seed"])
+    first_day = dt.date.fromisoformat(world_json["days"][0])
+    n_days = (cutoff - first_day).days
+    users = _load_users(truth, user_ids, cutoff - dt.timedelta(days=1))
+    n, c = len(user_ids), len(CATEGORIES)
+    belief = np.full((n, c), np.nan)
+    if n_days < 1:
+        return belief
+    known = ~np.isnan(users["p_active"])
+    base = (1 - MIX_FOCUS - MIX_STABLE_1 - MIX_STABLE_2) * np.repeat(world.popularity[None, :], n, 0)
+    base[np.arange(n), users["stable"][:, 0]] += MIX_STABLE_1
+    base[np.arange(n), users["stable"][:, 1]] += MIX_STABLE_2
+    log_likelihood = _daily_log_likelihood(events, user_ids, users["tz_offset_min"], base, first_day, n_days)
+    start = world.popularity + world.base_transitions.sum(axis=1) / c
+    current = np.repeat((start / start.sum())[None, :], n, 0)
+    p_move = users["p_move"][:, None]
+    for d in range(n_days):
+        cdf = world.transition_cdf(first_day + dt.timedelta(days=d))
+        step = np.diff(np.concatenate([np.zeros((c, 1)), cdf], axis=1), axis=1)
+        current = (1 - p_move) * current + p_move * (current @ step)
+        day = log_likelihood[:, d, :]
+        current = current * np.exp(day - day.max(axis=1, keepdims=True))
+        current /= current.sum(axis=1, keepdims=True)
+    belief[known] = current[known]
+    return belief
+
+
+def _daily_log_likelihood(events, user_ids: list[str], tz_offset_min: np.ndarray, base: np.ndarray,
+                          first_day: dt.date, n_days: int) -> np.ndarray:
+    """(users, days, focus) log P(that local day's sessions | focus), 0 on days without events."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    index = {category: i for i, category in enumerate(CATEGORIES)}
+    n, c = len(user_ids), len(CATEGORIES)
+    out = np.zeros((n, n_days, c))
+    if events.num_rows == 0:
+        return out
+    table = events.select(["user_id", "session_id", "event_ts", "category", "event_type"]).sort_by(
+        [("user_id", "ascending"), ("session_id", "ascending"), ("event_ts", "ascending")])
+    user = pc.index_in(table["user_id"], value_set=pa.array(user_ids)).to_numpy(zero_copy_only=False)
+    category = pc.index_in(table["category"], value_set=pa.array(CATEGORIES)).to_numpy(zero_copy_only=False)
+    session = pc.dictionary_encode(table["session_id"]).combine_chunks().indices.to_numpy(zero_copy_only=False)
+    ts_us = pc.cast(table["event_ts"], pa.timestamp("us")).cast(pa.int64()).to_numpy(zero_copy_only=False)
+    is_view = pc.equal(table["event_type"], "view").to_numpy(zero_copy_only=False)
+    user = np.nan_to_num(user.astype(float), nan=-1).astype(np.int64)
+    category = np.nan_to_num(category.astype(float), nan=-1).astype(np.int64)
+    same_session_as_previous = np.r_[False, session[1:] == session[:-1]]
+    copies = ~is_view & same_session_as_previous & np.r_[False, category[1:] == category[:-1]]
+    keep = (user >= 0) & (category >= 0) & ~copies
+    session_start = np.r_[True, ~same_session_as_previous[1:]]
+    start_ts = np.maximum.accumulate(np.where(session_start, np.arange(len(ts_us)), 0))
+    local_day = (ts_us[start_ts] + tz_offset_min[np.maximum(user, 0)] * 60_000_000) // 86_400_000_000
+    day = local_day - (dt.datetime(first_day.year, first_day.month, first_day.day,
+                                   tzinfo=dt.timezone.utc).timestamp() * 1_000_000) // 86_400_000_000
+    keep &= (day >= 0) & (day < n_days)
+    user, category, session, day = user[keep], category[keep], session[keep], day[keep].astype(np.int64)
+    if not len(user):
+        return out
+    # One row per (session, category) with its count n_s.
+    pairs, counts = np.unique(np.stack([session, category]), axis=1, return_counts=True)
+    pair_session, pair_category = pairs
+    session_user = np.zeros(session.max() + 1, dtype=np.int64)
+    session_day = np.zeros(session.max() + 1, dtype=np.int64)
+    session_user[session], session_day[session] = user, day
+    owner, owner_day = session_user[pair_session], session_day[pair_session]
+    # mix_g[s] = base[u, s] + MIX_FOCUS [g == s], for every row and focus g.
+    m = base[owner, pair_category][:, None] + MIX_FOCUS * (pair_category[:, None] == np.arange(c)[None, :])
+    wander = EVENT_OFF_SESSION_CATEGORY
+    log_wander = counts[:, None] * np.log(wander * m)             # contribution to A_g
+    boost = np.log(m) + counts[:, None] * np.log1p((1 - wander) / (wander * m))  # log m_s + n_s r_s
+    starts = np.r_[0, np.flatnonzero(np.diff(pair_session)) + 1]
+    a = np.add.reduceat(log_wander, starts, axis=0)
+    mass = np.add.reduceat(m, starts, axis=0)                      # M_g: the session's categories' mix mass
+    top = np.maximum.reduceat(boost, starts, axis=0)
+    rest = np.log(np.clip(1 - mass, 1e-300, None))
+    top = np.maximum(top, rest)
+    total = np.add.reduceat(np.exp(boost - np.repeat(top, np.diff(np.r_[starts, len(boost)]), axis=0)), starts, axis=0)
+    session_ll = a + top + np.log(total + np.exp(rest - top))
+    np.add.at(out, (owner[starts], owner_day[starts]), session_ll)
+    return out
 
 
 def _pgf_events(r: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ def _bars(title: str, values: dict[str, float]) -> str:
     figure, axis = plt.subplots(figsize=(6, 0.45 * len(values) + 1))
     names = list(values)
     axis.barh(names, [values[n] for n in names], color=["#1f77b4" if n in ("model", "champion") else
-                                                         "#7f7f7f" if n != "oracle" else "#2ca02c" for n in names])
+                                                         "#2ca02c" if n.endswith("oracle") else "#7f7f7f" for n in names])
     axis.invert_yaxis()
     axis.set_title(title)
     for i, n in enumerate(names):
