@@ -17,7 +17,8 @@ COLUMNS = {
     "as_of_date": "DateType", "cutoff_date": "DateType", "cutoff_ts": "TimestampType", "split": "StringType",
     "user_id": "StringType", "history_categories": "ArrayType", "history_event_types": "ArrayType",
     "history_gap_buckets": "ArrayType", "history_age_buckets": "ArrayType", "history_session_starts": "ArrayType",
-    "history_length": "IntegerType", "history_last_ts": "TimestampType", "label_categories": "ArrayType",
+    "history_length": "IntegerType", "history_last_ts": "TimestampType", "window_categories": "ArrayType",
+    "window_category_events": "ArrayType", "window_category_sessions": "ArrayType", "label_categories": "ArrayType",
     "label_new": "ArrayType", "has_new_category": "BooleanType",
 }
 LEAKS = """
@@ -38,6 +39,10 @@ SELECT cutoff_date, user_id FROM {batch}
 WHERE size(history_categories) <> history_length OR size(history_event_types) <> history_length
    OR size(history_gap_buckets) <> history_length OR size(history_age_buckets) <> history_length
    OR size(history_session_starts) <> history_length OR size(label_new) <> size(label_categories)
+   OR size(window_category_events) <> size(window_categories)
+   OR size(window_category_sessions) <> size(window_categories)
+   OR size(array_except(history_categories, window_categories)) > 0
+   OR aggregate(window_category_events, 0, (total, n) -> total + n) < history_length
 """
 
 
@@ -58,7 +63,8 @@ def build_suite(params: SuiteParams) -> gx.ExpectationSuite:
         gxe.UnexpectedRowsExpectation(unexpected_rows_query=TRAIN_REACHES_AHEAD, severity=CRITICAL,
                                       description="training labels end before the validation and test windows"),
         gxe.UnexpectedRowsExpectation(unexpected_rows_query=MISALIGNED, severity=CRITICAL,
-                                      description="history arrays aligned, one new-flag per label"),
+                                      description="history arrays aligned, one new-flag per label; the window's "
+                                                  "counts cover the last L events"),
         gxe.ExpectColumnMeanToBeBetween(column="history_length", min_value=2, severity=WARNING,
                                         description="histories long enough to learn from"),
     ])

@@ -20,10 +20,10 @@ from jobs.config import PipelineConfig
 from jobs.errors import PipelineError
 from jobs.runs import record_run
 from jobs.stage import open_stage_lake, require_date
-from jobs.tables import USER_SEQUENCES
+from jobs.tables import EVENTS, USER_SEQUENCES
 from models import baselines, oracle
 from models.cutoffs import TEST, TRAIN
-from models.encoding import multi_hot
+from models.encoding import multi_hot, window_counts
 from models.metrics import calibration, ranking_metrics
 from models.predict import load_version
 from models.registry import Registry
@@ -61,7 +61,8 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         horizon = int(test["horizon_days"][0].as_py())
 
         relevant = np.minimum(multi_hot(test["label_categories"], index, vocab.size), 1)
-        seen = multi_hot(test["history_categories"], index, vocab.size)
+        # "Seen" is the whole history window, as in the labels' new flags.
+        seen = window_counts(test, "window_category_events", index, vocab.size)
         not_ranked = np.zeros(vocab.size, bool)
         not_ranked[[PAD, OOV]] = True
         exclude_all = np.broadcast_to(not_ranked, relevant.shape)
@@ -86,6 +87,8 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
                 truth, test["user_id"].to_pylist(), cutoff, horizon)
             if known.all():
                 scores["oracle"] = _from_truth_order(truth_probabilities, categories, vocab.size)
+                scores["behaviour_oracle"] = _behaviour_oracle(lake, truth, test, cutoff, horizon, categories,
+                                                               vocab.size)
 
         all_users = {name: ranking_metrics(s, relevant, exclude_all) for name, s in scores.items()}
         migration_methods = {k: v for k, v in scores.items() if k != "user_frequency"}
@@ -115,6 +118,18 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         run_metrics.details = {"version": version, **_summary(metrics)}
     _print(metrics, page)
     return metrics
+
+
+def _behaviour_oracle(lake, truth, test, cutoff: dt.date, horizon: int, categories: list[str], size: int):
+    """The oracle from ``oracle.filtered_focus``: the best a model that sees only behaviour could do."""
+    ids = test["user_id"].to_pylist()
+    cutoff_ts = dt.datetime.combine(cutoff, dt.time(), dt.timezone.utc)
+    events = (lake.read(EVENTS).where((F.col("event_date") <= F.lit(cutoff)) & (F.col("event_ts") < F.lit(cutoff_ts)))
+              .join(F.broadcast(lake.spark.createDataFrame([(u,) for u in ids], "user_id string")), "user_id")
+              .select("user_id", "session_id", "event_ts", "category", "event_type").toArrow())
+    belief = oracle.filtered_focus(truth, ids, events, cutoff)
+    probabilities, _ = oracle.engagement_probabilities(truth, ids, cutoff, horizon, focus_belief=belief)
+    return _from_truth_order(probabilities, categories, size)
 
 
 def _align(model, test, categories: list[str]) -> np.ndarray:

@@ -3,10 +3,11 @@
 For a cutoff T (00:00 UTC) each user active in the ``--history-days`` before T
 gets the last ``--length`` events before T, oldest first: category, event
 type, time-gap bucket (since the previous event), age bucket (time before T)
-and whether the event starts a session. The label is the set of categories
+and whether the event starts a session; and every category of the whole
+window with its event and session counts. The label is the set of categories
 the user engages with in [T, T + horizon), each marked new when it is absent
-from the history sequence. Users with no event in the window keep an empty
-label: they are the negatives that calibrate the probabilities.
+from the whole history window. Users with no event in the horizon keep an
+empty label: they are the negatives that calibrate the probabilities.
 
 ``--mode train`` writes the cutoffs of ``models.cutoffs.plan_cutoffs`` for
 data through D (train, validation, test); ``--mode score`` writes one cutoff,
@@ -79,6 +80,18 @@ def build_sequences(
         F.size("_steps").alias("history_length"),
         F.element_at(F.col("_steps.event_ts"), -1).alias("history_last_ts"),
     )
+    # Every category of the whole history window with its event and session
+    # counts: the last L events cover only the user's last few active days, and
+    # stable interests show over weeks. "New" in the label means absent from
+    # this window, not merely from the last L events.
+    per_category = history.groupBy("user_id", "category").agg(
+        F.count(F.lit(1)).alias("events"), F.count_distinct("session_id").alias("sessions"))
+    window = per_category.groupBy("user_id").agg(F.sort_array(F.collect_list(
+        F.struct("category", "events", "sessions"))).alias("_window")).select(
+        "user_id", F.col("_window.category").alias("window_categories"),
+        F.col("_window.events").cast("array<int>").alias("window_category_events"),
+        F.col("_window.sessions").cast("array<int>").alias("window_category_sessions"))
+    sequences = sequences.join(window, "user_id")
     if horizon_days is None:
         joined = sequences.select(
             "*", F.lit(None).cast("array<string>").alias("label_categories"),
@@ -93,11 +106,12 @@ def build_sequences(
         joined = sequences.join(labels, "user_id", "left").withColumn(
             "label_categories", F.coalesce("label_categories", F.array().cast("array<string>"))
         ).withColumn(
-            "label_new", F.transform("label_categories", lambda c: ~F.array_contains("history_categories", c)))
+            "label_new", F.transform("label_categories", lambda c: ~F.array_contains("window_categories", c)))
     return joined.select(
         F.lit(cutoff).alias("cutoff_date"), F.lit(cutoff_ts).alias("cutoff_ts"), "user_id",
         "history_categories", "history_event_types", "history_gap_buckets", "history_age_buckets",
         "history_session_starts", "history_length", "history_last_ts",
+        "window_categories", "window_category_events", "window_category_sessions",
         "label_categories", "label_new", "label_first_ts", "label_last_ts",
         F.exists("label_new", lambda new: new).alias("has_new_category"),
         F.lit(length).alias("sequence_length"), F.lit(horizon_days).cast("int").alias("horizon_days"),

@@ -26,6 +26,7 @@ from jobs.runs import record_run
 from jobs.stage import open_stage_lake, require_date
 from jobs.tables import USER_SEQUENCES
 from models.cutoffs import TRAIN
+from models.encoding import INPUT_COLUMNS, LABEL_COLUMNS
 from models.launch import TrainingFailed, launch_local, launch_spark
 from models.registry import Registry, code_version
 from models.vocabulary import Vocabulary
@@ -116,8 +117,8 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
 
 
 def _fit_vocabulary(train) -> Vocabulary:
-    """Categories of the training histories and labels, with counts: a few dozen rows reach the driver."""
-    categories = train.select(F.explode(F.concat("history_categories", "label_categories")).alias("c"))
+    """Categories of the training history windows and labels, with counts: a few dozen rows reach the driver."""
+    categories = train.select(F.explode(F.concat("window_categories", "label_categories")).alias("c"))
     counts = categories.groupBy("c").count().collect()
     return Vocabulary.fit(c for row in counts for c in [row["c"]] * int(row["count"]))
 
@@ -128,8 +129,7 @@ def _write_shards(train, folder: Path, workers: int, seed: int) -> list[int]:
 
     staging = folder.with_name("shards-spark")
     shutil.rmtree(staging, ignore_errors=True)
-    (train.select("history_categories", "history_event_types", "history_gap_buckets", "history_age_buckets",
-                  "history_session_starts", "label_categories", "has_new_category")
+    (train.select(*INPUT_COLUMNS, *LABEL_COLUMNS)
      .repartition(workers, F.xxhash64("user_id", "cutoff_date", F.lit(seed))).write.parquet(str(staging)))
     files = sorted(staging.glob("part-*.parquet"))
     if len(files) != workers:

@@ -17,7 +17,14 @@ FEATURES = ("categories", "event_types", "gap_buckets", "age_buckets", "session_
 # Category counts over recent history: age buckets (jobs.features.AGE_EDGES_S) up to
 # 2 are the last day before the cutoff, up to 4 the last three days.
 RECENT_WINDOWS = {"recent_1d": 2, "recent_3d": 4}
-COUNTS = ("seen", *RECENT_WINDOWS)
+# Per-category events and sessions over the whole history window (features'
+# window_* columns), beyond the last L events.
+WINDOW_COUNTS = {"window_events": "window_category_events", "window_sessions": "window_category_sessions"}
+COUNTS = ("seen", *RECENT_WINDOWS, *WINDOW_COUNTS)
+# The user_sequences columns encode_sequences reads (training adds the labels).
+INPUT_COLUMNS = ("history_categories", "history_event_types", "history_gap_buckets", "history_age_buckets",
+                 "history_session_starts", "window_categories", *WINDOW_COUNTS.values())
+LABEL_COLUMNS = ("label_categories", "has_new_category")
 
 
 def _right_aligned(column: pa.ChunkedArray | pa.Array, length: int, values: np.ndarray) -> np.ndarray:
@@ -70,12 +77,26 @@ def encode_sequences(table: pa.Table, vocabulary: Vocabulary, length: int) -> di
     ages = pc.list_flatten(table["history_age_buckets"]).to_numpy(zero_copy_only=False)
     for name, max_bucket in RECENT_WINDOWS.items():
         inputs[name] = multi_hot(table["history_categories"], index, vocabulary.size, keep=ages <= max_bucket)
+    for name, column in WINDOW_COUNTS.items():
+        inputs[name] = window_counts(table, column, index, vocabulary.size)
     encoded = dict(inputs)
     if "label_categories" in table.column_names and table["label_categories"].null_count < len(table):
         encoded["label_categories"] = np.minimum(multi_hot(table["label_categories"], index, vocabulary.size), 1)
         encoded["label_has_new"] = np.asarray(table["has_new_category"].fill_null(False).to_numpy(
             zero_copy_only=False), dtype=np.float32)[:, None]
     return encoded
+
+
+def window_counts(table: pa.Table, column: str, index: dict[str, int], size: int) -> np.ndarray:
+    """(rows, size) float32: ``column``'s counts placed at each of ``window_categories``' ids."""
+    categories = table["window_categories"].combine_chunks()
+    counts = table[column].combine_chunks()
+    offsets = categories.offsets.to_numpy(zero_copy_only=False) - categories.offsets[0].as_py()
+    rows = np.repeat(np.arange(len(categories)), np.diff(offsets))
+    values = pc.list_flatten(counts).to_numpy(zero_copy_only=False).astype(np.float32)
+    out = np.zeros((len(categories), size), dtype=np.float32)
+    np.add.at(out, (rows, _mapped(categories, index, OOV)), values)
+    return out
 
 
 def multi_hot(column, index: dict[str, int], size: int, keep: np.ndarray | None = None) -> np.ndarray:

@@ -5,8 +5,9 @@ step is the sum of category, event-type, time-gap, age and session-start
 embeddings plus a learned position embedding; a few pre-norm blocks of causal
 multi-head self-attention encode it, and the last position (the most recent
 event; histories are right-aligned) summarises the user. The summary, joined
-with the user's category shares over the whole history, its last day and its
-last three days (what the history's own frequency says, and what is current), feeds
+with the user's category shares over the last L events, their last day and
+last three days, and over the whole history window in events and in sessions
+(what is current, and the stable interests that show only over weeks), feeds
 
 - ``category``: P(the user engages with category c within H days), a sigmoid
   per category (multi-label, trained with binary cross-entropy, so the values
@@ -93,7 +94,7 @@ def build_model(config: ModelConfig) -> keras.Model:
     user = keras.layers.Lambda(lambda t: t[:, -1, :], name="last_position")(x)
     shares = [keras.layers.Lambda(lambda s: s / tf.maximum(tf.reduce_sum(s, axis=-1, keepdims=True), 1.0),
                                   name=f"{name}_share")(inputs[name]) for name in COUNTS]
-    seen_flag = keras.layers.Lambda(lambda s: tf.cast(s > 0, tf.float32), name="seen_flag")(inputs["seen"])
+    seen_flag = keras.layers.Lambda(lambda s: tf.cast(s > 0, tf.float32), name="seen_flag")(inputs["window_events"])
     summary = keras.layers.Concatenate(name="user_summary")([user, *shares, seen_flag])
     hidden = keras.layers.Dense(config.feed_forward, activation="gelu", name="head_hidden")(summary)
     category = keras.layers.Dense(config.vocabulary_size, activation="sigmoid", name="category")(hidden)

@@ -34,13 +34,19 @@ EDGES = [
     ("u3", "e9", "a.x", "view", "2024-11-10 08:00:00", "s7"),
     # u4: active before the history window only (history_days = 7).
     ("u4", "e10", "a.x", "view", "2024-11-01 08:00:00", "s8"),
+    # u5: d.w early in the window, then three newer events: d.w is not in the last L = 3, yet not new.
+    ("u5", "e11", "d.w", "view", "2024-11-04 08:00:00", "s9"),
+    ("u5", "e12", "a.x", "view", "2024-11-09 08:00:00", "s10"),
+    ("u5", "e13", "a.x", "view", "2024-11-09 08:01:00", "s10"),
+    ("u5", "e14", "a.x", "view", "2024-11-09 08:02:00", "s10"),
+    ("u5", "e15", "d.w", "view", "2024-11-10 09:00:00", "s11"),
 ]
 
 
 def test_history_label_and_new_flags_on_edge_rows(spark):
     rows = {r["user_id"]: r for r in build_sequences(_events(spark, EDGES), CUTOFF, length=3, history_days=7,
                                                      horizon_days=2).collect()}
-    assert set(rows) == {"u1", "u2"}
+    assert set(rows) == {"u1", "u2", "u5"}
     u1 = rows["u1"]
     # Last L = 3 events before the cutoff, oldest first; e5 at exactly 00:00 is a label, not history.
     assert u1["history_categories"] == ["a.x", "b.y", "b.y"]
@@ -50,9 +56,16 @@ def test_history_label_and_new_flags_on_edge_rows(spark):
     assert u1["history_gap_buckets"] == [1, 6, 4]
     assert u1["history_age_buckets"] == [3, 1, 0]
     assert u1["history_length"] == 3 and u1["history_last_ts"] == ts("2024-11-09 23:59:59")
+    # The whole window, not only the last L: e1 (a.x) fell out of the sequence but stays in the counts.
+    assert u1["window_categories"] == ["a.x", "b.y"]
+    assert u1["window_category_events"] == [2, 2] and u1["window_category_sessions"] == [1, 1]
     assert u1["label_categories"] == ["b.y", "c.z"] and u1["label_new"] == [False, True]
     assert u1["has_new_category"] is True
     assert u1["label_first_ts"] == ts("2024-11-10 00:00:00") and u1["label_last_ts"] == ts("2024-11-11 12:00:00")
+    u5 = rows["u5"]
+    assert u5["history_categories"] == ["a.x", "a.x", "a.x"] and u5["window_categories"] == ["a.x", "d.w"]
+    assert u5["window_category_events"] == [3, 1] and u5["window_category_sessions"] == [1, 1]
+    assert u5["label_categories"] == ["d.w"] and u5["label_new"] == [False] and u5["has_new_category"] is False
     u2 = rows["u2"]
     assert u2["label_categories"] == [] and u2["has_new_category"] is False and u2["history_gap_buckets"] == [0]
 

@@ -18,6 +18,9 @@ def _rows() -> pa.Table:
         "history_gap_buckets": [[0, 1, 2, 8], [0]],
         "history_age_buckets": [[8, 7, 3, 0], [1]],
         "history_session_starts": [[True, False, True, False], [True]],
+        "window_categories": [["a.x", "b.y", "c.z", "new.one", "old.one"], ["c.z"]],
+        "window_category_events": [[1, 1, 1, 1, 5], [1]],
+        "window_category_sessions": [[1, 1, 1, 1, 2], [1]],
         "label_categories": [["b.y", "unseen.cat"], []],
         "has_new_category": [True, False],
     })
@@ -35,6 +38,10 @@ def test_histories_are_right_aligned_truncated_to_length_and_unknown_categories_
     # Age buckets 8, 7, 3, 0: only c.z is from the last day; the OOV event and c.z from the last three.
     assert encoded["recent_1d"][0].tolist() == [0, 0, 0, 0, 1]
     assert encoded["recent_3d"][0].tolist() == [0, 1, 0, 0, 1]
+    # Window counts: both unknown categories add to the OOV bucket.
+    assert encoded["window_events"][0].tolist() == [0, 6, 1, 1, 1]
+    assert encoded["window_sessions"][0].tolist() == [0, 3, 1, 1, 1]
+    assert encoded["window_events"][1].tolist() == [0, 0, 0, 0, 1]
     assert encoded["label_categories"].tolist() == [[0, 1, 0, 1, 0], [0, 0, 0, 0, 0]]
     assert encoded["label_has_new"].ravel().tolist() == [1.0, 0.0]
 
@@ -63,6 +70,8 @@ def test_model_builds_and_a_few_training_steps_lower_the_loss():
         "seen": np.stack([np.bincount(r, minlength=size) for r in categories]).astype(np.float32),
         "recent_1d": np.eye(size, dtype=np.float32)[categories[:, -1]],
         "recent_3d": np.eye(size, dtype=np.float32)[categories[:, -1]],
+        "window_events": np.stack([np.bincount(r, minlength=size) for r in categories]).astype(np.float32),
+        "window_sessions": np.stack([np.bincount(r, minlength=size) for r in categories]).astype(np.float32),
         # Learnable: the label is the last category.
         "label_categories": np.eye(size, dtype=np.float32)[categories[:, -1]],
         "label_has_new": (rng.random((n, 1)) < 0.3).astype(np.float32),

@@ -68,7 +68,7 @@ def test_evaluate_writes_the_report_and_records_the_promotion_decision(spark, la
     assert code == 0, err
     report = Registry(lake_root).version_dir(trained) / "report"
     metrics = json.loads((report / "metrics.json").read_text())
-    for method in ("model", "popularity", "user_frequency", "markov", "oracle"):
+    for method in ("model", "popularity", "user_frequency", "markov", "oracle", "behaviour_oracle"):
         assert set(metrics["ranking"]["all"][method]) >= {"recall@1", "ndcg@5", "hr@10"}
     assert {"popularity_new", "markov_new", "oracle"} <= set(metrics["ranking"]["migration"])
     assert 0 <= metrics["calibration"]["category"]["ece"] <= 1
