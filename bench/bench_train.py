@@ -34,6 +34,7 @@ from models.vocabulary import EVENT_TYPES, Vocabulary  # noqa: E402
 def random_shard(rows: int, length: int, seed: int) -> pa.Table:
     rng = np.random.default_rng(seed)
     lists = lambda values: pa.ListArray.from_arrays(pa.array(np.arange(0, rows * length + 1, length, dtype=np.int32)), pa.array(values) if not isinstance(values, pa.ChunkedArray) else values.combine_chunks())  # noqa: E731
+    windows = [sorted(set(rng.choice(CATEGORIES, rng.integers(1, 12)).tolist())) for _ in range(rows)]
     labels = [sorted(set(rng.choice(CATEGORIES, rng.integers(0, 6)).tolist())) for _ in range(rows)]
     return pa.table({
         "history_categories": lists(pa.array(rng.choice(CATEGORIES, rows * length))),
@@ -41,6 +42,9 @@ def random_shard(rows: int, length: int, seed: int) -> pa.Table:
         "history_gap_buckets": lists(pa.array(rng.integers(0, 9, rows * length), pa.int32())),
         "history_age_buckets": lists(pa.array(rng.integers(0, 9, rows * length), pa.int32())),
         "history_session_starts": lists(pa.array(rng.random(rows * length) < 0.1)),
+        "window_categories": pa.array(windows, pa.list_(pa.string())),
+        "window_category_events": pa.array([rng.integers(1, 30, len(w)).tolist() for w in windows], pa.list_(pa.int32())),
+        "window_category_sessions": pa.array([rng.integers(1, 5, len(w)).tolist() for w in windows], pa.list_(pa.int32())),
         "label_categories": pa.array(labels, pa.list_(pa.string())),
         "has_new_category": pa.array(rng.random(rows) < 0.4),
     })
@@ -53,6 +57,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--length", type=int, default=50)
+    parser.add_argument("--d-model", type=int, default=64)
+    parser.add_argument("--blocks", type=int, default=2)
+    parser.add_argument("--heads", type=int, default=2)
     options = parser.parse_args()
     run_dir = Path(tempfile.mkdtemp(prefix="bench-train-"))
     try:
@@ -62,8 +69,8 @@ def main() -> None:
             pq.write_table(random_shard(per_worker, options.length, i), run_dir / "shards" / f"shard-{i:03d}.parquet")
         vocabulary = Vocabulary(tuple(CATEGORIES))
         threads = max(1, (os.cpu_count() or 1) // options.workers)
-        spec = {"model": {"vocabulary_size": vocabulary.size, "sequence_length": options.length, "d_model": 64,
-                          "heads": 2, "blocks": 2, "feed_forward": 128},
+        spec = {"model": {"vocabulary_size": vocabulary.size, "sequence_length": options.length, "d_model": options.d_model,
+                          "heads": options.heads, "blocks": options.blocks, "feed_forward": 2 * options.d_model},
                 "epochs": options.epochs, "batch_size": options.batch_size, "learning_rate": 2e-3, "seed": 7,
                 "checkpoint_every_steps": 100, "rows_per_shard": [per_worker] * options.workers,
                 "threads_per_worker": threads, "vocabulary": list(vocabulary.categories)}
@@ -78,6 +85,11 @@ def main() -> None:
             "sequences": options.sequences, "workers": options.workers, "global_batch": options.batch_size,
             "epochs": options.epochs, "sequences_trained": trained, "fit_seconds": attempt["seconds"],
             "sequences_per_second_in_fit": round(trained / attempt["seconds"]),
+            "epoch_seconds": attempt["epoch_seconds"],
+            # After the first epoch (graph tracing, collective set-up): the rate a long run trains at.
+            "sequences_per_second_steady": (round(attempt["steps_per_epoch"] * attempt["global_batch"] * (
+                len(attempt["epoch_seconds"]) - 1) / sum(attempt["epoch_seconds"][1:]))
+                if len(attempt["epoch_seconds"]) > 1 else None),
             "wall_seconds_with_startup": round(wall, 1), "sequences_per_second_wall": round(trained / wall),
             "peak_rss_gb": round(memory.peak / 2**30, 2), "cpus": os.cpu_count(),
         }, indent=1))

@@ -36,6 +36,8 @@ class LoadedModel:
 def load_version(folder: Path) -> LoadedModel:
     import tf_keras as keras
 
+    import models.transformer  # noqa: F401  registers the model's custom layers for loading
+
     metadata = json.loads((folder / "metadata.json").read_text())
     model = keras.models.load_model(str(folder / "saved_model"), compile=False)
     return LoadedModel(metadata["version"], model, Vocabulary.load(folder / "vocabulary.json"),

@@ -63,12 +63,23 @@ def train_worker(run_dir: Path) -> dict:
     with strategy.scope():
         model = compile_model(build_model(ModelConfig(**spec["model"])), spec["learning_rate"])
     is_chief = index == 0
+    epoch_seconds: list[float] = []
+
+    class EpochTimer(keras.callbacks.Callback):
+        """Seconds per epoch: the first includes tracing and collective set-up, later ones are steady state."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._began = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            epoch_seconds.append(round(time.perf_counter() - self._began, 3))
+
     started = time.perf_counter()
     history = model.fit(
         keras.utils.experimental.DatasetCreator(dataset_fn),
         epochs=spec["epochs"], steps_per_epoch=steps, verbose=2 if is_chief else 0,
         callbacks=[keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq=spec["checkpoint_every_steps"],
-                                                    delete_checkpoint=False)],
+                                                    delete_checkpoint=False), EpochTimer()],
     )
     seconds = time.perf_counter() - started
     target = run_dir / "saved_model" if is_chief else run_dir / "scratch" / f"worker-{index}"
@@ -78,6 +89,7 @@ def train_worker(run_dir: Path) -> dict:
         return {}
     summary = {"epochs_run": len(history.epoch), "first_epoch": history.epoch[0] if history.epoch else None,
                "steps_per_epoch": steps, "global_batch": spec["batch_size"], "seconds": round(seconds, 2),
+               "epoch_seconds": epoch_seconds,
                "loss": [round(float(v), 5) for v in history.history.get("loss", [])]}
     # One file per attempt: a restarted run appends, so the record shows where it resumed.
     attempts = run_dir / "attempts.jsonl"

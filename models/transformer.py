@@ -46,6 +46,36 @@ class ModelConfig:
         return asdict(self)
 
 
+@keras.utils.register_keras_serializable(package="interest_migration")
+class OneHotEmbedding(keras.layers.Layer):
+    """An embedding looked up by a one-hot matrix product, so that its gradient is dense.
+
+    Why not ``keras.layers.Embedding``: its gather has a sparse
+    (``IndexedSlices``) gradient, one row per looked-up id, and
+    ``MultiWorkerMirroredStrategy`` all-gathers those across workers, batch x L
+    rows per table per step; that exchange cost more than the model itself
+    (bench/bench_train.py). These vocabularies are tens of ids, so the one-hot
+    product is cheap and its gradient is a small dense matrix, all-reduced
+    like every other weight.
+    """
+
+    def __init__(self, input_dim: int, output_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim, self.output_dim = input_dim, output_dim
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight(
+            name="embeddings", shape=(self.input_dim, self.output_dim),
+            initializer=keras.initializers.RandomUniform(-0.05, 0.05))
+        super().build(input_shape)
+
+    def call(self, ids):
+        return tf.einsum("blv,vd->bld", tf.one_hot(ids, self.input_dim, dtype=self.compute_dtype), self.embeddings)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim}
+
+
 def _block(x, padding_mask, config: ModelConfig, name: str, last_only: bool = False):
     """Pre-norm causal self-attention then a position-wise feed-forward, both residual.
 
@@ -80,7 +110,7 @@ def build_model(config: ModelConfig) -> keras.Model:
     sizes = {"categories": config.vocabulary_size, "event_types": config.n_event_types,
              "gap_buckets": config.n_gap_buckets + 1, "age_buckets": config.n_age_buckets + 1, "session_starts": 3}
     x = keras.layers.Add(name="step_embedding")([
-        keras.layers.Embedding(sizes[name], config.d_model, name=f"{name}_embedding")(inputs[name])
+        OneHotEmbedding(sizes[name], config.d_model, name=f"{name}_embedding")(inputs[name])
         for name in FEATURES])
     positions = tf.range(length)
     x = x + keras.layers.Embedding(length, config.d_model, name="position_embedding")(positions)[None]
