@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--length", type=int, default=50)
-    parser.add_argument("--d-model", type=int, default=64)
+    parser.add_argument("--d-model", type=int, default=32)
     parser.add_argument("--blocks", type=int, default=2)
     parser.add_argument("--heads", type=int, default=2)
     options = parser.parse_args()

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=512, help="global batch, split across workers (default 512)")
     parser.add_argument("--learning-rate", type=float, default=2e-3)
-    parser.add_argument("--d-model", type=int, default=64)
+    parser.add_argument("--d-model", type=int, default=32, help="embedding width (default 32: bench/bench_train.py)")
     parser.add_argument("--blocks", type=int, default=2)
     parser.add_argument("--heads", type=int, default=2)
     parser.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default 100)")

@@ -16,8 +16,9 @@ last three days, and over the whole history window in events and in sessions
   history within H days).
 
 Written against tf-keras (Keras 2) because Keras 3's ``fit`` fails under
-``MultiWorkerMirroredStrategy``. Sized for CPUs: 64-wide, 2 blocks, ~100k
-weights.
+``MultiWorkerMirroredStrategy``. Sized for CPUs: 32 wide, 2 blocks, ~39k
+weights (at 36 categories). At 64 wide the 20k-user evaluation was the same
+(NDCG@10 0.644 against 0.645) and training half as fast.
 """
 from __future__ import annotations
 
@@ -36,10 +37,10 @@ class ModelConfig:
     n_event_types: int = 6
     n_gap_buckets: int = 10
     n_age_buckets: int = 11
-    d_model: int = 64
+    d_model: int = 32
     heads: int = 2
     blocks: int = 2
-    feed_forward: int = 128
+    feed_forward: int = 64
     dropout: float = 0.1
 
     def to_json(self) -> dict:
