@@ -76,10 +76,7 @@ def engagement_probabilities(truth: Path, user_ids: list[str], cutoff: dt.date, 
     p_active, p_move, stable = users["p_active"][idx], users["p_move"][idx], users["stable"][idx]
     m = len(idx)
     # mix[u, g, :]: the session-category distribution of user u when the focus is g.
-    base_mix = (1 - MIX_FOCUS - MIX_STABLE_1 - MIX_STABLE_2) * world.popularity[None, :].repeat(m, 0)
-    base_mix[np.arange(m), stable[:, 0]] += MIX_STABLE_1
-    base_mix[np.arange(m), stable[:, 1]] += MIX_STABLE_2
-    mix = base_mix[:, None, :] + MIX_FOCUS * np.eye(c)[None, :, :]  # (m, g, c)
+    mix = _base_mix(world, stable)[:, None, :] + MIX_FOCUS * np.eye(c)[None, :, :]  # (m, g, c)
     wander = EVENT_OFF_SESSION_CATEGORY
     # P(no event of c in one session | focus g), summed over the session's own category s.
     own_miss = wander * (1 - mix)                 # s == c: only wandering events could hit c, and miss
@@ -93,9 +90,7 @@ def engagement_probabilities(truth: Path, user_ids: list[str], cutoff: dt.date, 
     else:
         alpha[:] = focus_belief[idx][:, None, :]
     for d in range(horizon_days):
-        cdf = world.transition_cdf(cutoff + dt.timedelta(days=d))
-        step = np.diff(np.concatenate([np.zeros((c, 1)), cdf], axis=1), axis=1)
-        moved = alpha @ step  # (m, c, g)
+        moved = alpha @ _transitions(world, cutoff + dt.timedelta(days=d))  # (m, c, g)
         alpha = (1 - p_move)[:, None, None] * alpha + p_move[:, None, None] * moved
         alpha = alpha * np.transpose(day_none, (0, 2, 1))  # day_none[u, g, c] -> [u, c, g]
     result[idx] = 1.0 - alpha.sum(axis=2)
@@ -132,22 +127,33 @@ def filtered_focus(truth: Path, user_ids: list[str], events, cutoff: dt.date) ->
     if n_days < 1:
         return belief
     known = ~np.isnan(users["p_active"])
-    base = (1 - MIX_FOCUS - MIX_STABLE_1 - MIX_STABLE_2) * np.repeat(world.popularity[None, :], n, 0)
-    base[np.arange(n), users["stable"][:, 0]] += MIX_STABLE_1
-    base[np.arange(n), users["stable"][:, 1]] += MIX_STABLE_2
-    log_likelihood = _daily_log_likelihood(events, user_ids, users["tz_offset_min"], base, first_day, n_days)
+    log_likelihood = _daily_log_likelihood(events, user_ids, users["tz_offset_min"], _base_mix(world, users["stable"]),
+                                           first_day, n_days)
     start = world.popularity + world.base_transitions.sum(axis=1) / c
     current = np.repeat((start / start.sum())[None, :], n, 0)
     p_move = users["p_move"][:, None]
     for d in range(n_days):
-        cdf = world.transition_cdf(first_day + dt.timedelta(days=d))
-        step = np.diff(np.concatenate([np.zeros((c, 1)), cdf], axis=1), axis=1)
-        current = (1 - p_move) * current + p_move * (current @ step)
+        current = (1 - p_move) * current + p_move * (current @ _transitions(world, first_day + dt.timedelta(days=d)))
         day = log_likelihood[:, d, :]
         current = current * np.exp(day - day.max(axis=1, keepdims=True))
         current /= current.sum(axis=1, keepdims=True)
     belief[known] = current[known]
     return belief
+
+
+def _base_mix(world, stable: np.ndarray) -> np.ndarray:
+    """(users, categories) session-category distribution without the focus's share: stable interests and exploration."""
+    n = len(stable)
+    base = (1 - MIX_FOCUS - MIX_STABLE_1 - MIX_STABLE_2) * np.repeat(world.popularity[None, :], n, 0)
+    base[np.arange(n), stable[:, 0]] += MIX_STABLE_1
+    base[np.arange(n), stable[:, 1]] += MIX_STABLE_2
+    return base
+
+
+def _transitions(world, day: dt.date) -> np.ndarray:
+    """(from, to) probabilities of a focus move on ``day``, from the world's cumulative rows."""
+    cdf = world.transition_cdf(day)
+    return np.diff(np.concatenate([np.zeros((len(cdf), 1)), cdf], axis=1), axis=1)
 
 
 def _daily_log_likelihood(events, user_ids: list[str], tz_offset_min: np.ndarray, base: np.ndarray,
@@ -156,7 +162,6 @@ def _daily_log_likelihood(events, user_ids: list[str], tz_offset_min: np.ndarray
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    index = {category: i for i, category in enumerate(CATEGORIES)}
     n, c = len(user_ids), len(CATEGORIES)
     out = np.zeros((n, n_days, c))
     if events.num_rows == 0:
