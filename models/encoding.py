@@ -89,18 +89,17 @@ def encode_sequences(table: pa.Table, vocabulary: Vocabulary, length: int) -> di
 
 def window_counts(table: pa.Table, column: str, index: dict[str, int], size: int) -> np.ndarray:
     """(rows, size) float32: ``column``'s counts placed at each of ``window_categories``' ids."""
-    categories = table["window_categories"].combine_chunks()
-    counts = table[column].combine_chunks()
-    offsets = categories.offsets.to_numpy(zero_copy_only=False) - categories.offsets[0].as_py()
-    rows = np.repeat(np.arange(len(categories)), np.diff(offsets))
-    values = pc.list_flatten(counts).to_numpy(zero_copy_only=False).astype(np.float32)
-    out = np.zeros((len(categories), size), dtype=np.float32)
-    np.add.at(out, (rows, _mapped(categories, index, OOV)), values)
-    return out
+    weights = pc.list_flatten(table[column]).to_numpy(zero_copy_only=False).astype(np.float32)
+    return multi_hot(table["window_categories"], index, size, weights=weights)
 
 
-def multi_hot(column, index: dict[str, int], size: int, keep: np.ndarray | None = None) -> np.ndarray:
-    """(rows, size) float32 counts of each id per row's list (OOV included); ``keep`` masks list elements."""
+def multi_hot(column, index: dict[str, int], size: int, keep: np.ndarray | None = None,
+              weights: np.ndarray | None = None) -> np.ndarray:
+    """(rows, size) float32 counts of each id per row's list (OOV included).
+
+    ``keep`` masks list elements; ``weights`` (one per list element) adds that
+    much instead of 1.
+    """
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     array = array.fill_null([]) if array.null_count else array
     offsets = array.offsets.to_numpy(zero_copy_only=False) - array.offsets[0].as_py()
@@ -108,7 +107,8 @@ def multi_hot(column, index: dict[str, int], size: int, keep: np.ndarray | None 
     ids = _mapped(array, index, OOV)
     out = np.zeros((len(sizes), size), dtype=np.float32)
     rows = np.repeat(np.arange(len(sizes)), sizes)
+    values = np.ones(len(ids), dtype=np.float32) if weights is None else weights
     if keep is not None:
-        rows, ids = rows[keep], ids[keep]
-    np.add.at(out, (rows, ids), 1.0)
+        rows, ids, values = rows[keep], ids[keep], values[keep]
+    np.add.at(out, (rows, ids), values)
     return out
