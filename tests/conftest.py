@@ -1,4 +1,4 @@
-"""Shared fixtures: one local Spark session for the whole run, and a fresh lake per test."""
+"""Shared fixtures: one local Spark session for the whole run, a fresh lake per test, and one tiny trained lake."""
 from __future__ import annotations
 
 import datetime as dt
@@ -42,3 +42,40 @@ def run_jobs(*args: str) -> tuple[int, str, str]:
     with redirect_stdout(out), redirect_stderr(err):
         code = main(list(args))
     return code, out.getvalue(), err.getvalue()
+
+
+# The tiny generated lake the model and scoring tests share: 300 users over 6 days, H = 1.
+MODEL_START, MODEL_DAYS = dt.date(2024, 10, 1), 6
+MODEL_AS_OF = MODEL_START + dt.timedelta(days=MODEL_DAYS - 1)
+TINY_TRAINING = ["--epochs", "2", "--batch-size", "64", "--d-model", "16", "--blocks", "1", "--checkpoint-every", "2"]
+
+
+@pytest.fixture(scope="session")
+def model_lake(spark, tmp_path_factory) -> Path:
+    """Built by the pipeline's own stages: generate, ingest, dedupe, sessionize, features."""
+    root = tmp_path_factory.mktemp("model") / "lake"
+    lake = ["--lake", str(root)]
+    assert run_jobs("generate", *lake, "--users", "300", "--days", str(MODEL_DAYS),
+                    "--start-date", MODEL_START.isoformat())[0] == 0
+    days = [(MODEL_START + dt.timedelta(days=d)).isoformat() for d in range(MODEL_DAYS)]
+    for day in days:
+        assert run_jobs("ingest", *lake, "--date", day, "--no-validate")[0] == 0
+    for day in days:
+        for stage in ("dedupe", "sessionize"):
+            code, _, err = run_jobs(stage, *lake, "--date", day, "--no-validate")
+            assert code == 0, err
+    code, out, err = run_jobs("features", *lake, "--date", MODEL_AS_OF.isoformat(), "--horizon-days", "1",
+                              "--train-cutoffs", "2")
+    assert code == 0, err
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained_version(model_lake) -> str:
+    """One version trained by two workers on ``model_lake``."""
+    from models.registry import Registry
+
+    code, out, err = run_jobs("train", "--lake", str(model_lake), "--date", MODEL_AS_OF.isoformat(), "--workers", "2",
+                              *TINY_TRAINING)
+    assert code == 0, err + out
+    return Registry(model_lake).latest()

@@ -8,7 +8,6 @@ the promotion decision. Training is kept tiny (a few hundred sequences).
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import signal
@@ -18,36 +17,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_jobs as run
+from tests.conftest import MODEL_AS_OF, TINY_TRAINING, run_jobs as run
 from models.registry import Registry
 
-START, DAYS = dt.date(2024, 10, 1), 6
-AS_OF = START + dt.timedelta(days=DAYS - 1)
-TINY = ["--epochs", "2", "--batch-size", "64", "--d-model", "16", "--blocks", "1", "--checkpoint-every", "2"]
+AS_OF, TINY = MODEL_AS_OF, TINY_TRAINING
 
 
 @pytest.fixture(scope="module")
-def lake_root(spark, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("model") / "lake"
-    lake = ["--lake", str(root)]
-    assert run("generate", *lake, "--users", "300", "--days", str(DAYS), "--start-date", START.isoformat())[0] == 0
-    for d in range(DAYS):
-        assert run("ingest", *lake, "--date", (START + dt.timedelta(days=d)).isoformat(), "--no-validate")[0] == 0
-    for d in range(DAYS):
-        day = (START + dt.timedelta(days=d)).isoformat()
-        for stage in ("dedupe", "sessionize"):
-            code, _, err = run(stage, *lake, "--date", day, "--no-validate")
-            assert code == 0, err
-    code, out, err = run("features", *lake, "--date", AS_OF.isoformat(), "--horizon-days", "1", "--train-cutoffs", "2")
-    assert code == 0, err
-    return root
+def lake_root(model_lake) -> Path:
+    return model_lake
 
 
 @pytest.fixture(scope="module")
-def trained(lake_root) -> str:
-    code, out, err = run("train", "--lake", str(lake_root), "--date", AS_OF.isoformat(), "--workers", "2", *TINY)
-    assert code == 0, err + out
-    return json.loads((Registry(lake_root).version_dir(Registry(lake_root).latest()) / "metadata.json").read_text())["version"]
+def trained(trained_version) -> str:
+    return trained_version
 
 
 def test_two_workers_train_a_registered_version(lake_root, trained):
