@@ -14,7 +14,7 @@ from typing import Callable
 
 import great_expectations as gx
 
-from expectations import events, events_clean, sessions, user_sequences
+from expectations import events, events_clean, sessions, user_interest_predictions, user_sequences
 from expectations.params import SuiteParams
 
 SUITES: dict[str, Callable[[SuiteParams], gx.ExpectationSuite]] = {
@@ -22,6 +22,7 @@ SUITES: dict[str, Callable[[SuiteParams], gx.ExpectationSuite]] = {
     "events": events.build_suite,
     "sessions": sessions.build_suite,
     "user_sequences": user_sequences.build_suite,
+    "user_interest_predictions": user_interest_predictions.build_suite,
 }
 
 __all__ = ["SUITES", "SuiteParams"]

@@ -29,6 +29,8 @@ class SuiteParams:
     require_session_id: bool = True
     sequence_length: int = 50
     horizon_days: int = 7
+    expected_rows: int | None = None  # predictions: the active users, one row each
+    top_k: int = 10
 
     @property
     def trailing_mean(self) -> float | None:

@@ -27,6 +27,7 @@ STAGES: dict[str, tuple[str, str, bool]] = {
     "features": ("jobs.features", "events -> user_sequences: histories as of cutoffs, with labels", True),
     "train": ("jobs.train", "user_sequences -> a new model version (TensorFlow, several workers)", True),
     "evaluate": ("jobs.evaluate", "a model version vs baselines and the champion on the test cutoff; promote", True),
+    "score": ("jobs.score", "the champion's predictions -> user_interest_predictions, demand forecast, segments", True),
     "sql": ("jobs.sql", "run a read-only SQL query over every lake table (DuckDB)", False),
 }
 

@@ -8,6 +8,9 @@ SESSIONS = "sessions"
 PIPELINE_RUNS = "pipeline_runs"
 USER_SEQUENCES = "user_sequences"
 MODEL_DECISIONS = "model_decisions"
+USER_INTEREST_PREDICTIONS = "user_interest_predictions"
+CATEGORY_DEMAND_FORECAST = "category_demand_forecast"
+MARKETING_SEGMENTS = "marketing_segments"
 
 # events_clean is replaced per ingest batch (ingest_date) and read per event date.
 PARTITIONS: dict[str, list[str]] = {
@@ -19,4 +22,8 @@ PARTITIONS: dict[str, list[str]] = {
     # One snapshot per as-of date (the last event date it may see), one partition per cutoff.
     USER_SEQUENCES: ["as_of_date", "cutoff_date"],
     MODEL_DECISIONS: [],
+    # One partition per score date, replaced by a re-run of that date.
+    USER_INTEREST_PREDICTIONS: ["score_date"],
+    CATEGORY_DEMAND_FORECAST: ["score_date"],
+    MARKETING_SEGMENTS: ["score_date"],
 }

@@ -34,6 +34,8 @@ def check_partition(
     require_session_id: bool = True,
     sequence_length: int = 50,
     horizon_days: int = 7,
+    expected_rows: int | None = None,
+    top_k: int = 10,
 ) -> ValidationReport:
     """Run ``table``'s suite on ``frame``, the rows of ``dates`` (ingest dates for events_clean, else event dates).
 
@@ -60,6 +62,8 @@ def check_partition(
         require_session_id=require_session_id,
         sequence_length=sequence_length,
         horizon_days=horizon_days,
+        expected_rows=expected_rows,
+        top_k=top_k,
     )
     report = run_suite(config.lake / "_gx", table, last, frame, SUITES[table](params))
     print(f"validate {table} {', '.join(d.isoformat() for d in dates)}: {report.evaluated} expectations, "

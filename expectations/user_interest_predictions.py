@@ -1,0 +1,46 @@
+"""``user_interest_predictions`` for one score date: what marketing and inventory read, gated before publishing.
+
+Every check is critical: a partition that fails any of them is not published,
+and the previous score dates stay as they were. Exactly one row per active
+user (unique, and as many rows as users active in the window), every
+probability a probability, and every top list sorted and of the expected
+length.
+"""
+from __future__ import annotations
+
+import great_expectations as gx
+import great_expectations.expectations as gxe
+
+from expectations.common import CRITICAL, contract
+from expectations.params import SuiteParams
+
+COLUMNS = {
+    "score_date": "DateType", "user_id": "StringType", "top_categories": "ArrayType",
+    "current_top_category": "StringType", "migration_probability": "DoubleType", "model_version": "StringType",
+    "scored_at": "TimestampType",
+}
+BAD_TOP_LISTS = """
+SELECT user_id, top_categories FROM {batch}
+WHERE size(top_categories) <> {top_k}
+   OR exists(top_categories, t -> t.category IS NULL OR t.probability IS NULL OR isnan(t.probability)
+                                  OR t.probability < 0 OR t.probability > 1)
+   OR top_categories.probability <> reverse(array_sort(top_categories.probability))
+"""
+
+
+def build_suite(params: SuiteParams) -> gx.ExpectationSuite:
+    expectations = [
+        *contract(COLUMNS, ["score_date", "user_id", "top_categories", "migration_probability", "model_version"]),
+        gxe.ExpectColumnValuesToBeUnique(column="user_id", severity=CRITICAL, description="one row per user"),
+        gxe.ExpectColumnValuesToBeBetween(column="migration_probability", min_value=0, max_value=1,
+                                          severity=CRITICAL, description="a probability"),
+        gxe.UnexpectedRowsExpectation(unexpected_rows_query=BAD_TOP_LISTS.format(top_k=params.top_k, batch="{batch}"),
+                                      severity=CRITICAL,
+                                      description=f"{params.top_k} categories per user, probabilities in [0, 1], "
+                                                  "highest first"),
+    ]
+    if params.expected_rows is not None:
+        expectations.append(gxe.ExpectTableRowCountToEqual(
+            value=params.expected_rows, severity=CRITICAL,
+            description=f"one row per user active in the window ({params.expected_rows:,})"))
+    return gx.ExpectationSuite(name="user_interest_predictions", expectations=expectations)

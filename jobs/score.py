@@ -1,0 +1,245 @@
+"""``python -m jobs score --date D``: the champion's predictions for every user active in the window through D.
+
+Each user with an event in the ``--history-days`` through D gets the sequence
+``features`` would build for the cutoff D + 1 (the same ``build_sequences``),
+scored in Spark by ``mapInArrow``: every Python worker loads the champion
+once and scores its partitions in Arrow batches, so nothing is collected to
+the driver. The predictions cover the horizon the champion was trained for,
+starting D + 1. Three tables get the ``score_date = D`` partition:
+
+- ``user_interest_predictions``: per user, the top ``--top-k`` categories with
+  probabilities, the current top category (most events among the last L),
+  the probability of moving into any category new to them, the model version;
+- ``category_demand_forecast`` (inventory): per category, expected engaged
+  users (the sum of probabilities) and expected new users (the same over
+  users who have not engaged with it in the window), with the change against
+  the previous score date;
+- ``marketing_segments`` (marketing): per category, the users most likely to
+  move into it among those who have not engaged with it in the window, ranked,
+  at most ``--segment-size`` per category and at least ``--min-propensity``.
+
+A re-run replaces the date's partitions with the same rows (``scored_at``
+records when, and is the only column that changes); earlier versions stay
+readable through Delta history. Nothing is published when there is no
+champion, or when the predictions' expectation suite fails critically (one
+row per active user, probabilities in [0, 1], top lists sorted): the previous
+partitions stay as they were.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from functools import partial
+from pathlib import Path
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from jobs.config import PipelineConfig
+from jobs.errors import PipelineError
+from jobs.features import build_sequences
+from jobs.quality.gate import check_partition
+from jobs.runs import record_run
+from jobs.stage import add_validation_argument, open_stage_lake, require_date
+from jobs.tables import (
+    CATEGORY_DEMAND_FORECAST,
+    EVENTS,
+    MARKETING_SEGMENTS,
+    PARTITIONS,
+    USER_INTEREST_PREDICTIONS,
+)
+from models.registry import Registry
+
+SCORED_SCHEMA = (
+    "user_id string, top_categories array<struct<category: string, probability: double>>, "
+    "current_top_category string, migration_probability double, "
+    "category_probabilities array<double>, category_is_new array<boolean>"
+)
+# Python workers keep the champion between partitions: loaded once per worker and version.
+_LOADED: dict[str, object] = {}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--top-k", type=int, default=10, help="categories per user in top_categories (default 10)")
+    parser.add_argument("--segment-size", type=int, default=10_000,
+                        help="most users per category in marketing_segments (default 10000)")
+    parser.add_argument("--min-propensity", type=float, default=0.1,
+                        help="least probability of moving into the category for a segment member (default 0.1)")
+    parser.add_argument("--history-days", type=int, default=28,
+                        help="users with an event in this many days through --date are active (default 28)")
+    parser.add_argument("--batch-rows", type=int, default=4096, help="users per inference batch (default 4096)")
+    add_validation_argument(parser)
+
+
+def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
+    score_date = require_date(args.date, "score", "the last complete event date; predictions start the day after")
+    if args.top_k < 1 or args.segment_size < 1 or not 0 <= args.min_propensity <= 1:
+        raise PipelineError("--top-k and --segment-size must be at least 1, --min-propensity within [0, 1]")
+    config = config.with_overrides(validate_writes=args.validate)
+    registry = Registry(config.lake)
+    champion = registry.champion()
+    if champion is None:
+        raise PipelineError(f"no champion model under {registry.root}: train and evaluate a version first; "
+                            "nothing was published")
+    metadata = registry.metadata(champion)
+    length = int(metadata["model"]["sequence_length"])
+    lake = open_stage_lake(config, "score", EVENTS, made_by="dedupe and sessionize")
+    cutoff = score_date + dt.timedelta(days=1)
+    dates = [(score_date - dt.timedelta(days=d)).isoformat() for d in range(args.history_days + 1)]
+    scored_at = dt.datetime.now(dt.timezone.utc)
+    with record_run(lake, "score", score_date) as metrics:
+        events = lake.read(EVENTS, partitions={"event_date": dates}).select(
+            "user_id", "event_id", "category", "event_type", "event_ts", "session_id")
+        sequences = build_sequences(events, cutoff, length, args.history_days, None)
+        scored = sequences.mapInArrow(
+            partial(score_batches, str(registry.version_dir(champion)), args.top_k, args.batch_rows), SCORED_SCHEMA
+        ).persist()
+        try:
+            active_users = _active_users(events, cutoff, args.history_days)
+            stamp = [F.lit(score_date).alias("score_date"), F.lit(champion).alias("model_version")]
+            predictions = scored.select(
+                *stamp[:1], "user_id", "top_categories", "current_top_category", "migration_probability",
+                stamp[1], F.lit(scored_at).alias("scored_at"))
+            vocabulary = _vocabulary(registry, champion)
+            categories = lake.spark.createDataFrame(list(enumerate(vocabulary)), "position int, category string")
+            long = scored.select("user_id", F.posexplode(F.arrays_zip("category_probabilities", "category_is_new")))
+            long = long.select("user_id", "pos", F.col("col.category_probabilities").alias("probability"),
+                               F.col("col.category_is_new").alias("is_new"))
+            demand = _demand(lake, long, categories, score_date, active_users, stamp)
+            segments = _segments(long, categories, args.segment_size, args.min_propensity, stamp)
+            published = _publish(lake, config, metrics, score_date, active_users,
+                                 {USER_INTEREST_PREDICTIONS: predictions, CATEGORY_DEMAND_FORECAST: demand,
+                                  MARKETING_SEGMENTS: segments}, min(args.top_k, len(vocabulary)))
+        finally:
+            scored.unpersist()
+        metrics.rows_in = active_users
+        metrics.rows_out = published[USER_INTEREST_PREDICTIONS]
+        metrics.details = {"model_version": champion, "rows": published}
+    print(f"score {score_date}: {published[USER_INTEREST_PREDICTIONS]:,} users scored by {champion}; "
+          f"{published[CATEGORY_DEMAND_FORECAST]:,} category forecasts, "
+          f"{published[MARKETING_SEGMENTS]:,} marketing segment rows")
+    return {"model_version": champion, "rows": published}
+
+
+def score_batches(version_dir: str, top_k: int, batch_rows: int, batches):
+    """mapInArrow body: user_sequences rows in, one scored row per user out."""
+    import numpy as np
+    import pyarrow as pa
+
+    from models.encoding import multi_hot
+    from models.predict import load_version
+    from models.vocabulary import OOV, PAD
+
+    model = _LOADED.get(version_dir)
+    if model is None:
+        model = _LOADED[version_dir] = load_version(Path(version_dir))
+    vocabulary = model.vocabulary
+    index = vocabulary.index()
+    categories = np.array(["", ""] + list(vocabulary.categories), dtype=object)
+    ranked = np.ones(vocabulary.size, bool)
+    ranked[[PAD, OOV]] = False
+    k = min(top_k, int(ranked.sum()))
+    for batch in batches:
+        for start in range(0, batch.num_rows, batch_rows):
+            table = pa.Table.from_batches([batch.slice(start, batch_rows)])
+            probabilities, migration = model.predict(table)
+            probabilities = probabilities[:, ranked].astype(np.float64)
+            names = categories[ranked]
+            order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+            top_p = np.take_along_axis(probabilities, order, axis=1)
+            recent = multi_hot(table["history_categories"], index, vocabulary.size)
+            recent[:, [PAD, OOV]] = 0
+            in_window = multi_hot(table["window_categories"], index, vocabulary.size)[:, ranked] > 0
+            rows = table.num_rows
+            top = pa.ListArray.from_arrays(
+                pa.array(np.arange(0, rows * k + 1, k, dtype=np.int32)),
+                pa.StructArray.from_arrays([pa.array(names[order].ravel(), pa.string()), pa.array(top_p.ravel())],
+                                           names=["category", "probability"]))
+            width = int(ranked.sum())
+            offsets = pa.array(np.arange(0, rows * width + 1, width, dtype=np.int32))
+            current = np.where(recent.max(axis=1) > 0, categories[recent.argmax(axis=1)], None)
+            yield pa.RecordBatch.from_arrays([
+                table["user_id"].combine_chunks(), top, pa.array(current, pa.string()),
+                pa.array(migration.astype(np.float64)),
+                pa.ListArray.from_arrays(offsets, pa.array(probabilities.ravel())),
+                pa.ListArray.from_arrays(offsets, pa.array((~in_window).ravel())),
+            ], names=["user_id", "top_categories", "current_top_category", "migration_probability",
+                      "category_probabilities", "category_is_new"])
+
+
+def _vocabulary(registry: Registry, version: str) -> list[str]:
+    from models.vocabulary import Vocabulary
+
+    return list(Vocabulary.load(registry.version_dir(version) / "vocabulary.json").categories)
+
+
+def _active_users(events: DataFrame, cutoff: dt.date, history_days: int) -> int:
+    """Users with an event in the history window before the cutoff: the row count the predictions must have."""
+    end = dt.datetime.combine(cutoff, dt.time(), dt.timezone.utc)
+    window = events.where((F.col("event_ts") >= F.lit(end - dt.timedelta(days=history_days)))
+                          & (F.col("event_ts") < F.lit(end)))
+    return window.select("user_id").distinct().count()
+
+
+def _demand(lake, long: DataFrame, categories: DataFrame, score_date: dt.date, active_users: int, stamp) -> DataFrame:
+    """Per category: expected engaged and new users, and the change against the previous score date."""
+    totals = long.groupBy("pos").agg(
+        F.sum("probability").alias("expected_users"),
+        F.sum(F.when(F.col("is_new"), F.col("probability")).otherwise(0.0)).alias("expected_new_users"),
+        F.sum(F.col("is_new").cast("long")).alias("users_new_to_category"))
+    demand = totals.join(F.broadcast(categories), totals.pos == categories.position).select(
+        *stamp[:1], "category", "expected_users", "expected_new_users", "users_new_to_category",
+        F.lit(active_users).cast("long").alias("active_users"), stamp[1])
+    previous = _previous_demand(lake, score_date)
+    if previous is None:
+        return demand.select("*", F.lit(None).cast("date").alias("previous_score_date"),
+                             F.lit(None).cast("double").alias("previous_expected_users"),
+                             F.lit(None).cast("double").alias("expected_users_change"),
+                             F.lit(None).cast("double").alias("expected_new_users_change"))
+    return demand.join(previous, "category", "left").select(
+        *[demand[c] for c in demand.columns], F.col("previous_score_date"), F.col("previous_expected_users"),
+        (demand.expected_users - F.col("previous_expected_users")).alias("expected_users_change"),
+        (demand.expected_new_users - F.col("previous_expected_new_users")).alias("expected_new_users_change"))
+
+
+def _previous_demand(lake, score_date: dt.date) -> DataFrame | None:
+    if not lake.exists(CATEGORY_DEMAND_FORECAST):
+        return None
+    earlier = [d for d in lake.partition_values(CATEGORY_DEMAND_FORECAST, "score_date") if d < score_date.isoformat()]
+    if not earlier:
+        return None
+    return lake.read(CATEGORY_DEMAND_FORECAST, partitions={"score_date": [earlier[-1]]}).select(
+        "category", F.col("score_date").alias("previous_score_date"),
+        F.col("expected_users").alias("previous_expected_users"),
+        F.col("expected_new_users").alias("previous_expected_new_users"))
+
+
+def _segments(long: DataFrame, categories: DataFrame, size: int, min_propensity: float, stamp) -> DataFrame:
+    """Per category, users new to it ranked by their probability of engaging with it; ties by user id."""
+    candidates = long.where(F.col("is_new") & (F.col("probability") >= min_propensity))
+    ranked = candidates.withColumn("rank", F.row_number().over(
+        Window.partitionBy("pos").orderBy(F.desc("probability"), "user_id"))).where(F.col("rank") <= size)
+    return ranked.join(F.broadcast(categories), ranked.pos == categories.position).select(
+        *stamp[:1], "category", "user_id", F.col("probability").alias("propensity"), F.col("rank").cast("int"), stamp[1])
+
+
+def _publish(lake, config: PipelineConfig, metrics, score_date: dt.date, active_users: int,
+             frames: dict[str, DataFrame], top_k: int) -> dict[str, int]:
+    """Stage all three partitions, gate the predictions, then commit; on any failure nothing is published."""
+    replace = {"score_date": [score_date.isoformat()]}
+    staged = {}
+    try:
+        for table, frame in frames.items():
+            staged[table] = lake.stage_partitions(table, frame, PARTITIONS[table], replace)
+        rows = {table: write.frame.count() for table, write in staged.items()}
+        if config.validate_writes:
+            report = check_partition(lake, config, USER_INTEREST_PREDICTIONS, [score_date],
+                                     staged[USER_INTEREST_PREDICTIONS].frame, expected_rows=active_users, top_k=top_k)
+            metrics.validations.append(report)
+            report.raise_if_critical()
+        for write in staged.values():
+            write.commit()
+        return rows
+    finally:
+        for write in staged.values():
+            write.discard()

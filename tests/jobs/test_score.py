@@ -1,0 +1,163 @@
+"""Scoring on the tiny trained lake: the three tables' contents, an idempotent re-run, and both refusals."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from deltalake import DeltaTable
+
+from models.registry import Registry
+from tests.conftest import MODEL_AS_OF, run_jobs as run
+
+SCORE_DATE = MODEL_AS_OF
+ALL = ["--top-k", "50"]
+BREAK_MODEL = """
+import shutil, sys
+import numpy as np
+import tf_keras as keras
+import models.transformer  # registers the custom layers
+model = keras.models.load_model(sys.argv[1], compile=False)
+model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
+shutil.rmtree(sys.argv[1])
+model.save(sys.argv[1], include_optimizer=False)
+"""  # more than the 36 categories: every category's probability is in the top list
+
+
+def _read(lake: Path, table: str, version: int | None = None):
+    return DeltaTable(str(lake / table), version=version).to_pyarrow_table().to_pylist()
+
+
+@pytest.fixture(scope="module")
+def score_lake(model_lake, trained_version, tmp_path_factory) -> Path:
+    """A copy of the trained lake (the training tests judge promotion on theirs) with a champion set."""
+    root = tmp_path_factory.mktemp("score") / "lake"
+    shutil.copytree(model_lake, root)
+    Registry(root).set_champion(trained_version, {"reason": "set by the scoring tests"})
+    return root
+
+
+@pytest.fixture(scope="module")
+def scored(score_lake):
+    code, out, err = run("score", "--lake", str(score_lake), "--date", SCORE_DATE.isoformat(), *ALL,
+                         "--min-propensity", "0.05", "--segment-size", "20")
+    assert code == 0, err + out
+    return score_lake
+
+
+def _active_users(lake: Path) -> set[str]:
+    start = dt.datetime.combine(SCORE_DATE - dt.timedelta(days=27), dt.time(), dt.timezone.utc)
+    events = DeltaTable(str(lake / "events")).to_pyarrow_table(columns=["user_id", "event_ts", "category"])
+    return {r["user_id"] for r in events.to_pylist() if r["event_ts"] >= start}
+
+
+def _window_categories(lake: Path) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for r in DeltaTable(str(lake / "events")).to_pyarrow_table(columns=["user_id", "category"]).to_pylist():
+        out.setdefault(r["user_id"], set()).add(r["category"])
+    return out
+
+
+def test_predictions_one_row_per_active_user_with_sorted_probabilities(scored, trained_version):
+    rows = _read(scored, "user_interest_predictions")
+    assert sorted(r["user_id"] for r in rows) == sorted(_active_users(scored))
+    for row in rows:
+        probabilities = [t["probability"] for t in row["top_categories"]]
+        assert len(probabilities) == 36 and probabilities == sorted(probabilities, reverse=True)
+        assert all(0 <= p <= 1 for p in probabilities) and 0 <= row["migration_probability"] <= 1
+        assert row["model_version"] == trained_version and row["score_date"] == SCORE_DATE
+        assert row["current_top_category"] is not None
+
+
+def test_demand_forecast_sums_the_users_probabilities(scored):
+    predictions = _read(scored, "user_interest_predictions")
+    seen = _window_categories(scored)
+    expected, expected_new = {}, {}
+    for row in predictions:
+        for top in row["top_categories"]:
+            expected[top["category"]] = expected.get(top["category"], 0) + top["probability"]
+            if top["category"] not in seen[row["user_id"]]:
+                expected_new[top["category"]] = expected_new.get(top["category"], 0) + top["probability"]
+    demand = {r["category"]: r for r in _read(scored, "category_demand_forecast")}
+    assert set(demand) == set(expected)
+    for category, row in demand.items():
+        assert row["expected_users"] == pytest.approx(expected[category], rel=1e-9)
+        assert row["expected_new_users"] == pytest.approx(expected_new.get(category, 0), rel=1e-9, abs=1e-9)
+        assert row["active_users"] == len(predictions) and row["previous_score_date"] is None
+
+
+def test_marketing_segments_rank_users_new_to_the_category(scored):
+    probability = {(r["user_id"], t["category"]): t["probability"]
+                   for r in _read(scored, "user_interest_predictions") for t in r["top_categories"]}
+    seen = _window_categories(scored)
+    by_category: dict[str, list[dict]] = {}
+    for row in _read(scored, "marketing_segments"):
+        by_category.setdefault(row["category"], []).append(row)
+    assert by_category, "no segment rows at a 0.05 threshold"
+    for category, members in by_category.items():
+        members.sort(key=lambda r: r["rank"])
+        assert [m["rank"] for m in members] == list(range(1, len(members) + 1)) and len(members) <= 20
+        propensities = [m["propensity"] for m in members]
+        assert propensities == sorted(propensities, reverse=True) and min(propensities) >= 0.05
+        for m in members:
+            assert category not in seen[m["user_id"]]
+            assert m["propensity"] == pytest.approx(probability[(m["user_id"], category)])
+        # Nobody left out ranks above the last member.
+        outside = [p for (u, c), p in probability.items() if c == category and c not in seen[u]
+                   and u not in {m["user_id"] for m in members}]
+        assert len(members) == 20 or all(p < 0.05 for p in outside)
+        assert all(p <= propensities[-1] + 1e-12 for p in outside)
+
+
+def test_a_rerun_replaces_the_date_with_the_same_rows_and_history_keeps_the_first(scored):
+    def snapshot(version=None):
+        return {table: sorted((tuple(sorted((k, str(v)) for k, v in r.items() if k != "scored_at"))
+                               for r in _read(scored, table, version)))
+                for table in ("user_interest_predictions", "category_demand_forecast", "marketing_segments")}
+
+    before = snapshot()
+    first_version = DeltaTable(str(scored / "user_interest_predictions")).version()
+    code, out, err = run("score", "--lake", str(scored), "--date", SCORE_DATE.isoformat(), *ALL,
+                         "--min-propensity", "0.05", "--segment-size", "20")
+    assert code == 0, err
+    assert snapshot() == before
+    assert DeltaTable(str(scored / "user_interest_predictions")).version() == first_version + 1
+    # Time travel: the first run's rows are still readable at their version.
+    assert sorted(r["user_id"] for r in _read(scored, "user_interest_predictions", first_version)) == \
+        sorted(r["user_id"] for r in _read(scored, "user_interest_predictions"))
+
+
+def test_refuses_without_a_champion(model_lake, tmp_path):
+    lake = tmp_path / "lake"
+    shutil.copytree(model_lake, lake)
+    (lake / "models" / "champion.json").unlink(missing_ok=True)
+    code, out, err = run("score", "--lake", str(lake), "--date", SCORE_DATE.isoformat())
+    assert code != 0 and "no champion model" in err and len(err.strip().splitlines()) == 1
+    assert not (lake / "user_interest_predictions").exists()
+
+
+def test_refuses_to_publish_predictions_that_fail_their_suite(scored, trained_version, tmp_path):
+    """A champion whose weights went NaN: every probability is NaN, the suite fails, the published date stays."""
+    registry = Registry(scored)
+    broken = registry.new_version(SCORE_DATE)
+    shutil.rmtree(registry.version_dir(broken))
+    shutil.copytree(registry.version_dir(trained_version), registry.version_dir(broken))
+    registry.write_metadata(broken, {**registry.metadata(trained_version), "version": broken})
+    # In a child process: TensorFlow initialised in the test process aborted a later in-process fit.
+    saved = registry.version_dir(broken) / "saved_model"
+    subprocess.run([sys.executable, "-c", BREAK_MODEL, str(saved)], check=True, capture_output=True,
+                   env={**os.environ, "TF_USE_LEGACY_KERAS": "1"})
+    registry.set_champion(broken, {"reason": "a broken model, for the test"})
+    before = _read(scored, "user_interest_predictions")
+    version = DeltaTable(str(scored / "user_interest_predictions")).version()
+    try:
+        code, out, err = run("score", "--lake", str(scored), "--date", SCORE_DATE.isoformat(), *ALL)
+    finally:
+        registry.set_champion(trained_version, {"reason": "restored by the test"})
+    assert code != 0 and "critical" in err, err
+    assert DeltaTable(str(scored / "user_interest_predictions")).version() == version
+    assert _read(scored, "user_interest_predictions") == before
