@@ -29,7 +29,7 @@ CLEAN_COLUMNS = (
     "event_id", "user_id", "item_id", "category", "event_type", "event_ts", "event_date",
     "price", "session_hint", "props", "source", "source_file", "ingest_date",
 )
-QUARANTINE_COLUMNS = ("raw_record", "reason", "source", "source_file", "ingest_date")
+QUARANTINE_COLUMNS = ("raw_record", "reason", "source", "source_file", "ingest_date", "raw_bytes")
 
 
 def parse_event_time(value: Column) -> Column:
@@ -146,4 +146,11 @@ def clean_rows(classified: DataFrame) -> DataFrame:
 
 
 def quarantine_rows(classified: DataFrame) -> DataFrame:
-    return classified.where(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS)
+    """Rejected rows with their reason. ``raw_record`` is always valid UTF-8 (invalid
+    sequences become U+FFFD), since a Parquet string column holding other bytes
+    breaks downstream readers such as DuckDB; ``raw_bytes`` keeps those rows'
+    exact bytes, so nothing is lost."""
+    valid = F.is_valid_utf8("raw_record")
+    return classified.where(F.col("reason").isNotNull()).select(
+        F.make_valid_utf8("raw_record").alias("raw_record"), "reason", "source", "source_file", "ingest_date",
+        F.when(~valid, F.col("raw_record").cast("binary")).alias("raw_bytes"))

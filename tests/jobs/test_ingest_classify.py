@@ -67,11 +67,15 @@ def test_each_malformed_row_gets_its_reason_and_keeps_its_raw_text(spark):
 
 def test_invalid_utf8_bytes_are_quarantined(spark, tmp_path):
     path = tmp_path / "bad.jsonl"
-    path.write_bytes(b'{"event_id":"x","user_id":"u1","item_id":1,"category":"a.\xff\xfeb","event_type":"view","event_time":1730509200}\n')
+    raw = b'{"event_id":"x","user_id":"u1","item_id":1,"category":"a.\xff\xfeb","event_type":"view","event_time":1730509200}'
+    path.write_bytes(raw + b"\n")
     lines = spark.read.text(str(path)).select(F.col("value").alias("raw_record"), F.lit("f").alias("source_file"),
                                               F.lit(INGEST_DATE).alias("ingest_date"))
     classified = classify_events(parse_lines(lines, "events-jsonl"), None, "events-jsonl", 3, 60)
     assert [r["reason"] for r in classified.collect()] == ["invalid_utf8"]
+    # Stored as valid text (readers such as DuckDB reject other bytes in a string column), exact bytes beside it.
+    [row] = quarantine_rows(classified).collect()
+    assert row["raw_record"] == raw.decode("utf-8", errors="replace") and bytes(row["raw_bytes"]) == raw
 
 
 def test_lateness_check_can_be_disabled_for_historical_files(spark):
