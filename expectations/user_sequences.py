@@ -19,7 +19,8 @@ COLUMNS = {
     "history_gap_buckets": "ArrayType", "history_age_buckets": "ArrayType", "history_session_starts": "ArrayType",
     "history_length": "IntegerType", "history_last_ts": "TimestampType", "window_categories": "ArrayType",
     "window_category_events": "ArrayType", "window_category_sessions": "ArrayType", "label_categories": "ArrayType",
-    "label_new": "ArrayType", "has_new_category": "BooleanType",
+    "label_new": "ArrayType", "has_new_category": "BooleanType", "sequence_length": "IntegerType",
+    "history_days": "IntegerType", "horizon_days": "IntegerType",
 }
 LEAKS = """
 SELECT split, cutoff_date, user_id, history_last_ts, label_first_ts, label_last_ts FROM {{batch}}

@@ -114,7 +114,8 @@ def build_sequences(
         "window_categories", "window_category_events", "window_category_sessions",
         "label_categories", "label_new", "label_first_ts", "label_last_ts",
         F.exists("label_new", lambda new: new).alias("has_new_category"),
-        F.lit(length).alias("sequence_length"), F.lit(horizon_days).cast("int").alias("horizon_days"),
+        F.lit(length).alias("sequence_length"), F.lit(history_days).alias("history_days"),
+        F.lit(horizon_days).cast("int").alias("horizon_days"),
     )
 
 

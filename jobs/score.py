@@ -55,6 +55,8 @@ SCORED_SCHEMA = (
     "current_top_category string, migration_probability double, "
     "category_probabilities array<double>, category_is_new array<boolean>"
 )
+# Models trained before metadata recorded the window were trained on features' default.
+DEFAULT_HISTORY_DAYS = 28
 # Python workers keep the champion between partitions: loaded once per worker and version.
 _LOADED: dict[str, object] = {}
 
@@ -65,8 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="most users per category in marketing_segments (default 10000)")
     parser.add_argument("--min-propensity", type=float, default=0.1,
                         help="least probability of moving into the category for a segment member (default 0.1)")
-    parser.add_argument("--history-days", type=int, default=28,
-                        help="users with an event in this many days through --date are active (default 28)")
+    parser.add_argument("--history-days", type=int, default=None,
+                        help="users with an event in this many days through --date are active (default: the "
+                             "champion's training history window, since its window counts depend on it)")
     parser.add_argument("--batch-rows", type=int, default=4096, help="users per inference batch (default 4096)")
     add_validation_argument(parser)
 
@@ -83,19 +86,24 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
                             "nothing was published")
     metadata = registry.metadata(champion)
     length = int(metadata["model"]["sequence_length"])
+    history_days = args.history_days
+    if history_days is None:
+        history_days = int(metadata["training_window"].get("history_days", DEFAULT_HISTORY_DAYS))
+    if history_days < 1:
+        raise PipelineError("--history-days must be at least 1")
     lake = open_stage_lake(config, "score", EVENTS, made_by="dedupe and sessionize")
     cutoff = score_date + dt.timedelta(days=1)
-    dates = [(score_date - dt.timedelta(days=d)).isoformat() for d in range(args.history_days + 1)]
+    dates = [(score_date - dt.timedelta(days=d)).isoformat() for d in range(history_days + 1)]
     scored_at = dt.datetime.now(dt.timezone.utc)
     with record_run(lake, "score", score_date) as metrics:
         events = lake.read(EVENTS, partitions={"event_date": dates}).select(
             "user_id", "event_id", "category", "event_type", "event_ts", "session_id")
-        sequences = build_sequences(events, cutoff, length, args.history_days, None)
+        sequences = build_sequences(events, cutoff, length, history_days, None)
         scored = sequences.mapInArrow(
             partial(score_batches, str(registry.version_dir(champion)), args.top_k, args.batch_rows), SCORED_SCHEMA
         ).persist()
         try:
-            active_users = _active_users(events, cutoff, args.history_days)
+            active_users = _active_users(events, cutoff, history_days)
             stamp = [F.lit(score_date).alias("score_date"), F.lit(champion).alias("model_version")]
             predictions = scored.select(
                 *stamp[:1], "user_id", "top_categories", "current_top_category", "migration_probability",

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         folder = registry.version_dir(version)
         run_dir = folder / "run"
         shard_rows = _write_shards(train, run_dir / "shards", args.workers, args.seed)
-        shape = train.select("sequence_length", "horizon_days").first()
+        shape = train.select("sequence_length", "history_days", "horizon_days").first()
         length = int(shape["sequence_length"])
         model_config = {"vocabulary_size": vocabulary.size, "sequence_length": length, "d_model": args.d_model,
                         "heads": args.heads, "blocks": args.blocks, "feed_forward": 2 * args.d_model}
@@ -102,8 +102,9 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
                          "sequences": int(window["rows"]), "restarts": restarts, "attempts": attempts,
                          "wall_seconds": round(seconds, 1),
                          "sequences_per_second": round(trained / final["seconds"], 1) if final["seconds"] else None},
+            # score rebuilds sequences exactly so: the window counts depend on history_days.
             "training_window": {"train_cutoffs": [str(window["first"]), str(window["last"])],
-                                "horizon_days": int(shape["horizon_days"])},
+                                "history_days": int(shape["history_days"]), "horizon_days": int(shape["horizon_days"])},
         }
         registry.write_metadata(version, metadata)
         shutil.rmtree(run_dir / "shards", ignore_errors=True)
