@@ -79,3 +79,25 @@ def trained_version(model_lake) -> str:
                               *TINY_TRAINING)
     assert code == 0, err + out
     return Registry(model_lake).latest()
+
+
+# Scored twice, so the later date's demand forecast has a previous date to compare with.
+SCORE_DATES = (MODEL_AS_OF - dt.timedelta(days=1), MODEL_AS_OF)
+SCORE_OPTIONS = ["--top-k", "50", "--min-propensity", "0.05", "--segment-size", "20"]  # 50 > the 36 categories
+
+
+@pytest.fixture(scope="session")
+def scored_lake(model_lake, trained_version, tmp_path_factory) -> Path:
+    """A copy of the trained lake (the training tests judge promotion on theirs) with a champion, scored for
+    both ``SCORE_DATES``."""
+    import shutil
+
+    from models.registry import Registry
+
+    root = tmp_path_factory.mktemp("scored") / "lake"
+    shutil.copytree(model_lake, root)
+    Registry(root).set_champion(trained_version, {"reason": "set by the scoring tests"})
+    for date in SCORE_DATES:
+        code, out, err = run_jobs("score", "--lake", str(root), "--date", date.isoformat(), *SCORE_OPTIONS)
+        assert code == 0, err + out
+    return root

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import subprocess
@@ -12,10 +13,9 @@ import pytest
 from deltalake import DeltaTable
 
 from models.registry import Registry
-from tests.conftest import MODEL_AS_OF, run_jobs as run
+from tests.conftest import SCORE_DATES, SCORE_OPTIONS, run_jobs as run
 
-SCORE_DATE = MODEL_AS_OF
-ALL = ["--top-k", "50"]
+PREVIOUS_DATE, SCORE_DATE = SCORE_DATES
 BREAK_MODEL = """
 import shutil, sys
 import numpy as np
@@ -25,28 +25,17 @@ model = keras.models.load_model(sys.argv[1], compile=False)
 model.set_weights([np.full_like(w, np.nan) for w in model.get_weights()])
 shutil.rmtree(sys.argv[1])
 model.save(sys.argv[1], include_optimizer=False)
-"""  # more than the 36 categories: every category's probability is in the top list
+"""
 
 
-def _read(lake: Path, table: str, version: int | None = None):
-    return DeltaTable(str(lake / table), version=version).to_pyarrow_table().to_pylist()
-
-
-@pytest.fixture(scope="module")
-def score_lake(model_lake, trained_version, tmp_path_factory) -> Path:
-    """A copy of the trained lake (the training tests judge promotion on theirs) with a champion set."""
-    root = tmp_path_factory.mktemp("score") / "lake"
-    shutil.copytree(model_lake, root)
-    Registry(root).set_champion(trained_version, {"reason": "set by the scoring tests"})
-    return root
+def _read(lake: Path, table: str, version: int | None = None, date: dt.date = SCORE_DATE):
+    rows = DeltaTable(str(lake / table), version=version).to_pyarrow_table().to_pylist()
+    return [r for r in rows if r["score_date"] == date]
 
 
 @pytest.fixture(scope="module")
-def scored(score_lake):
-    code, out, err = run("score", "--lake", str(score_lake), "--date", SCORE_DATE.isoformat(), *ALL,
-                         "--min-propensity", "0.05", "--segment-size", "20")
-    assert code == 0, err + out
-    return score_lake
+def scored(scored_lake):
+    return scored_lake
 
 
 def _active_users(lake: Path) -> set[str]:
@@ -63,6 +52,8 @@ def _window_categories(lake: Path) -> dict[str, set[str]]:
 
 
 def test_predictions_one_row_per_active_user_with_sorted_probabilities(scored, trained_version):
+    # Scoring rebuilds sequences over the window the champion was trained on (features' default here).
+    assert Registry(scored).metadata(trained_version)["training_window"]["history_days"] == 28
     rows = _read(scored, "user_interest_predictions")
     assert sorted(r["user_id"] for r in rows) == sorted(_active_users(scored))
     for row in rows:
@@ -87,7 +78,15 @@ def test_demand_forecast_sums_the_users_probabilities(scored):
     for category, row in demand.items():
         assert row["expected_users"] == pytest.approx(expected[category], rel=1e-9)
         assert row["expected_new_users"] == pytest.approx(expected_new.get(category, 0), rel=1e-9, abs=1e-9)
-        assert row["active_users"] == len(predictions) and row["previous_score_date"] is None
+        assert row["active_users"] == len(predictions)
+    # Against the previous score date's forecast.
+    previous = {r["category"]: r for r in _read(scored, "category_demand_forecast", date=PREVIOUS_DATE)}
+    for category, row in demand.items():
+        assert row["previous_score_date"] == PREVIOUS_DATE
+        assert row["expected_users_change"] == pytest.approx(
+            row["expected_users"] - previous[category]["expected_users"], rel=1e-9, abs=1e-9)
+        assert row["expected_new_users_change"] == pytest.approx(
+            row["expected_new_users"] - previous[category]["expected_new_users"], rel=1e-9, abs=1e-9)
 
 
 def test_marketing_segments_rank_users_new_to_the_category(scored):
@@ -121,14 +120,21 @@ def test_a_rerun_replaces_the_date_with_the_same_rows_and_history_keeps_the_firs
 
     before = snapshot()
     first_version = DeltaTable(str(scored / "user_interest_predictions")).version()
-    code, out, err = run("score", "--lake", str(scored), "--date", SCORE_DATE.isoformat(), *ALL,
-                         "--min-propensity", "0.05", "--segment-size", "20")
+    code, out, err = run("score", "--lake", str(scored), "--date", SCORE_DATE.isoformat(), *SCORE_OPTIONS)
     assert code == 0, err
     assert snapshot() == before
     assert DeltaTable(str(scored / "user_interest_predictions")).version() == first_version + 1
-    # Time travel: the first run's rows are still readable at their version.
+    # Time travel, as sql/README.md documents it: the first run's rows are still readable at their version.
     assert sorted(r["user_id"] for r in _read(scored, "user_interest_predictions", first_version)) == \
         sorted(r["user_id"] for r in _read(scored, "user_interest_predictions"))
+    code, out, err = run("sql", "--lake", str(scored), "--format", "json",
+                         f"SELECT count(*) AS users, min(scored_at) AS scored_at FROM delta_scan("
+                         f"'{scored / 'user_interest_predictions'}', version => {first_version}) "
+                         f"WHERE score_date = DATE '{SCORE_DATE}'")
+    assert code == 0, err
+    [old] = json.loads(out)
+    assert old["users"] == len(before["user_interest_predictions"])
+    assert dt.datetime.fromisoformat(old["scored_at"]) < _read(scored, "user_interest_predictions")[0]["scored_at"]
 
 
 def test_refuses_without_a_champion(model_lake, tmp_path):
@@ -155,7 +161,7 @@ def test_refuses_to_publish_predictions_that_fail_their_suite(scored, trained_ve
     before = _read(scored, "user_interest_predictions")
     version = DeltaTable(str(scored / "user_interest_predictions")).version()
     try:
-        code, out, err = run("score", "--lake", str(scored), "--date", SCORE_DATE.isoformat(), *ALL)
+        code, out, err = run("score", "--lake", str(scored), "--date", SCORE_DATE.isoformat(), *SCORE_OPTIONS)
     finally:
         registry.set_champion(trained_version, {"reason": "restored by the test"})
     assert code != 0 and "critical" in err, err
