@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--length", type=int, default=50)
     parser.add_argument("--d-model", type=int, default=32)
-    parser.add_argument("--blocks", type=int, default=2)
+    parser.add_argument("--blocks", type=int, default=1)
     parser.add_argument("--heads", type=int, default=2)
     options = parser.parse_args()
     run_dir = Path(tempfile.mkdtemp(prefix="bench-train-"))

@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=512, help="global batch, split across workers (default 512)")
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--d-model", type=int, default=32, help="embedding width (default 32: bench/bench_train.py)")
-    parser.add_argument("--blocks", type=int, default=2)
+    parser.add_argument("--blocks", type=int, default=1, help="attention blocks (default 1: models/transformer.py)")
     parser.add_argument("--heads", type=int, default=2)
     parser.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default 100)")
     parser.add_argument("--max-restarts", type=int, default=2, help="restarts of the worker group after a failure")
@@ -61,6 +61,9 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         if not window["rows"]:
             raise PipelineError(f"no training sequences in user_sequences for as_of_date {as_of}: "
                                 f"run features --date {as_of} --mode train first")
+        if "history_days" not in train.columns:
+            raise PipelineError(f"user_sequences for as_of_date {as_of} predates its history_days column: "
+                                f"run features --date {as_of} again")
         vocabulary = _fit_vocabulary(train)
         version = registry.new_version(as_of)
         folder = registry.version_dir(version)

@@ -2,8 +2,9 @@
 
 In the spirit of SASRec and the Behavior Sequence Transformer: each history
 step is the sum of category, event-type, time-gap, age and session-start
-embeddings plus a learned position embedding; a few pre-norm blocks of causal
-multi-head self-attention encode it, and the last position (the most recent
+embeddings plus a learned position embedding; pre-norm blocks of causal
+multi-head self-attention encode it (one by default, in which the most recent
+event attends to the whole history), and the last position (the most recent
 event; histories are right-aligned) summarises the user. The summary, joined
 with the user's category shares over the last L events, their last day and
 last three days, and over the whole history window in events and in sessions
@@ -16,9 +17,12 @@ last three days, and over the whole history window in events and in sessions
   history within H days).
 
 Written against tf-keras (Keras 2) because Keras 3's ``fit`` fails under
-``MultiWorkerMirroredStrategy``. Sized for CPUs: 32 wide, 2 blocks, ~39k
-weights (at 36 categories). At 64 wide the 20k-user evaluation was the same
-(NDCG@10 0.644 against 0.645) and training half as fast.
+``MultiWorkerMirroredStrategy``. Sized for CPUs: 32 wide, one block. On the
+20k-user evaluation, 64 wide was the same (NDCG@10 0.644 against 0.645) and
+trained half as fast; two blocks gave NDCG@10 0.6448 and migration Recall@10
+0.6380 against one block's 0.6423 and 0.6393, while one block trains twice as
+fast (9,680 against 4,911 sequences/s) and scores twice as fast
+(bench/bench_score.py), so one it is.
 """
 from __future__ import annotations
 
@@ -39,7 +43,7 @@ class ModelConfig:
     n_age_buckets: int = 11
     d_model: int = 32
     heads: int = 2
-    blocks: int = 2
+    blocks: int = 1
     feed_forward: int = 64
     dropout: float = 0.1
 
