@@ -63,8 +63,9 @@ class LoadedModel:
 def limit_threads(threads: int) -> None:
     """One process's TensorFlow thread pools; must run before TensorFlow's first op in the process.
 
-    Spark runs one Python worker per core, each scoring its partitions: a
-    worker that also used every core for TensorFlow would fight the others.
+    Spark runs one Python worker per core, each scoring its partitions, and
+    ``train`` runs several TensorFlow workers on one machine: a process that
+    also used every core would fight the others.
     """
     import tensorflow as tf
 

@@ -36,6 +36,7 @@ def train_worker(run_dir: Path) -> dict:
     import tf_keras as keras
 
     from models.dataset import load_shard, make_dataset
+    from models.predict import limit_threads
     from models.transformer import ModelConfig, build_model, compile_model
     from models.vocabulary import Vocabulary
 
@@ -44,8 +45,7 @@ def train_worker(run_dir: Path) -> dict:
     tf.random.set_seed(spec["seed"])
     threads = spec.get("threads_per_worker")
     if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        limit_threads(threads)
     strategy = tf.distribute.MultiWorkerMirroredStrategy(
         communication_options=tf.distribute.experimental.CommunicationOptions(
             implementation=tf.distribute.experimental.CommunicationImplementation.RING))
