@@ -31,8 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401  (pa.compute)
+import pyarrow.compute  # noqa: F401  (pa.compute, in real_sequences)
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -102,8 +103,7 @@ def write_sequences(folder: Path, users: int, length: int, source: pa.Table | No
         if source is None:
             table = random_shard(rows, length, seed=i).select(list(INPUT_COLUMNS))
         else:
-            picks = pa.array((pa.compute.add(pa.array(range(start, start + rows)), 0).to_numpy() % source.num_rows))
-            table = source.take(picks)
+            table = source.take(np.arange(start, start + rows) % source.num_rows)
         ids = pa.array([f"u{n:08d}" for n in range(start, start + rows)])
         pq.write_table(table.add_column(0, "user_id", ids), folder / f"part-{i:05d}.parquet")
 
