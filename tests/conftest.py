@@ -44,6 +44,18 @@ def run_jobs(*args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def run_jobs_isolated(*args: str) -> tuple[int, str, str]:
+    """``python -m jobs ARGS`` in a fresh interpreter, for stages that run TensorFlow (see tests/isolated.py)."""
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "jobs", *args], cwd=Path(__file__).resolve().parents[1],
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, capture_output=True, text=True,
+                            timeout=900)
+    return result.returncode, result.stdout, result.stderr
+
+
 # The tiny generated lake the model and scoring tests share: 300 users over 6 days, H = 1.
 MODEL_START, MODEL_DAYS = dt.date(2024, 10, 1), 6
 MODEL_AS_OF = MODEL_START + dt.timedelta(days=MODEL_DAYS - 1)

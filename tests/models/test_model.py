@@ -7,6 +7,7 @@ import pytest
 
 from models.encoding import encode_sequences
 from models.vocabulary import OOV, Vocabulary
+from tests.isolated import run_isolated
 
 VOCAB = Vocabulary(("a.x", "b.y", "c.z"))
 
@@ -56,6 +57,10 @@ def test_vocabulary_orders_by_frequency_and_round_trips(tmp_path):
 
 
 def test_model_builds_and_a_few_training_steps_lower_the_loss():
+    run_isolated(check_a_few_training_steps_lower_the_loss)
+
+
+def check_a_few_training_steps_lower_the_loss() -> None:
     from models.dataset import make_dataset
     from models.transformer import ModelConfig, build_model, compile_model
 

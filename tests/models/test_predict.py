@@ -1,18 +1,25 @@
 """The compiled inference path scores exactly what the Keras model computes, whatever the batch split."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from deltalake import DeltaTable
 
 from models.encoding import encode_sequences
 from models.predict import load_version
 from models.registry import Registry
+from tests.isolated import run_isolated
 
 
 def test_compiled_padded_batches_match_keras_predict(model_lake, trained_version):
-    sequences = DeltaTable(str(model_lake / "user_sequences")).to_pyarrow_table()
+    run_isolated(check_compiled_matches_keras, model_lake, trained_version)
+
+
+def check_compiled_matches_keras(model_lake: str, trained_version: str) -> None:
+    sequences = DeltaTable(f"{model_lake}/user_sequences").to_pyarrow_table()
     sequences = sequences.slice(0, 300)
-    loaded = load_version(Registry(model_lake).version_dir(trained_version))
+    loaded = load_version(Registry(Path(model_lake)).version_dir(trained_version))
     encoded = encode_sequences(sequences, loaded.vocabulary, loaded.sequence_length)
     inputs = {k: v for k, v in encoded.items() if not k.startswith("label_")}
     expected = loaded.model.predict(inputs, batch_size=64, verbose=0)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MODEL_AS_OF, TINY_TRAINING, run_jobs as run
+from tests.conftest import MODEL_AS_OF, TINY_TRAINING, run_jobs as run, run_jobs_isolated
 from models.registry import Registry
 
 AS_OF, TINY = MODEL_AS_OF, TINY_TRAINING
@@ -47,7 +47,8 @@ def test_two_workers_train_a_registered_version(lake_root, trained):
 
 
 def test_evaluate_writes_the_report_and_records_the_promotion_decision(spark, lake_root, trained):
-    code, out, err = run("evaluate", "--lake", str(lake_root), "--version", trained)
+    # evaluate runs TensorFlow inference in its own process, as it does in production (tests/isolated.py).
+    code, out, err = run_jobs_isolated("evaluate", "--lake", str(lake_root), "--version", trained)
     assert code == 0, err
     report = Registry(lake_root).version_dir(trained) / "report"
     metrics = json.loads((report / "metrics.json").read_text())
