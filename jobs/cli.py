@@ -28,6 +28,7 @@ STAGES: dict[str, tuple[str, str, bool]] = {
     "train": ("jobs.train", "user_sequences -> a new model version (TensorFlow, several workers)", True),
     "evaluate": ("jobs.evaluate", "a model version vs baselines and the champion on the test cutoff; promote", True),
     "score": ("jobs.score", "the champion's predictions -> user_interest_predictions, demand forecast, segments", True),
+    "publish": ("jobs.publish", "commit the predictions score --hold wrote, once validate has passed them", True),
     "sql": ("jobs.sql", "run a read-only SQL query over every lake table (DuckDB, delta-rs or Spark SQL)", False),
 }
 

@@ -119,6 +119,21 @@ def build_sequences(
     )
 
 
+def add_sample_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--user-sample-fraction", type=float, default=1.0,
+                        help="keep this fraction of users, chosen by a hash of user_id so every stage and date "
+                             "keeps the same ones (default 1: everyone)")
+
+
+def sample_users(events: DataFrame, fraction: float) -> DataFrame:
+    """The rows of a stable ``fraction`` of users: the same users in features and score, on every date."""
+    if not 0 < fraction <= 1:
+        raise PipelineError(f"--user-sample-fraction must be in (0, 1], got {fraction}")
+    if fraction == 1:
+        return events
+    return events.where(F.pmod(F.xxhash64("user_id"), F.lit(1_000_000)) < F.lit(int(fraction * 1_000_000)))
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=["train", "score"], default="train",
                         help="train: labelled train/validation/test cutoffs for data through --date; "
@@ -128,6 +143,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--history-days", type=int, default=28,
                         help="how far back a history may reach; users with no event in it are inactive (default 28)")
     parser.add_argument("--train-cutoffs", type=int, default=8, help="rolling train cutoffs, one a day (default 8)")
+    add_sample_argument(parser)
     add_validation_argument(parser)
 
 
@@ -148,8 +164,9 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     latest = max(c for _, c in cutoffs) + dt.timedelta(days=horizon or 0)
     dates = [(earliest + dt.timedelta(days=d)).isoformat() for d in range((latest - earliest).days + 1)]
     with record_run(lake, "features", as_of) as metrics:
-        events = lake.read(EVENTS, partitions={"event_date": dates}).select(
-            "user_id", "event_id", "category", "event_type", "event_ts", "session_id").persist()
+        events = sample_users(lake.read(EVENTS, partitions={"event_date": dates}).select(
+            "user_id", "event_id", "category", "event_type", "event_ts", "session_id"),
+            args.user_sample_fraction).persist()
         frames = [build_sequences(events, cutoff, args.length, args.history_days, horizon)
                   .withColumn("split", F.lit(split)) for split, cutoff in cutoffs]
         sequences = frames[0]

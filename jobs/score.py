@@ -24,6 +24,12 @@ readable through Delta history. Nothing is published when there is no
 champion, or when the predictions' expectation suite fails critically (one
 row per active user, probabilities in [0, 1], top lists sorted): the previous
 partitions stay as they were.
+
+The nightly DAG splits publishing off: ``--hold`` writes the three partitions
+as a candidate (``jobs/candidates.py``) instead, ``validate --table
+user_interest_predictions`` checks it, and ``python -m jobs publish`` commits
+it. ``--from-features`` scores the sequences the ``features --mode score``
+task wrote for the date instead of building them again.
 """
 from __future__ import annotations
 
@@ -39,7 +45,8 @@ from pyspark.sql import functions as F
 
 from jobs.config import PipelineConfig
 from jobs.errors import PipelineError
-from jobs.features import build_sequences
+from jobs import candidates
+from jobs.features import add_sample_argument, build_sequences, sample_users
 from jobs.quality.gate import check_partition
 from jobs.runs import record_run
 from jobs.stage import add_validation_argument, open_stage_lake, require_date
@@ -49,6 +56,7 @@ from jobs.tables import (
     MARKETING_SEGMENTS,
     PARTITIONS,
     USER_INTEREST_PREDICTIONS,
+    USER_SEQUENCES,
 )
 from models.registry import Registry
 
@@ -73,6 +81,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="users with an event in this many days through --date are active (default: the "
                              "champion's training history window, since its window counts depend on it)")
     parser.add_argument("--batch-rows", type=int, default=4096, help="users per inference batch (default 4096)")
+    parser.add_argument("--from-features", action="store_true",
+                        help="score the sequences features --mode score wrote for --date instead of building them")
+    parser.add_argument("--hold", action="store_true",
+                        help="write the partitions as a candidate for validate and publish instead of publishing")
+    add_sample_argument(parser)
     add_validation_argument(parser)
 
 
@@ -97,17 +110,22 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     cutoff = score_date + dt.timedelta(days=1)
     dates = [(score_date - dt.timedelta(days=d)).isoformat() for d in range(history_days + 1)]
     with record_run(lake, "score", score_date) as metrics:
-        events = lake.read(EVENTS, partitions={"event_date": dates}).select(
-            "user_id", "event_id", "category", "event_type", "event_ts", "session_id")
-        sequences = build_sequences(events, cutoff, length, history_days, None)
+        events = sample_users(lake.read(EVENTS, partitions={"event_date": dates}).select(
+            "user_id", "event_id", "category", "event_type", "event_ts", "session_id"), args.user_sample_fraction)
+        if args.from_features:
+            sequences = _feature_sequences(lake, cutoff, length, history_days)
+        else:
+            sequences = build_sequences(events, cutoff, length, history_days, None)
         active_users = _active_users(events, cutoff, history_days)
         published = score_sequences(lake, config, registry, champion, sequences, score_date, active_users,
-                                    ScoreOptions(args.top_k, args.segment_size, args.min_propensity, args.batch_rows),
+                                    ScoreOptions(args.top_k, args.segment_size, args.min_propensity, args.batch_rows,
+                                                 args.hold),
                                     metrics)
         metrics.rows_in = active_users
         metrics.rows_out = published[USER_INTEREST_PREDICTIONS]
         metrics.details = {"model_version": champion, "rows": published}
-    print(f"score {score_date}: {published[USER_INTEREST_PREDICTIONS]:,} users scored by {champion}; "
+    print(f"score {score_date}: {published[USER_INTEREST_PREDICTIONS]:,} users scored by {champion}"
+          f"{' (held for validate and publish)' if args.hold else ''}; "
           f"{published[CATEGORY_DEMAND_FORECAST]:,} category forecasts, "
           f"{published[MARKETING_SEGMENTS]:,} marketing segment rows")
     return {"model_version": champion, "rows": published}
@@ -119,6 +137,7 @@ class ScoreOptions:
     segment_size: int = 10_000
     min_propensity: float = 0.1
     batch_rows: int = 4096
+    hold: bool = False
 
 
 def score_sequences(lake, config: PipelineConfig, registry: Registry, champion: str, sequences: DataFrame,
@@ -145,9 +164,12 @@ def score_sequences(lake, config: PipelineConfig, registry: Registry, champion: 
                            F.col("col.category_is_new").alias("is_new"))
         demand = _demand(lake, long, categories, score_date, active_users, stamp)
         segments = _segments(long, categories, options.segment_size, options.min_propensity, stamp)
-        return _publish(lake, config, metrics, score_date, active_users,
-                        {USER_INTEREST_PREDICTIONS: predictions, CATEGORY_DEMAND_FORECAST: demand,
-                         MARKETING_SEGMENTS: segments}, min(options.top_k, len(vocabulary)))
+        frames = {USER_INTEREST_PREDICTIONS: predictions, CATEGORY_DEMAND_FORECAST: demand,
+                  MARKETING_SEGMENTS: segments}
+        top_k = min(options.top_k, len(vocabulary))
+        if options.hold:
+            return _hold(lake, score_date, champion, active_users, top_k, frames)
+        return _publish(lake, config, metrics, score_date, active_users, frames, top_k)
     finally:
         scored.unpersist()
 
@@ -207,6 +229,36 @@ def score_batches(version_dir: str, top_k: int, batch_rows: int, threads: int, b
                 pa.ListArray.from_arrays(offsets, pa.array((~in_window).ravel())),
             ], names=["user_id", "top_categories", "current_top_category", "migration_probability",
                       "category_probabilities", "category_is_new"])
+
+
+def _feature_sequences(lake, cutoff: dt.date, length: int, history_days: int) -> DataFrame:
+    """The score-mode snapshot features wrote for ``cutoff``; refused when its window differs from the model's."""
+    as_of = (cutoff - dt.timedelta(days=1)).isoformat()
+    if not lake.exists(USER_SEQUENCES):
+        raise PipelineError("no user_sequences table: run features --mode score first")
+    snapshot = lake.read(USER_SEQUENCES, partitions={"as_of_date": [as_of], "cutoff_date": [cutoff.isoformat()]})
+    shapes = {(r[0], r[1]) for r in snapshot.select("sequence_length", "history_days").distinct().collect()}
+    if not shapes:
+        raise PipelineError(f"no score sequences for {as_of}: run features --mode score --date {as_of} first")
+    if shapes != {(length, history_days)}:
+        raise PipelineError(f"the score sequences for {as_of} have (length, history days) {sorted(shapes)}, the "
+                            f"champion needs ({length}, {history_days}): run features --mode score with those")
+    return snapshot
+
+
+def _hold(lake, score_date: dt.date, champion: str, active_users: int, top_k: int,
+          frames: dict[str, DataFrame]) -> dict[str, int]:
+    """Write the three partitions as the date's candidate; validate and publish take it from there."""
+    candidates.reset(lake.root, score_date)
+    held = candidates.candidate_lake(lake, score_date)
+    replace = {"score_date": [score_date.isoformat()]}
+    rows = {}
+    for table, frame in frames.items():
+        held.overwrite_partitions(table, frame, PARTITIONS[table], replace)
+        rows[table] = held.read(table).count()
+    candidates.write_manifest(lake.root, candidates.Candidate(score_date.isoformat(), champion, active_users,
+                                                              top_k, rows))
+    return rows
 
 
 def _vocabulary(registry: Registry, version: str) -> list[str]:

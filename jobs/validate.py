@@ -7,40 +7,72 @@ batch's quarantined rows, for the quarantine rate), ``events`` and
 the Data Docs path is printed. Critical failures exit non-zero with one line
 each; warnings are printed and recorded, and the exit code stays 0. Every
 run appends its summary to ``pipeline_runs`` (stage ``validate``).
+
+``user_interest_predictions`` is checked where the nightly DAG leaves it
+before publishing: the candidate ``score --hold`` wrote for the date. The
+verdict is recorded next to it, and ``publish`` commits only a candidate that
+passed (``jobs/candidates.py``).
 """
 from __future__ import annotations
 
 import argparse
+
+from jobs import candidates
 
 from jobs.config import PipelineConfig
 from jobs.quality import check_partition
 from jobs.quality.gate import events_clean_batch
 from jobs.runs import record_run
 from jobs.stage import open_stage_lake, require_date
-from jobs.tables import EVENTS, EVENTS_CLEAN, EVENTS_QUARANTINE, SESSIONS
+from jobs.tables import EVENTS, EVENTS_CLEAN, EVENTS_QUARANTINE, SESSIONS, USER_INTEREST_PREDICTIONS
 
-TABLES = (EVENTS_CLEAN, EVENTS, SESSIONS)
+TABLES = (EVENTS_CLEAN, EVENTS, SESSIONS, USER_INTEREST_PREDICTIONS)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--table", required=True, choices=TABLES, help="the table whose partition to validate")
+    parser.add_argument("--table", required=True, choices=TABLES, action="append",
+                        help="the table whose partition to validate; repeat for several (one Spark start)")
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     require_date(args.date, "validate", "the partition to validate: ingest date for events_clean, else event date")
-    lake = open_stage_lake(config, "validate", args.table, made_by=_made_by(args.table))
-    day = args.date.isoformat()
-    with record_run(lake, "validate", args.date) as metrics:
-        if args.table == EVENTS_CLEAN:
+    summaries = {}
+    for table in dict.fromkeys(args.table):
+        summaries[table] = _validate(config, table, args.date)
+    return summaries
+
+
+def _validate(config: PipelineConfig, table: str, date) -> dict:
+    if table == USER_INTEREST_PREDICTIONS:
+        return _validate_candidate(config, date)
+    lake = open_stage_lake(config, "validate", table, made_by=_made_by(table))
+    day = date.isoformat()
+    with record_run(lake, "validate", date) as metrics:
+        if table == EVENTS_CLEAN:
             clean = lake.read(EVENTS_CLEAN, partitions={"ingest_date": [day]})
             quarantine = lake.read_or_empty(EVENTS_QUARANTINE, "raw_record string, reason string, source string, "
                                             "source_file string, ingest_date date", partitions={"ingest_date": [day]})
             frame = events_clean_batch(clean, quarantine)
         else:
-            frame = lake.read(args.table, partitions={"event_date": [day]})
-        report = check_partition(lake, config, args.table, [args.date], frame)
+            frame = lake.read(table, partitions={"event_date": [day]})
+        report = check_partition(lake, config, table, [date], frame)
         metrics.validations.append(report)
-        metrics.details["table"] = args.table
+        metrics.details["table"] = table
+        report.raise_if_critical()
+    return report.summary()
+
+
+def _validate_candidate(config: PipelineConfig, date) -> dict:
+    """The held predictions of ``date``, with the row count score recorded; the verdict gates publish."""
+    lake = open_stage_lake(config, "validate")
+    manifest = candidates.read_manifest(lake.root, date)
+    with record_run(lake, "validate", date) as metrics:
+        frame = candidates.candidate_lake(lake, date).read(USER_INTEREST_PREDICTIONS)
+        report = check_partition(lake, config, USER_INTEREST_PREDICTIONS, [date], frame,
+                                 expected_rows=manifest.active_users, top_k=manifest.top_k)
+        metrics.validations.append(report)
+        metrics.details.update(table=USER_INTEREST_PREDICTIONS, candidate=True, model_version=manifest.model_version)
+        candidates.record_verdict(lake, date, not report.critical, report.summary())
         report.raise_if_critical()
     return report.summary()
 

@@ -137,6 +137,32 @@ def test_a_rerun_replaces_the_date_with_the_same_rows_and_history_keeps_the_firs
     assert dt.datetime.fromisoformat(old["scored_at"]) < _read(scored, "user_interest_predictions")[0]["scored_at"]
 
 
+def test_held_predictions_publish_only_after_validation_and_equal_a_one_shot_run(scored):
+    """The DAG's path: features --mode score, score --hold --from-features, validate, publish."""
+    def rows(table):
+        return sorted(tuple(sorted((k, str(v)) for k, v in r.items() if k != "scored_at"))
+                      for r in _read(scored, table))
+
+    tables = ("user_interest_predictions", "category_demand_forecast", "marketing_segments")
+    one_shot = {table: rows(table) for table in tables}
+    version = DeltaTable(str(scored / "user_interest_predictions")).version()
+    lake, date = ["--lake", str(scored)], ["--date", SCORE_DATE.isoformat()]
+    assert run("features", *lake, *date, "--mode", "score")[0] == 0
+    code, out, err = run("score", *lake, *date, *SCORE_OPTIONS, "--hold", "--from-features")
+    assert code == 0, err
+    assert DeltaTable(str(scored / "user_interest_predictions")).version() == version  # nothing published yet
+    code, out, err = run("publish", *lake, *date)
+    assert code != 0 and "have not been validated" in err and len(err.strip().splitlines()) == 1
+    code, out, err = run("validate", *lake, *date, "--table", "user_interest_predictions")
+    assert code == 0, err
+    code, out, err = run("publish", *lake, *date)
+    assert code == 0, err
+    assert {table: rows(table) for table in tables} == one_shot
+    assert not (scored / "_candidates" / f"score_date={SCORE_DATE}").exists()
+    code, out, err = run("publish", *lake, *date)
+    assert code != 0 and "run score --hold first" in err
+
+
 def test_refuses_without_a_champion(model_lake, tmp_path):
     lake = tmp_path / "lake"
     shutil.copytree(model_lake, lake)
