@@ -1,0 +1,45 @@
+"""The small decisions the nightly DAG makes outside Spark, as plain functions tests can call."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Mapping
+
+from jobs.errors import PipelineError
+
+
+def resolve_run_date(params: Mapping, logical_date: dt.datetime | None) -> dt.date:
+    """The event date a run processes: ``params['run_date']``, else the day before the logical date.
+
+    A nightly run at 02:00 on D+1 processes the complete day D. Fails with one
+    clear line for a date that is malformed or has not ended yet.
+    """
+    text = params.get("run_date")
+    if text:
+        try:
+            run_date = dt.date.fromisoformat(str(text))
+        except ValueError:
+            raise PipelineError(f"param run_date must be a date as YYYY-MM-DD, got {text!r}") from None
+    elif logical_date is not None:
+        run_date = logical_date.date() - dt.timedelta(days=1)
+    else:
+        raise PipelineError("this run has no logical date (an asset-triggered run?): set the run_date param")
+    today = dt.datetime.now(dt.timezone.utc).date()
+    if run_date >= today:
+        raise PipelineError(f"param run_date {run_date} has not ended yet (today is {today} UTC): "
+                            "a run processes a complete day")
+    fraction = params.get("user_sample_fraction", 1.0)
+    if not 0 < float(fraction) <= 1:
+        raise PipelineError(f"param user_sample_fraction must be in (0, 1], got {fraction}")
+    gap = params.get("session_gap_minutes", 30)
+    if not 1 <= int(gap) <= 1440:
+        raise PipelineError(f"param session_gap_minutes must be 1 to 1440, got {gap}")
+    if params.get("retrain", "auto") not in ("auto", "always", "never"):
+        raise PipelineError(f"param retrain must be auto, always or never, got {params.get('retrain')!r}")
+    return run_date
+
+
+def landing_ready(lake_root: Path, run_date: dt.date) -> bool:
+    """Whether the landing partition of ``run_date`` holds at least one file (what ingest reads)."""
+    partition = Path(lake_root) / "raw" / "events" / f"ingest_date={run_date.isoformat()}"
+    return partition.is_dir() and any(p.is_file() and not p.name.startswith((".", "_")) for p in partition.iterdir())
