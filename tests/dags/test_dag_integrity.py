@@ -1,0 +1,126 @@
+"""The nightly DAG loads, is wired as documented, and its params and decisions behave (no run needed)."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+
+import pytest
+
+from jobs.alerts import failure_summary
+from jobs.errors import PipelineError
+from jobs.orchestration import landing_ready, resolve_run_date
+from tests.dags.conftest import ROOT
+
+DAG_ID = "interest_migration_nightly"
+SPARK_STAGES = {"ingest": "ingest", "dedupe": "dedupe", "sessionize": "sessionize", "validate": "validate",
+                "features_training": "features", "train": "train", "evaluate": "evaluate", "features": "features",
+                "score": "score", "validate_predictions": "validate", "publish": "publish"}
+
+
+@pytest.fixture(scope="module")
+def dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert bag.import_errors == {}
+    return bag.dags[DAG_ID]
+
+
+def test_the_dag_has_the_documented_shape_and_no_cycles(dag):
+    downstream = {t.task_id: set(t.downstream_task_ids) for t in dag.tasks}
+    assert set(downstream) == set(SPARK_STAGES) | {"check_params", "wait_for_landing", "choose_training",
+                                                   "keep_champion", "no_model_yet"}
+
+    def reaches(start, goal, seen=()):
+        return any(n == goal or (n not in seen and reaches(n, goal, (*seen, n))) for n in downstream[start])
+
+    assert not any(reaches(task, task) for task in downstream)
+    chain = ["check_params", "wait_for_landing", "ingest", "dedupe", "sessionize", "validate", "choose_training"]
+    assert all(b in downstream[a] for a, b in zip(chain, chain[1:]))
+    assert downstream["choose_training"] == {"features_training", "keep_champion", "no_model_yet"}
+    assert reaches("features_training", "score") and reaches("keep_champion", "score")
+    assert downstream["score"] == {"validate_predictions"} and downstream["validate_predictions"] == {"publish"}
+    assert not reaches("no_model_yet", "publish")
+
+
+def test_spark_stages_submit_the_jobs_entry_point_with_the_run_date(dag):
+    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+    for task_id, stage in SPARK_STAGES.items():
+        task = dag.get_task(task_id)
+        assert isinstance(task, SparkSubmitOperator), task_id
+        assert task.application == str(ROOT / "jobs" / "__main__.py")
+        assert task.application_args[0] == stage and "--date" in task.application_args
+        assert task.retries >= 1 and task.retry_exponential_backoff, task_id
+        assert task.on_failure_callback
+    assert [a.name for a in dag.get_task("publish").outlets] == [
+        "user_interest_predictions", "category_demand_forecast", "marketing_segments"]
+
+
+def test_production_hygiene(dag):
+    assert dag.max_active_runs == 1 and dag.dagrun_timeout and dag.catchup is False
+    assert {"interest-migration", "nightly"} <= set(dag.tags)
+    assert dag.deadline, "a DeadlineAlert is configured by default"
+    assert dag.doc_md and "Retraining" in dag.doc_md
+    assert dag.timetable.expression == "0 2 * * *"
+
+
+@pytest.mark.parametrize("name, value, accepted", [
+    ("retrain", "always", True), ("retrain", "sometimes", False),
+    ("user_sample_fraction", 0.25, True), ("user_sample_fraction", 0, False), ("user_sample_fraction", 1.5, False),
+    ("session_gap_minutes", 45, True), ("session_gap_minutes", 0, False), ("session_gap_minutes", "30", False),
+    ("run_date", "2024-11-03", True), ("run_date", None, True),
+])
+def test_params_are_typed_and_validated(dag, name, value, accepted):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    params = dag.params.deepcopy() if hasattr(dag.params, "deepcopy") else __import__("copy").deepcopy(dag.params)
+    if accepted:
+        params[name] = value
+        params.validate()
+    else:
+        with pytest.raises(ParamValidationError):
+            params[name] = value
+            params.validate()
+
+
+def test_run_date_defaults_to_the_day_before_the_logical_date_and_refuses_nonsense():
+    logical = dt.datetime(2024, 11, 2, 2, 0, tzinfo=dt.timezone.utc)
+    assert resolve_run_date({"run_date": None}, logical) == dt.date(2024, 11, 1)
+    assert resolve_run_date({"run_date": "2024-10-30"}, logical) == dt.date(2024, 10, 30)
+    for params, message in [({"run_date": "2024-13-01"}, "YYYY-MM-DD"), ({"run_date": "2999-01-01"}, "not ended"),
+                            ({"user_sample_fraction": 0}, "(0, 1]"), ({"retrain": "maybe"}, "auto, always")]:
+        with pytest.raises(PipelineError, match=message.replace("(", r"\(").replace("]", r"\]")):
+            resolve_run_date(params, logical)
+    with pytest.raises(PipelineError, match="run_date param"):
+        resolve_run_date({}, None)
+
+
+def test_landing_sensor_waits_for_a_file_in_the_partition(tmp_path):
+    day = dt.date(2024, 11, 1)
+    partition = tmp_path / "raw" / "events" / f"ingest_date={day}"
+    assert not landing_ready(tmp_path, day)
+    partition.mkdir(parents=True)
+    (partition / "_SUCCESS.tmp").write_text("")
+    assert not landing_ready(tmp_path, day)
+    (partition / "part-0.jsonl.gz").write_bytes(b"")
+    assert landing_ready(tmp_path, day)
+
+
+def test_failure_summary_names_the_task_the_date_and_the_stage_reason():
+    error = ("Cannot execute: spark-submit ...\nvalidate events_clean: 23 expectations\n"
+             "error: ingest: events_clean 2024-10-06: 1 critical expectation(s) failed; nothing published\n"
+             "Data Docs: /lake/_gx/index.html")
+    text = failure_summary(DAG_ID, "scheduled__x", "2024-10-06", "ingest", 3, 3, error, "/lake")
+    assert "failed at task ingest (attempt 3 of 3)" in text and "event date 2024-10-06" in text
+    assert "1 critical expectation(s) failed" in text and "\n" not in text
+
+
+def test_the_dag_module_imports_neither_spark_nor_tensorflow():
+    code = ("import sys, runpy; runpy.run_path(sys.argv[1]); "
+            "print(sorted(m for m in ('pyspark', 'tensorflow', 'great_expectations') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(ROOT / "dags" / "nightly_interest_migration.py")],
+                         capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert json.loads(out.strip().splitlines()[-1].replace("'", '"')) == []
