@@ -58,6 +58,10 @@ HORIZON_DAYS = int(os.environ.get("IM_HORIZON_DAYS", "7"))
 HISTORY_DAYS = int(os.environ.get("IM_HISTORY_DAYS", "28"))
 TRAINING_WORKERS = int(os.environ.get("IM_TRAINING_WORKERS", "2"))
 TRAINING_EPOCHS = int(os.environ.get("IM_TRAINING_EPOCHS", "3"))
+# What score publishes: top categories per user, and the marketing segments' size and threshold.
+SCORE_OPTIONS = ["--top-k", os.environ.get("IM_TOP_K", "10"),
+                 "--segment-size", os.environ.get("IM_SEGMENT_SIZE", "10000"),
+                 "--min-propensity", os.environ.get("IM_MIN_PROPENSITY", "0.1")]
 RETRAIN_EVERY_DAYS = int(os.environ.get("IM_RETRAIN_EVERY_DAYS", "7"))
 RETRAIN_DRIFT = float(os.environ.get("IM_RETRAIN_DRIFT", "0.1"))
 LANDING_TIMEOUT = dt.timedelta(minutes=int(os.environ.get("IM_LANDING_TIMEOUT_MINUTES", "360")))
@@ -187,7 +191,7 @@ def interest_migration_nightly():
     # Runs after whichever of train/evaluate or keep_champion ran; skipped with no_model_yet.
     features = spark_job("features", "--mode", "score", "--history-days", str(HISTORY_DAYS), *sample,
                          trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
-    score = spark_job("score", "--hold", "--from-features", *sample)
+    score = spark_job("score", "--hold", "--from-features", *SCORE_OPTIONS, *sample)
     validate_predictions = spark_job("validate_predictions", "--table", "user_interest_predictions",
                                      stage="validate")
     publish = spark_job("publish", outlets=PUBLISHED)

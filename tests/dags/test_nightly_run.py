@@ -1,0 +1,96 @@
+"""The nightly DAG really run by Airflow (``airflow dags test``: SQLite, local Spark via spark-submit).
+
+On a copy of the scored test lake (six generated days, a trained champion,
+predictions published by the standalone ``score`` for both score dates):
+
+- the run for 2024-10-05 goes through every stage, publishes the date's three
+  tables through the held → validated → published path, and they equal what
+  the standalone score published (only ``scored_at`` moves);
+- the run for 2024-10-06, whose landing partition is a volume spike,
+  fails ingest's critical row-count expectation: nothing after it runs, the
+  failure callback logs its paragraph, and the published predictions keep
+  their version and rows.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from deltalake import DeltaTable
+
+from tests.conftest import SCORE_DATES, SCORE_OPTIONS
+from tests.dags.conftest import ROOT
+
+DAG_ID = "interest_migration_nightly"
+TABLES = ("user_interest_predictions", "category_demand_forecast", "marketing_segments")
+PUBLISHED_DATE, SPIKE_DATE = SCORE_DATES
+
+
+@pytest.fixture(scope="module")
+def airflow_env(scored_lake, tmp_path_factory) -> dict:
+    lake = tmp_path_factory.mktemp("dag") / "lake"
+    shutil.copytree(scored_lake, lake)
+    options = dict(zip(SCORE_OPTIONS[::2], SCORE_OPTIONS[1::2]))
+    env = {**os.environ,
+           "AIRFLOW_HOME": str(tmp_path_factory.mktemp("airflow_home")), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "PYTHONPATH": str(ROOT),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "IM_LAKE": str(lake), "IM_TASK_RETRIES": "0", "IM_DEADLINE_HOURS": "0", "IM_SHUFFLE_PARTITIONS": "2",
+           "IM_TOP_K": options["--top-k"], "IM_SEGMENT_SIZE": options["--segment-size"],
+           "IM_MIN_PROPENSITY": options["--min-propensity"], "TF_CPP_MIN_LOG_LEVEL": "2"}
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
+    return env
+
+
+def _dags_test(env: dict, run_date: dt.date, conf: str = '{"retrain": "never"}') -> subprocess.CompletedProcess:
+    logical = f"{run_date + dt.timedelta(days=1)}T02:00:00+00:00"
+    return subprocess.run([sys.executable, "-m", "airflow", "dags", "test", DAG_ID, logical, "-c", conf],
+                          env=env, capture_output=True, text=True, timeout=900, cwd=ROOT)
+
+
+def _rows(lake: Path, table: str, date: dt.date) -> list[tuple]:
+    rows = DeltaTable(str(lake / table)).to_pyarrow_table().to_pylist()
+    return sorted(tuple(sorted((k, str(v)) for k, v in r.items() if k != "scored_at"))
+                  for r in rows if r["score_date"] == date)
+
+
+def _runs(lake: Path, date: dt.date) -> list[dict]:
+    runs = DeltaTable(str(lake / "pipeline_runs")).to_pyarrow_table().to_pylist()
+    return [r for r in runs if r["run_date"] == date]
+
+
+def test_a_nightly_run_publishes_the_date_through_every_stage(airflow_env):
+    lake = Path(airflow_env["IM_LAKE"])
+    standalone = {table: _rows(lake, table, PUBLISHED_DATE) for table in TABLES}
+    started = dt.datetime.now(dt.timezone.utc)
+    result = _dags_test(airflow_env, PUBLISHED_DATE)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    stages = {r["stage"] for r in _runs(lake, PUBLISHED_DATE) if r["started_at"] >= started}
+    assert {"ingest", "dedupe", "sessionize", "validate", "features", "score", "publish"} <= stages
+    assert all(r["status"] == "succeeded" for r in _runs(lake, PUBLISHED_DATE) if r["started_at"] >= started)
+    assert {table: _rows(lake, table, PUBLISHED_DATE) for table in TABLES} == standalone
+    assert standalone["user_interest_predictions"]
+    assert not (lake / "_candidates" / f"score_date={PUBLISHED_DATE}").exists()
+
+
+def test_a_critical_validation_failure_stops_the_run_before_publish(airflow_env):
+    lake = Path(airflow_env["IM_LAKE"])
+    landing = lake / "raw" / "events" / f"ingest_date={SPIKE_DATE}"
+    for i, path in enumerate(sorted(p for p in landing.iterdir() if p.is_file())):
+        shutil.copy(path, landing / f"again-{i}-{path.name}")  # a volume spike: 2x the partition
+    before = {table: (DeltaTable(str(lake / table)).version(), _rows(lake, table, SPIKE_DATE)) for table in TABLES}
+    started = dt.datetime.now(dt.timezone.utc)
+    result = _dags_test(airflow_env, SPIKE_DATE)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "critical expectation(s) failed" in output
+    assert "failed at task ingest" in output and "still hold the previous good partitions" in output
+    assert {table: (DeltaTable(str(lake / table)).version(), _rows(lake, table, SPIKE_DATE))
+            for table in TABLES} == before
+    later = [r for r in _runs(lake, SPIKE_DATE) if r["started_at"] >= started]
+    assert [(r["stage"], r["status"]) for r in later] == [("ingest", "failed")]
