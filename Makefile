@@ -22,4 +22,4 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest
 
 clean:
-	rm -rf lake spark-warehouse
+	rm -rf lake spark-warehouse airflow_home

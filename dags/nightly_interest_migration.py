@@ -6,7 +6,8 @@ the 02:00 UTC run of day D+1 processes the complete day D):
 
 `check_params` → `wait_for_landing` → `ingest` → `dedupe` → `sessionize` →
 `validate` (events and sessions) → `choose_training` → [`features_training`
-→ `train` → `evaluate`, or `keep_champion`, or `no_model_yet`] → `features`
+→ `train` → `evaluate` → `champion_ready`, or `keep_champion`, or
+`no_model_yet`] → `features`
 (score-mode sequences) → `score` (held) → `validate_predictions` → `publish`.
 
 Every Spark stage is `python -m jobs <stage>` through `SparkSubmitOperator`
@@ -70,6 +71,11 @@ RETRY_DELAY = dt.timedelta(seconds=int(os.environ.get("IM_RETRY_DELAY_SECONDS", 
 # 0 turns the alert off: `airflow dags test` in 3.3.2 cannot run a DAG that has one (it looks the alert up by id).
 DEADLINE_HOURS = float(os.environ.get("IM_DEADLINE_HOURS", "4"))
 
+# Extra driver JVM options, e.g. a faster-starting JIT for the many short local jobs (scripts/run_local.sh).
+SPARK_CONF = {"spark.sql.session.timeZone": "UTC"}
+if os.environ.get("IM_SPARK_DRIVER_JAVA_OPTIONS"):
+    SPARK_CONF["spark.driver.extraJavaOptions"] = os.environ["IM_SPARK_DRIVER_JAVA_OPTIONS"]
+
 # The local default: a spark_default connection to local Spark unless the environment defines one.
 os.environ.setdefault(f"AIRFLOW_CONN_{SPARK_CONN_ID.upper()}", json.dumps({"conn_type": "spark", "host": "local[*]"}))
 
@@ -108,7 +114,7 @@ def spark_job(task_id: str, *args: str, **kwargs) -> SparkSubmitOperator:
         application=str(REPO / "jobs" / "__main__.py"),
         application_args=[stage, "--lake", str(LAKE), "--date", RUN_DATE, *args],
         name=f"interest-migration-{task_id}",
-        conf={"spark.sql.session.timeZone": "UTC"},
+        conf=SPARK_CONF,
         env_vars={"PYTHONPATH": str(REPO), "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable),
                   "IM_LAKE": str(LAKE)},
         **kwargs,
@@ -164,8 +170,9 @@ def interest_migration_nightly():
         retries=0,
     )
     ingest = spark_job("ingest")
-    dedupe = spark_job("dedupe")
-    sessionize = spark_job("sessionize", "--gap-minutes", "{{ params.session_gap_minutes }}")
+    # D - 1 again first: its late events landed with D's ingest.
+    dedupe = spark_job("dedupe", "--previous-days", "1")
+    sessionize = spark_job("sessionize", "--previous-days", "1", "--gap-minutes", "{{ params.session_gap_minutes }}")
     validate = spark_job("validate", "--table", "events", "--table", "sessions")
     sample = ["--user-sample-fraction", "{{ params.user_sample_fraction }}"]
 
@@ -186,6 +193,16 @@ def interest_migration_nightly():
                                   "--history-days", str(HISTORY_DAYS), *sample, stage="features")
     train = spark_job("train", "--workers", str(TRAINING_WORKERS), "--epochs", str(TRAINING_EPOCHS))
     evaluate = spark_job("evaluate")
+
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def champion_ready() -> bool:
+        """After training: score only if there is a champion (a first candidate that lost to the baselines is
+        not promoted, and predictions worse than the baselines are not published)."""
+        from models.registry import Registry
+
+        champion = Registry(LAKE).champion()
+        log.info("champion after evaluate: %s", champion or "none (the candidate did not beat the baselines)")
+        return champion is not None
     keep_champion = EmptyOperator(task_id="keep_champion")
     no_model_yet = EmptyOperator(task_id="no_model_yet", doc_md="Too little history to train, and no champion.")
     # Runs after whichever of train/evaluate or keep_champion ran; skipped with no_model_yet.
@@ -198,7 +215,7 @@ def interest_migration_nightly():
 
     branch = choose_training()
     chain(check_params(), wait_for_landing, ingest, dedupe, sessionize, validate, branch)
-    chain(branch, features_training, train, evaluate, features)
+    chain(branch, features_training, train, evaluate, champion_ready(), features)
     chain(branch, keep_champion, features, score, validate_predictions, publish)
     branch >> no_model_yet
 

@@ -33,6 +33,10 @@ STAGES: dict[str, tuple[str, str, bool]] = {
 }
 
 
+# Stages whose date may also take late events for earlier dates: --previous-days re-runs those first.
+LATE_EVENT_STAGES = ("dedupe", "sessionize")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m jobs", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
@@ -45,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
                                   help="Delta implementation (default: $IM_LAKE_IMPL or auto)")
         if dated:
             stage_parser.add_argument("--date", type=_date, help="the date to process, YYYY-MM-DD")
+        if stage in LATE_EVENT_STAGES:
+            stage_parser.add_argument(
+                "--previous-days", type=int, default=0,
+                help="first re-run the N event dates before --date, in order: late events for them landed with "
+                     "this ingest (default 0; the nightly DAG uses 1)")
         module.add_arguments(stage_parser)
         stage_parser.set_defaults(_module=module)
     return parser
@@ -58,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         lake=args.lake.resolve() if args.lake else None, lake_impl=args.lake_impl
     )
     try:
-        args._module.run(args, config)
+        for date in _dates(args):
+            args.date = date
+            args._module.run(args, config)
     except (PipelineError, ValueError, FileNotFoundError) as error:
         print(f"error: {args.stage}: {error}", file=sys.stderr)
         return 1
@@ -70,6 +81,16 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def _dates(args: argparse.Namespace) -> list:
+    """``--date``, preceded by ``--previous-days`` earlier dates (oldest first) where the stage takes them."""
+    previous = getattr(args, "previous_days", 0)
+    if previous < 0:
+        raise PipelineError(f"--previous-days must be 0 or more, got {previous}")
+    if not previous or args.date is None:
+        return [args.date]
+    return [args.date - dt.timedelta(days=n) for n in range(previous, -1, -1)]
 
 
 def _date(text: str) -> dt.date:

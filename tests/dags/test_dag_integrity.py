@@ -31,7 +31,7 @@ def dag():
 def test_the_dag_has_the_documented_shape_and_no_cycles(dag):
     downstream = {t.task_id: set(t.downstream_task_ids) for t in dag.tasks}
     assert set(downstream) == set(SPARK_STAGES) | {"check_params", "wait_for_landing", "choose_training",
-                                                   "keep_champion", "no_model_yet"}
+                                                   "champion_ready", "keep_champion", "no_model_yet"}
 
     def reaches(start, goal, seen=()):
         return any(n == goal or (n not in seen and reaches(n, goal, (*seen, n))) for n in downstream[start])
@@ -40,6 +40,7 @@ def test_the_dag_has_the_documented_shape_and_no_cycles(dag):
     chain = ["check_params", "wait_for_landing", "ingest", "dedupe", "sessionize", "validate", "choose_training"]
     assert all(b in downstream[a] for a, b in zip(chain, chain[1:]))
     assert downstream["choose_training"] == {"features_training", "keep_champion", "no_model_yet"}
+    assert downstream["evaluate"] == {"champion_ready"} and downstream["champion_ready"] == {"features"}
     assert reaches("features_training", "score") and reaches("keep_champion", "score")
     assert downstream["score"] == {"validate_predictions"} and downstream["validate_predictions"] == {"publish"}
     assert not reaches("no_model_yet", "publish")
