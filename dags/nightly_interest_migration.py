@@ -59,6 +59,7 @@ HORIZON_DAYS = int(os.environ.get("IM_HORIZON_DAYS", "7"))
 HISTORY_DAYS = int(os.environ.get("IM_HISTORY_DAYS", "28"))
 TRAINING_WORKERS = int(os.environ.get("IM_TRAINING_WORKERS", "2"))
 TRAINING_EPOCHS = int(os.environ.get("IM_TRAINING_EPOCHS", "3"))
+TRAINING_BATCH = int(os.environ.get("IM_TRAINING_BATCH_SIZE", "512"))
 # What score publishes: top categories per user, and the marketing segments' size and threshold.
 SCORE_OPTIONS = ["--top-k", os.environ.get("IM_TOP_K", "10"),
                  "--segment-size", os.environ.get("IM_SEGMENT_SIZE", "10000"),
@@ -191,7 +192,8 @@ def interest_migration_nightly():
 
     features_training = spark_job("features_training", "--mode", "train", "--horizon-days", str(HORIZON_DAYS),
                                   "--history-days", str(HISTORY_DAYS), *sample, stage="features")
-    train = spark_job("train", "--workers", str(TRAINING_WORKERS), "--epochs", str(TRAINING_EPOCHS))
+    train = spark_job("train", "--workers", str(TRAINING_WORKERS), "--epochs", str(TRAINING_EPOCHS),
+                      "--batch-size", str(TRAINING_BATCH))
     evaluate = spark_job("evaluate")
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)

@@ -19,7 +19,7 @@ def failure_summary(dag_id: str, run_id: str, run_date: str | None, task_id: str
     return (f"{dag_id} run {run_id} for event date {run_date or '(unresolved)'} failed at task {task_id} "
             f"({retries}): {first_line}. Nothing after {task_id} ran, so the published tables under {lake} "
             f"still hold the previous good partitions; the stage's one-line reason is in the task log and in "
-            f"pipeline_runs (python -m jobs sql \"SELECT * FROM pipeline_runs WHERE status <> 'ok' "
+            f"pipeline_runs (python -m jobs sql \"SELECT * FROM pipeline_runs WHERE status <> 'succeeded' "
             f"ORDER BY started_at DESC LIMIT 5\"). Fix the cause, then clear the task to resume from it.")
 
 

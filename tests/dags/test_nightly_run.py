@@ -1,11 +1,17 @@
 """The nightly DAG really run by Airflow (``airflow dags test``: SQLite, local Spark via spark-submit).
 
 On a copy of the scored test lake (six generated days, a trained champion,
-predictions published by the standalone ``score`` for both score dates):
+predictions published by the standalone ``score`` for 2024-10-05 and -06):
 
-- the run for 2024-10-05 goes through every stage, publishes the date's three
-  tables through the held → validated → published path, and they equal what
-  the standalone score published (only ``scored_at`` moves);
+- a two-date backfill: ``airflow backfill create`` plans the runs of logical
+  dates 2024-10-05 and -06 02:00, which process event dates 2024-10-04 and
+  -05. Executing planned runs takes a scheduler (``airflow standalone``, the
+  compose deployment), which the suite does not start, so each planned
+  logical date runs through ``airflow dags test``: the same DAG run, in
+  process, newest first as ``--run-backwards`` plans them. Both go through
+  every stage and publish their date through the held → validated →
+  published path; 2024-10-05 was already published, and the re-run leaves its
+  three tables identical (only ``scored_at`` moves);
 - the run for 2024-10-06, whose landing partition is a volume spike,
   fails ingest's critical row-count expectation: nothing after it runs, the
   failure callback logs its paragraph, and the published predictions keep
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -42,15 +49,20 @@ def airflow_env(scored_lake, tmp_path_factory) -> dict:
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "IM_LAKE": str(lake), "IM_TASK_RETRIES": "0", "IM_DEADLINE_HOURS": "0", "IM_SHUFFLE_PARTITIONS": "2",
            "IM_TOP_K": options["--top-k"], "IM_SEGMENT_SIZE": options["--segment-size"],
-           "IM_MIN_PROPENSITY": options["--min-propensity"], "TF_CPP_MIN_LOG_LEVEL": "2"}
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
+           "IM_MIN_PROPENSITY": options["--min-propensity"], "TF_CPP_MIN_LOG_LEVEL": "2",
+           "IM_SPARK_DRIVER_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"}
+    for command in (["db", "migrate"], ["dags", "reserialize"]):
+        subprocess.run([sys.executable, "-m", "airflow", *command], env=env, check=True, capture_output=True)
     return env
 
 
+def _airflow(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "airflow", *args], env=env, capture_output=True, text=True,
+                          timeout=900, cwd=ROOT)
+
+
 def _dags_test(env: dict, run_date: dt.date, conf: str = '{"retrain": "never"}') -> subprocess.CompletedProcess:
-    logical = f"{run_date + dt.timedelta(days=1)}T02:00:00+00:00"
-    return subprocess.run([sys.executable, "-m", "airflow", "dags", "test", DAG_ID, logical, "-c", conf],
-                          env=env, capture_output=True, text=True, timeout=900, cwd=ROOT)
+    return _airflow(env, "dags", "test", DAG_ID, f"{run_date + dt.timedelta(days=1)}T02:00:00+00:00", "-c", conf)
 
 
 def _rows(lake: Path, table: str, date: dt.date) -> list[tuple]:
@@ -64,18 +76,35 @@ def _runs(lake: Path, date: dt.date) -> list[dict]:
     return [r for r in runs if r["run_date"] == date]
 
 
-def test_a_nightly_run_publishes_the_date_through_every_stage(airflow_env):
+def test_a_two_date_backfill_publishes_both_dates_and_a_rerun_changes_nothing(airflow_env):
     lake = Path(airflow_env["IM_LAKE"])
-    standalone = {table: _rows(lake, table, PUBLISHED_DATE) for table in TABLES}
+    first = PUBLISHED_DATE - dt.timedelta(days=1)
+    # Newest first (--run-backwards): the already published date re-runs exactly as it first ran, before the
+    # earlier date exists to change its forecast's "previous score date" columns.
+    plan = _airflow(airflow_env, "backfill", "create", "--dag-id", DAG_ID, "--dry-run", "--run-backwards",
+                    "--dag-run-conf",
+                    '{"retrain": "never"}', "--from-date", str(first + dt.timedelta(days=1)),
+                    "--to-date", f"{PUBLISHED_DATE + dt.timedelta(days=1)}T02:00:00+00:00")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    planned = [dt.date.fromisoformat(d) - dt.timedelta(days=1)
+               for d in re.findall(r"\|\s*(\d{4}-\d\d-\d\d) 02:00:00\+00:00", plan.stdout + plan.stderr)]
+    assert sorted(planned) == [first, PUBLISHED_DATE], (plan.stdout + plan.stderr)[-2000:]
+    already_published = {table: _rows(lake, table, PUBLISHED_DATE) for table in TABLES}
+    assert already_published["user_interest_predictions"] and not _rows(lake, TABLES[0], first)
     started = dt.datetime.now(dt.timezone.utc)
-    result = _dags_test(airflow_env, PUBLISHED_DATE)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
-    stages = {r["stage"] for r in _runs(lake, PUBLISHED_DATE) if r["started_at"] >= started}
-    assert {"ingest", "dedupe", "sessionize", "validate", "features", "score", "publish"} <= stages
-    assert all(r["status"] == "succeeded" for r in _runs(lake, PUBLISHED_DATE) if r["started_at"] >= started)
-    assert {table: _rows(lake, table, PUBLISHED_DATE) for table in TABLES} == standalone
-    assert standalone["user_interest_predictions"]
-    assert not (lake / "_candidates" / f"score_date={PUBLISHED_DATE}").exists()
+    for run_date in sorted(planned, reverse=True):
+        result = _dags_test(airflow_env, run_date)
+        assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+        runs = [r for r in _runs(lake, run_date) if r["started_at"] >= started]
+        assert {"ingest", "dedupe", "sessionize", "validate", "features", "score", "publish"} <= {
+            r["stage"] for r in runs}
+        assert all(r["status"] == "succeeded" for r in runs)
+        assert not (lake / "_candidates" / f"score_date={run_date}").exists()
+    assert {table: _rows(lake, table, PUBLISHED_DATE) for table in TABLES} == already_published
+    predictions = _rows(lake, "user_interest_predictions", first)
+    demand = _rows(lake, "category_demand_forecast", first)
+    assert predictions and demand and _rows(lake, "marketing_segments", first)
+    assert len({dict(r)["user_id"] for r in predictions}) == len(predictions)
 
 
 def test_a_critical_validation_failure_stops_the_run_before_publish(airflow_env):
