@@ -50,8 +50,8 @@ for ((i = 0; i < DAYS; i++)); do
     grep -E "error: |failed at task|critical: " "$log" | tail -5
     exit 1
   fi
-  decision=$(sed -n "s/.*retraining for $day: \(.*\) \[unusual_prefix.*/\1/p" "$log" | head -1)
-  published=$(grep -o "publish $day: [0-9,]* predictions" "$log" | head -1 | sed "s/publish $day: //")
+  decision=$(sed -n "s/.*retraining for $day: \(.*\) \[unusual_prefix.*/\1/p" "$log" | head -1 || true)
+  published=$(grep -o "publish $day: [0-9,]* predictions" "$log" | head -1 | sed "s/publish $day: //" || true)
   printf '%s  %4ss  %-22s retrain %s\n' "$day" "$((SECONDS - begin))" "${published:-nothing published}" \
     "${decision:-?}" | cut -c1-220
 done
