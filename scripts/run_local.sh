@@ -81,7 +81,7 @@ jobs sql "SELECT * FROM ($(grep -v '^--' sql/migration_flows.sql | sed 's/;\s*$/
           ORDER BY users DESC LIMIT 8"
 echo
 echo "== a downstream query: inventory's demand shift for tomorrow (sql/inventory_demand_shift.sql)"
-jobs sql --file sql/inventory_demand_shift.sql | head -14
+jobs sql "SELECT * FROM ($(grep -v '^--' sql/inventory_demand_shift.sql | sed 's/;\s*$//')) d LIMIT 12"
 cat <<EOT
 
 Lake: $IM_LAKE   (try: .venv/bin/python -m jobs sql --lake $IM_LAKE --file sql/marketing_audience.sql)
