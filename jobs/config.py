@@ -41,8 +41,8 @@ class PipelineConfig:
     # Critical when more of an ingest batch than this is malformed (bots aside).
     max_quarantine_rate: float = field(default_factory=lambda: float(_env("IM_MAX_QUARANTINE_RATE", "0.05")))
     # Row count against the trailing 7 partitions' mean: warning / critical outside these fractions.
-    volume_warning_fraction: float = 0.5
-    volume_critical_fraction: float = 0.9
+    volume_warning_fraction: float = field(default_factory=lambda: float(_env("IM_VOLUME_WARNING_FRACTION", "0.5")))
+    volume_critical_fraction: float = field(default_factory=lambda: float(_env("IM_VOLUME_CRITICAL_FRACTION", "0.9")))
     # Category-mix KL divergence from the trailing week above this: a warning.
     max_category_divergence: float = field(default_factory=lambda: float(_env("IM_MAX_CATEGORY_DIVERGENCE", "0.1")))
     max_session_hours: float = 24.0
