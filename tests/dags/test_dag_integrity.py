@@ -1,6 +1,7 @@
 """The nightly DAG loads, is wired as documented, and its params and decisions behave (no run needed)."""
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import subprocess
@@ -77,7 +78,7 @@ def test_production_hygiene(dag):
 def test_params_are_typed_and_validated(dag, name, value, accepted):
     from airflow.sdk.exceptions import ParamValidationError
 
-    params = dag.params.deepcopy() if hasattr(dag.params, "deepcopy") else __import__("copy").deepcopy(dag.params)
+    params = copy.deepcopy(dag.params)
     if accepted:
         params[name] = value
         params.validate()
