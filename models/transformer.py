@@ -16,6 +16,14 @@ last three days, and over the whole history window in events and in sessions
 - ``new_category``: P(the user engages with any category absent from the
   history within H days).
 
+The category logits are wide + deep: a small MLP shared by every category maps
+that category's own shares to a logit (the "keeps doing what they did" signal
+in a few dozen weights), and a zero-initialised dense layer on the summary adds
+what the sequence says beyond it. On the 20k-user evaluation this raised
+NDCG@10 from 0.642 to 0.663 (migration Recall@10 0.639 to 0.643) at the same
+training speed; on a 12-day, 2,000-user lake it is what lets a model trained on
+a few thousand sequences reach the user-frequency baseline at all.
+
 Written against tf-keras (Keras 2) because Keras 3's ``fit`` fails under
 ``MultiWorkerMirroredStrategy``. Sized for CPUs: 32 wide, one block. On the
 20k-user evaluation, 64 wide was the same (NDCG@10 0.644 against 0.645) and
@@ -45,6 +53,7 @@ class ModelConfig:
     heads: int = 2
     blocks: int = 1
     feed_forward: int = 64
+    wide_hidden: int = 8
     dropout: float = 0.1
 
     def to_json(self) -> dict:
@@ -132,7 +141,19 @@ def build_model(config: ModelConfig) -> keras.Model:
     seen_flag = keras.layers.Lambda(lambda s: tf.cast(s > 0, tf.float32), name="seen_flag")(inputs["window_events"])
     summary = keras.layers.Concatenate(name="user_summary")([user, *shares, seen_flag])
     hidden = keras.layers.Dense(config.feed_forward, activation="gelu", name="head_hidden")(summary)
-    category = keras.layers.Dense(config.vocabulary_size, activation="sigmoid", name="category")(hidden)
+    # The wide path: one small MLP, shared by every category, maps that category's own shares to a logit,
+    # so "the user keeps doing what they did" needs a handful of weights, not a (6V x V) mapping learnt
+    # through the hidden layer; the deep path adds what the sequence says beyond it.
+    own = keras.layers.Lambda(lambda t: tf.stack(t, axis=-1), name="category_own_shares")([*shares, seen_flag])
+    own = keras.layers.Dense(config.wide_hidden, activation="gelu", name="wide_hidden")(own)
+    wide = keras.layers.Lambda(lambda t: tf.squeeze(t, -1), name="wide_squeeze")(
+        keras.layers.Dense(1, name="wide_logit")(own))
+    # Zero-initialised: training starts from the wide path alone, and the deep path only moves the logits
+    # as far as the data supports (on a young lake's thousand sequences, a randomly initialised one
+    # overfitted below the user-frequency baseline).
+    deep = keras.layers.Dense(config.vocabulary_size, kernel_initializer="zeros", name="deep_logit")(
+        keras.layers.Dropout(config.dropout)(hidden))
+    category = keras.layers.Activation("sigmoid", name="category")(keras.layers.Add(name="category_logit")([deep, wide]))
     new_category = keras.layers.Dense(1, activation="sigmoid", name="new_category")(hidden)
     return keras.Model(inputs, {"category": category, "new_category": new_category}, name="interest_migration")
 
