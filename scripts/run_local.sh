@@ -106,6 +106,7 @@ Lake: $IM_LAKE   (try: .venv/bin/python -m jobs sql --lake $IM_LAKE --file sql/m
 Data Docs: $IM_LAKE/_gx/gx/uncommitted/data_docs/local_site/index.html
 The Airflow UI on this lake:
   export AIRFLOW_HOME=$AIRFLOW_HOME AIRFLOW__CORE__DAGS_FOLDER=$PWD/dags PYTHONPATH=$PWD IM_LAKE=$IM_LAKE PATH=$PWD/.venv/bin:\$PATH
+  export IM_HORIZON_DAYS=$HORIZON IM_RETRAIN_DRIFT=$IM_RETRAIN_DRIFT IM_TRAINING_EPOCHS=$IM_TRAINING_EPOCHS IM_TRAINING_BATCH_SIZE=$IM_TRAINING_BATCH_SIZE
   airflow standalone        # about 5 GB; prints the admin password; http://localhost:8080
   then DAGs > interest_migration_nightly > Trigger, with params such as {"run_date": "$(day_after "$START" $((DAYS - 1)))", "retrain": "always"}
 EOT
