@@ -63,6 +63,9 @@ def test_spark_stages_submit_the_jobs_entry_point_with_the_run_date(dag):
 
 def test_production_hygiene(dag):
     assert dag.max_active_runs == 1 and dag.dagrun_timeout and dag.catchup is False
+    sensor = dag.get_task("wait_for_landing")
+    assert sensor.mode == "reschedule" and sensor.timeout > 0 and sensor.retries >= 1
+    assert dag.get_task("check_params").retries == 0, "a bad param fails at once"
     assert {"interest-migration", "nightly"} <= set(dag.tags)
     assert dag.deadline, "a DeadlineAlert is configured by default"
     assert dag.doc_md and "Retraining" in dag.doc_md
