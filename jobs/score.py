@@ -60,10 +60,15 @@ from jobs.tables import (
 )
 from models.registry import Registry
 
+# One row per user, plus one row per Python task (user_id null) with that task's per-category sums for
+# the demand forecast: the sums and the segment candidates are taken in the worker, so Spark never holds
+# or explodes the users x categories probability matrix (bench/bench_score.py).
 SCORED_SCHEMA = (
     "user_id string, top_categories array<struct<category: string, probability: double>>, "
     "current_top_category string, migration_probability double, "
-    "category_probabilities array<double>, category_is_new array<boolean>"
+    "segment_candidates array<struct<pos: int, probability: double>>, "
+    "demand_expected_users array<double>, demand_expected_new_users array<double>, "
+    "demand_users_new array<bigint>"
 )
 # Models trained before metadata recorded the window were trained on features' default.
 DEFAULT_HISTORY_DAYS = 28
@@ -149,21 +154,23 @@ def score_sequences(lake, config: PipelineConfig, registry: Registry, champion: 
     scored_at = dt.datetime.now(dt.timezone.utc)
     threads = _threads_per_worker(lake.spark)
     scored = sequences.mapInArrow(
-        partial(score_batches, str(registry.version_dir(champion)), options.top_k, options.batch_rows, threads),
+        partial(score_batches, str(registry.version_dir(champion)), options.top_k, options.batch_rows, threads,
+                options.min_propensity),
         SCORED_SCHEMA,
     ).persist()
     try:
         stamp = [F.lit(score_date).alias("score_date"), F.lit(champion).alias("model_version")]
-        predictions = scored.select(
+        users = scored.where(F.col("user_id").isNotNull())
+        predictions = users.select(
             *stamp[:1], "user_id", "top_categories", "current_top_category", "migration_probability",
             stamp[1], F.lit(scored_at).alias("scored_at"))
         vocabulary = _vocabulary(registry, champion)
         categories = lake.spark.createDataFrame(list(enumerate(vocabulary)), "position int, category string")
-        long = scored.select("user_id", F.posexplode(F.arrays_zip("category_probabilities", "category_is_new")))
-        long = long.select("user_id", "pos", F.col("col.category_probabilities").alias("probability"),
-                           F.col("col.category_is_new").alias("is_new"))
-        demand = _demand(lake, long, categories, score_date, active_users, stamp)
-        segments = _segments(long, categories, options.segment_size, options.min_propensity, stamp)
+        partials = scored.where(F.col("user_id").isNull()).select(F.posexplode(F.arrays_zip(
+            "demand_expected_users", "demand_expected_new_users", "demand_users_new")))
+        demand = _demand(lake, partials, categories, score_date, active_users, stamp)
+        candidates = users.select("user_id", F.inline("segment_candidates"))
+        segments = _segments(candidates, categories, options.segment_size, stamp)
         frames = {USER_INTEREST_PREDICTIONS: predictions, CATEGORY_DEMAND_FORECAST: demand,
                   MARKETING_SEGMENTS: segments}
         top_k = min(options.top_k, len(vocabulary))
@@ -183,8 +190,13 @@ def _threads_per_worker(spark) -> int:
     return int(conf.get("spark.task.cpus", "1"))
 
 
-def score_batches(version_dir: str, top_k: int, batch_rows: int, threads: int, batches):
-    """mapInArrow body: user_sequences rows in, one scored row per user out."""
+def score_batches(version_dir: str, top_k: int, batch_rows: int, threads: int, min_propensity: float, batches):
+    """mapInArrow body: user_sequences rows in, one scored row per user out, then one row of this task's
+    per-category sums (expected users, expected new users, users new to the category) with a null user_id.
+
+    A user's segment candidates are the categories new to them (not in their window) with a probability
+    of at least ``min_propensity``, as (position among the ranked categories, probability).
+    """
     import numpy as np
     import pyarrow as pa
 
@@ -203,6 +215,9 @@ def score_batches(version_dir: str, top_k: int, batch_rows: int, threads: int, b
     ranked = np.ones(vocabulary.size, bool)
     ranked[[PAD, OOV]] = False
     k = min(top_k, int(ranked.sum()))
+    width = int(ranked.sum())
+    expected, expected_new, users_new = np.zeros(width), np.zeros(width), np.zeros(width, np.int64)
+    nulls = pa.nulls
     for batch in batches:
         for start in range(0, batch.num_rows, batch_rows):
             table = pa.Table.from_batches([batch.slice(start, batch_rows)])
@@ -215,20 +230,49 @@ def score_batches(version_dir: str, top_k: int, batch_rows: int, threads: int, b
             recent[:, [PAD, OOV]] = 0
             in_window = multi_hot(table["window_categories"], index, vocabulary.size)[:, ranked] > 0
             rows = table.num_rows
+            is_new = ~in_window
+            expected += probabilities.sum(axis=0)
+            expected_new += np.where(is_new, probabilities, 0.0).sum(axis=0)
+            users_new += is_new.sum(axis=0)
+            chosen = is_new & (probabilities >= min_propensity)
+            user_of, position = np.nonzero(chosen)
+            candidates = pa.ListArray.from_arrays(
+                pa.array(np.concatenate([[0], np.cumsum(chosen.sum(axis=1))]).astype(np.int32)),
+                pa.StructArray.from_arrays([pa.array(position.astype(np.int32)),
+                                            pa.array(probabilities[user_of, position])],
+                                           names=["pos", "probability"]))
             top = pa.ListArray.from_arrays(
                 pa.array(np.arange(0, rows * k + 1, k, dtype=np.int32)),
                 pa.StructArray.from_arrays([pa.array(names[order].ravel(), pa.string()), pa.array(top_p.ravel())],
                                            names=["category", "probability"]))
-            width = int(ranked.sum())
-            offsets = pa.array(np.arange(0, rows * width + 1, width, dtype=np.int32))
             current = np.where(recent.max(axis=1) > 0, categories[recent.argmax(axis=1)], None)
             yield pa.RecordBatch.from_arrays([
                 table["user_id"].combine_chunks(), top, pa.array(current, pa.string()),
-                pa.array(migration.astype(np.float64)),
-                pa.ListArray.from_arrays(offsets, pa.array(probabilities.ravel())),
-                pa.ListArray.from_arrays(offsets, pa.array((~in_window).ravel())),
-            ], names=["user_id", "top_categories", "current_top_category", "migration_probability",
-                      "category_probabilities", "category_is_new"])
+                pa.array(migration.astype(np.float64)), candidates,
+                nulls(rows, pa.list_(pa.float64())), nulls(rows, pa.list_(pa.float64())),
+                nulls(rows, pa.list_(pa.int64())),
+            ], schema=_SCORED_ARROW)
+    yield pa.RecordBatch.from_arrays([
+        nulls(1, pa.string()), nulls(1, _SCORED_ARROW.field("top_categories").type), nulls(1, pa.string()),
+        nulls(1, pa.float64()), nulls(1, _SCORED_ARROW.field("segment_candidates").type),
+        pa.array([expected]), pa.array([expected_new]), pa.array([users_new]),
+    ], schema=_SCORED_ARROW)
+
+
+def _scored_arrow_schema():
+    import pyarrow as pa
+
+    return pa.schema([
+        ("user_id", pa.string()),
+        ("top_categories", pa.list_(pa.struct([("category", pa.string()), ("probability", pa.float64())]))),
+        ("current_top_category", pa.string()), ("migration_probability", pa.float64()),
+        ("segment_candidates", pa.list_(pa.struct([("pos", pa.int32()), ("probability", pa.float64())]))),
+        ("demand_expected_users", pa.list_(pa.float64())), ("demand_expected_new_users", pa.list_(pa.float64())),
+        ("demand_users_new", pa.list_(pa.int64())),
+    ])
+
+
+_SCORED_ARROW = _scored_arrow_schema()
 
 
 def _feature_sequences(lake, cutoff: dt.date, length: int, history_days: int) -> DataFrame:
@@ -275,12 +319,15 @@ def _active_users(events: DataFrame, cutoff: dt.date, history_days: int) -> int:
     return window.select("user_id").distinct().count()
 
 
-def _demand(lake, long: DataFrame, categories: DataFrame, score_date: dt.date, active_users: int, stamp) -> DataFrame:
-    """Per category: expected engaged and new users, and the change against the previous score date."""
-    totals = long.groupBy("pos").agg(
-        F.sum("probability").alias("expected_users"),
-        F.sum(F.when(F.col("is_new"), F.col("probability")).otherwise(0.0)).alias("expected_new_users"),
-        F.sum(F.col("is_new").cast("long")).alias("users_new_to_category"))
+def _demand(lake, partials: DataFrame, categories: DataFrame, score_date: dt.date, active_users: int,
+            stamp) -> DataFrame:
+    """Per category: expected engaged and new users, and the change against the previous score date.
+
+    ``partials``: (pos, col) rows, one per task and category, of the tasks' sums (score_batches)."""
+    totals = partials.groupBy("pos").agg(
+        F.sum("col.demand_expected_users").alias("expected_users"),
+        F.sum("col.demand_expected_new_users").alias("expected_new_users"),
+        F.sum("col.demand_users_new").alias("users_new_to_category"))
     demand = totals.join(F.broadcast(categories), totals.pos == categories.position).select(
         *stamp[:1], "category", "expected_users", "expected_new_users", "users_new_to_category",
         F.lit(active_users).cast("long").alias("active_users"), stamp[1])
@@ -308,9 +355,11 @@ def _previous_demand(lake, score_date: dt.date) -> DataFrame | None:
         F.col("expected_new_users").alias("previous_expected_new_users"))
 
 
-def _segments(long: DataFrame, categories: DataFrame, size: int, min_propensity: float, stamp) -> DataFrame:
-    """Per category, users new to it ranked by their probability of engaging with it; ties by user id."""
-    candidates = long.where(F.col("is_new") & (F.col("probability") >= min_propensity))
+def _segments(candidates: DataFrame, categories: DataFrame, size: int, stamp) -> DataFrame:
+    """Per category, users new to it ranked by their probability of engaging with it; ties by user id.
+
+    ``candidates``: (user_id, pos, probability) of the users new to the category above the propensity
+    threshold (score_batches picks them)."""
     ranked = candidates.withColumn("rank", F.row_number().over(
         Window.partitionBy("pos").orderBy(F.desc("probability"), "user_id"))).where(F.col("rank") <= size)
     return ranked.join(F.broadcast(categories), ranked.pos == categories.position).select(

@@ -79,6 +79,7 @@ def test_demand_forecast_sums_the_users_probabilities(scored):
         assert row["expected_users"] == pytest.approx(expected[category], rel=1e-9)
         assert row["expected_new_users"] == pytest.approx(expected_new.get(category, 0), rel=1e-9, abs=1e-9)
         assert row["active_users"] == len(predictions)
+        assert row["users_new_to_category"] == sum(category not in seen[r["user_id"]] for r in predictions)
     # Against the previous score date's forecast.
     previous = {r["category"]: r for r in _read(scored, "category_demand_forecast", date=PREVIOUS_DATE)}
     for category, row in demand.items():
