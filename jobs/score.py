@@ -40,8 +40,10 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import pyarrow as pa
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
 
 from jobs.config import PipelineConfig
 from jobs.errors import PipelineError
@@ -63,13 +65,15 @@ from models.registry import Registry
 # One row per user, plus one row per Python task (user_id null) with that task's per-category sums for
 # the demand forecast: the sums and the segment candidates are taken in the worker, so Spark never holds
 # or explodes the users x categories probability matrix (bench/bench_score.py).
-SCORED_SCHEMA = (
-    "user_id string, top_categories array<struct<category: string, probability: double>>, "
-    "current_top_category string, migration_probability double, "
-    "segment_candidates array<struct<pos: int, probability: double>>, "
-    "demand_expected_users array<double>, demand_expected_new_users array<double>, "
-    "demand_users_new array<bigint>"
-)
+SCORED_ARROW = pa.schema([
+    ("user_id", pa.string()),
+    ("top_categories", pa.list_(pa.struct([("category", pa.string()), ("probability", pa.float64())]))),
+    ("current_top_category", pa.string()), ("migration_probability", pa.float64()),
+    ("segment_candidates", pa.list_(pa.struct([("pos", pa.int32()), ("probability", pa.float64())]))),
+    ("demand_expected_users", pa.list_(pa.float64())), ("demand_expected_new_users", pa.list_(pa.float64())),
+    ("demand_users_new", pa.list_(pa.int64())),
+])
+SCORED_SCHEMA = from_arrow_schema(SCORED_ARROW)
 # Models trained before metadata recorded the window were trained on features' default.
 DEFAULT_HISTORY_DAYS = 28
 # Python workers keep the champion between partitions: loaded once per worker and version.
@@ -198,7 +202,6 @@ def score_batches(version_dir: str, top_k: int, batch_rows: int, threads: int, m
     of at least ``min_propensity``, as (position among the ranked categories, probability).
     """
     import numpy as np
-    import pyarrow as pa
 
     from models.encoding import multi_hot
     from models.predict import limit_threads, load_version
@@ -214,8 +217,8 @@ def score_batches(version_dir: str, top_k: int, batch_rows: int, threads: int, m
     categories = np.array(["", ""] + list(vocabulary.categories), dtype=object)
     ranked = np.ones(vocabulary.size, bool)
     ranked[[PAD, OOV]] = False
-    k = min(top_k, int(ranked.sum()))
     width = int(ranked.sum())
+    k = min(top_k, width)
     expected, expected_new, users_new = np.zeros(width), np.zeros(width), np.zeros(width, np.int64)
     nulls = pa.nulls
     for batch in batches:
@@ -251,28 +254,12 @@ def score_batches(version_dir: str, top_k: int, batch_rows: int, threads: int, m
                 pa.array(migration.astype(np.float64)), candidates,
                 nulls(rows, pa.list_(pa.float64())), nulls(rows, pa.list_(pa.float64())),
                 nulls(rows, pa.list_(pa.int64())),
-            ], schema=_SCORED_ARROW)
+            ], schema=SCORED_ARROW)
     yield pa.RecordBatch.from_arrays([
-        nulls(1, pa.string()), nulls(1, _SCORED_ARROW.field("top_categories").type), nulls(1, pa.string()),
-        nulls(1, pa.float64()), nulls(1, _SCORED_ARROW.field("segment_candidates").type),
+        nulls(1, pa.string()), nulls(1, SCORED_ARROW.field("top_categories").type), nulls(1, pa.string()),
+        nulls(1, pa.float64()), nulls(1, SCORED_ARROW.field("segment_candidates").type),
         pa.array([expected]), pa.array([expected_new]), pa.array([users_new]),
-    ], schema=_SCORED_ARROW)
-
-
-def _scored_arrow_schema():
-    import pyarrow as pa
-
-    return pa.schema([
-        ("user_id", pa.string()),
-        ("top_categories", pa.list_(pa.struct([("category", pa.string()), ("probability", pa.float64())]))),
-        ("current_top_category", pa.string()), ("migration_probability", pa.float64()),
-        ("segment_candidates", pa.list_(pa.struct([("pos", pa.int32()), ("probability", pa.float64())]))),
-        ("demand_expected_users", pa.list_(pa.float64())), ("demand_expected_new_users", pa.list_(pa.float64())),
-        ("demand_users_new", pa.list_(pa.int64())),
-    ])
-
-
-_SCORED_ARROW = _scored_arrow_schema()
+    ], schema=SCORED_ARROW)
 
 
 def _feature_sequences(lake, cutoff: dt.date, length: int, history_days: int) -> DataFrame:
