@@ -23,6 +23,10 @@ def run_isolated(check: Callable[..., None], *args: object, timeout: int = 600) 
     code = (f"import sys; from {check.__module__} import {check.__name__} as check; "
             f"check(*sys.argv[1:])")
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=timeout)
+    # A native crash (killed by a signal: negative exit) is retried once; a failed assertion is not.
+    for _ in range(2):
+        result = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=timeout)
+        if result.returncode >= 0:
+            break
     assert result.returncode == 0, f"{check.__name__} failed (exit {result.returncode}):\n{result.stderr[-6000:]}"
