@@ -27,58 +27,107 @@ INPUT_COLUMNS = ("history_categories", "history_event_types", "history_gap_bucke
 LABEL_COLUMNS = ("label_categories", "has_new_category")
 
 
-def _right_aligned(column: pa.ChunkedArray | pa.Array, length: int, values: np.ndarray) -> np.ndarray:
-    """Place each row's list (already mapped to ``values``) at the end of a zero row of ``length``."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    offsets = array.offsets.to_numpy(zero_copy_only=False) - array.offsets[0].as_py()
-    sizes = np.diff(offsets)
-    rows = len(sizes)
-    out = np.zeros((rows, length), dtype=np.int32)
-    # Keep the last `length` elements of each row.
-    keep = np.minimum(sizes, length)
-    row_of = np.repeat(np.arange(rows), sizes)
-    position_in_row = np.arange(len(values)) - np.repeat(offsets[:-1], sizes)
-    column_in_out = position_in_row - (sizes - keep)[row_of] + (length - keep)[row_of]
-    mask = column_in_out >= length - keep[row_of]
-    out[row_of[mask], column_in_out[mask]] = values[mask]
-    return out
+class _Lists:
+    """One list column flattened once: its values, and the row each value belongs to.
+
+    Every feature drawn from a column (ids, right-aligned steps, counts) reuses
+    these, and the five history columns share one layout when their lists have
+    the same lengths, as ``features`` writes them.
+    """
+
+    def __init__(self, column: pa.ChunkedArray | pa.Array):
+        array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        array = array.fill_null([]) if array.null_count else array
+        offsets = array.offsets.to_numpy(zero_copy_only=False)
+        self.offsets = offsets - offsets[0]
+        self.sizes = np.diff(self.offsets)
+        self.rows = len(self.sizes)
+        self.values = array.flatten()
+        self.row_of = np.repeat(np.arange(self.rows, dtype=np.int64), self.sizes)
+
+    def same_layout(self, other: "_Lists") -> bool:
+        return np.array_equal(self.offsets, other.offsets)
+
+    def right_aligned_slots(self, length: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Each value's flat slot in a (rows, length) right-aligned array, and which values keep a slot
+        (None: all do); only a row's last ``length`` values are kept."""
+        # Value i of row r lands at r * length + length - (offsets[r + 1] - i).
+        shift = np.arange(self.rows, dtype=np.int64) * length + length - self.offsets[1:]
+        slots = np.arange(len(self.values), dtype=np.int64) + shift[self.row_of]
+        if not len(self.sizes) or self.sizes.max() <= length:
+            return slots, None
+        kept = slots >= self.row_of * length
+        return slots[kept], kept
+
+    def counts(self, ids: np.ndarray, size: int, keep: np.ndarray | None = None,
+               weights: np.ndarray | None = None) -> np.ndarray:
+        """(rows, size) float32: per row, how often each id occurs (or the sum of ``weights``)."""
+        flat = self.row_of * size + ids
+        if keep is not None:
+            flat = flat[keep]
+            weights = None if weights is None else weights[keep]
+        counted = np.bincount(flat, weights=weights, minlength=self.rows * size)
+        return counted.reshape(self.rows, size).astype(np.float32)
 
 
-def _mapped(column, mapping: dict[str, int], default: int) -> np.ndarray:
-    flat = pc.list_flatten(column)
-    keys = pa.array(list(mapping), type=pa.string())
-    found = pc.index_in(flat, value_set=keys).to_numpy(zero_copy_only=False)
-    ids = np.array(list(mapping.values()), dtype=np.int32)
-    return np.where(np.isnan(found.astype(float)), default, ids[np.nan_to_num(found.astype(float)).astype(int)])
+def _right_aligned(lists: _Lists, slots: tuple[np.ndarray, np.ndarray | None], length: int,
+                   values: np.ndarray) -> np.ndarray:
+    """``values`` (one per list element) placed at their right-aligned ``slots``; 0 pads the front."""
+    where, kept = slots
+    out = np.zeros(lists.rows * length, dtype=np.int32)
+    out[where] = values if kept is None else values[kept]
+    return out.reshape(lists.rows, length)
+
+
+def _mapped(values: pa.Array, mapping: dict[str, int], default: int) -> np.ndarray:
+    """Each string's id in ``mapping``, ``default`` for the rest (and nulls)."""
+    found = pc.index_in(values, value_set=pa.array(list(mapping), type=pa.string()))
+    ids = np.array([*mapping.values(), default], dtype=np.int32)
+    return ids[found.fill_null(len(mapping)).to_numpy(zero_copy_only=False)]
+
+
+def _numbers(values: pa.Array) -> np.ndarray:
+    """Bucket numbers shifted by one, so that 0 is left for padding."""
+    return values.to_numpy(zero_copy_only=False).astype(np.int32) + 1
 
 
 def encode_sequences(table: pa.Table, vocabulary: Vocabulary, length: int) -> dict[str, np.ndarray]:
-    """Model inputs (and labels, when the rows have them) for every row of ``table``."""
+    """Model inputs (and labels, when the rows have them) for every row of ``table``.
+
+    Vectorised over Arrow list offsets, with each column flattened and mapped
+    once: encoding is as costly as the model's forward pass at scoring time,
+    so it is kept to a few NumPy passes per column (bench/bench_score.py).
+    """
     index = vocabulary.index()
-    inputs = {
-        "categories": _right_aligned(table["history_categories"], length,
-                                     _mapped(table["history_categories"], index, OOV)),
-        "event_types": _right_aligned(table["history_event_types"], length,
-                                      _mapped(table["history_event_types"], event_type_index(), 1)),
-        "gap_buckets": _right_aligned(table["history_gap_buckets"], length,
-                                      pc.list_flatten(table["history_gap_buckets"]).to_numpy(zero_copy_only=False)
-                                      .astype(np.int32) + 1),
-        "age_buckets": _right_aligned(table["history_age_buckets"], length,
-                                      pc.list_flatten(table["history_age_buckets"]).to_numpy(zero_copy_only=False)
-                                      .astype(np.int32) + 1),
-        "session_starts": _right_aligned(table["history_session_starts"], length,
-                                         pc.list_flatten(table["history_session_starts"]).to_numpy(zero_copy_only=False)
-                                         .astype(np.int32) + 1),
-    }
-    # History category counts over the whole sequence (not only the last L kept
-    # above), and over its last day and last three days: what the user is into
-    # now, which is where their next week starts.
-    inputs["seen"] = multi_hot(table["history_categories"], index, vocabulary.size)
+    categories = _Lists(table["history_categories"])
+    category_ids = _mapped(categories.values, index, OOV)
+    slots = categories.right_aligned_slots(length)
+
+    def steps(column: str, values_of) -> np.ndarray:
+        lists = _Lists(table[column])
+        if not lists.same_layout(categories):
+            return _right_aligned(lists, lists.right_aligned_slots(length), length, values_of(lists.values))
+        return _right_aligned(categories, slots, length, values_of(lists.values))
+
     ages = pc.list_flatten(table["history_age_buckets"]).to_numpy(zero_copy_only=False)
+    inputs = {
+        "categories": _right_aligned(categories, slots, length, category_ids),
+        "event_types": steps("history_event_types", lambda v: _mapped(v, event_type_index(), 1)),
+        "gap_buckets": steps("history_gap_buckets", _numbers),
+        "age_buckets": steps("history_age_buckets", _numbers),
+        "session_starts": steps("history_session_starts", _numbers),
+        # History category counts over the whole sequence (not only the last L kept
+        # above), and over its last day and last three days: what the user is into
+        # now, which is where their next week starts.
+        "seen": categories.counts(category_ids, vocabulary.size),
+    }
     for name, max_bucket in RECENT_WINDOWS.items():
-        inputs[name] = multi_hot(table["history_categories"], index, vocabulary.size, keep=ages <= max_bucket)
+        inputs[name] = categories.counts(category_ids, vocabulary.size, keep=ages <= max_bucket)
+    window = _Lists(table["window_categories"])
+    window_ids = _mapped(window.values, index, OOV)
     for name, column in WINDOW_COUNTS.items():
-        inputs[name] = window_counts(table, column, index, vocabulary.size)
+        weights = pc.list_flatten(table[column]).to_numpy(zero_copy_only=False).astype(np.float64)
+        inputs[name] = window.counts(window_ids, vocabulary.size, weights=weights)
     encoded = dict(inputs)
     if "label_categories" in table.column_names and table["label_categories"].null_count < len(table):
         encoded["label_categories"] = np.minimum(multi_hot(table["label_categories"], index, vocabulary.size), 1)
@@ -89,7 +138,7 @@ def encode_sequences(table: pa.Table, vocabulary: Vocabulary, length: int) -> di
 
 def window_counts(table: pa.Table, column: str, index: dict[str, int], size: int) -> np.ndarray:
     """(rows, size) float32: ``column``'s counts placed at each of ``window_categories``' ids."""
-    weights = pc.list_flatten(table[column]).to_numpy(zero_copy_only=False).astype(np.float32)
+    weights = pc.list_flatten(table[column]).to_numpy(zero_copy_only=False).astype(np.float64)
     return multi_hot(table["window_categories"], index, size, weights=weights)
 
 
@@ -100,15 +149,5 @@ def multi_hot(column, index: dict[str, int], size: int, keep: np.ndarray | None 
     ``keep`` masks list elements; ``weights`` (one per list element) adds that
     much instead of 1.
     """
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    array = array.fill_null([]) if array.null_count else array
-    offsets = array.offsets.to_numpy(zero_copy_only=False) - array.offsets[0].as_py()
-    sizes = np.diff(offsets)
-    ids = _mapped(array, index, OOV)
-    out = np.zeros((len(sizes), size), dtype=np.float32)
-    rows = np.repeat(np.arange(len(sizes)), sizes)
-    values = np.ones(len(ids), dtype=np.float32) if weights is None else weights
-    if keep is not None:
-        rows, ids, values = rows[keep], ids[keep], values[keep]
-    np.add.at(out, (rows, ids), values)
-    return out
+    lists = _Lists(column)
+    return lists.counts(_mapped(lists.values, index, OOV), size, keep=keep, weights=weights)
