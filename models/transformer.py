@@ -83,8 +83,13 @@ class OneHotEmbedding(keras.layers.Layer):
             initializer=keras.initializers.RandomUniform(-0.05, 0.05))
         super().build(input_shape)
 
-    def call(self, ids):
-        return tf.einsum("blv,vd->bld", tf.one_hot(ids, self.input_dim, dtype=self.compute_dtype), self.embeddings)
+    def call(self, ids, training=None):
+        if training:
+            return tf.einsum("blv,vd->bld", tf.one_hot(ids, self.input_dim, dtype=self.compute_dtype),
+                             self.embeddings)
+        # No gradient is taken outside training, so inference gathers the same rows: identical outputs,
+        # and about 20% less time per scored user (bench/bench_score.py).
+        return tf.cast(tf.gather(self.embeddings, ids), self.compute_dtype)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim}
