@@ -36,9 +36,15 @@ class LoadedModel:
 
     def predict(self, sequences: pa.Table, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
         """(rows, vocabulary size) category probabilities and (rows,) new-category probabilities."""
-        encoded = encode_sequences(sequences, self.vocabulary, self.sequence_length)
+        return self.predict_encoded(self.encode(sequences), batch_size)
+
+    def encode(self, sequences: pa.Table) -> dict[str, np.ndarray]:
+        return encode_sequences(sequences, self.vocabulary, self.sequence_length)
+
+    def predict_encoded(self, encoded: dict[str, np.ndarray], batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """``predict`` for rows ``encode`` already encoded: score reuses their category counts."""
         inputs = {k: v for k, v in encoded.items() if not k.startswith("label_")}
-        rows = len(sequences)
+        rows = len(inputs["categories"])
         categories, new = np.zeros((rows, self.vocabulary.size), np.float32), np.zeros(rows, np.float32)
         for start in range(0, rows, batch_size):
             chunk = {k: v[start:start + batch_size] for k, v in inputs.items()}
