@@ -108,3 +108,38 @@ def test_events_clean_suite_bounds_the_malformed_rate_but_not_bots(spark, tmp_pa
     assert _validate(spark, tmp_path, "events_clean", clean + bots, CLEAN_SCHEMA, params).failures == []
     report = _validate(spark, tmp_path, "events_clean", clean + bots + malformed * 2, CLEAN_SCHEMA, params)
     assert _failed(report) == {("expect_column_values_to_be_null", "reason", "critical")}
+
+
+PREDICTIONS_SCHEMA = ("score_date date, user_id string, top_categories array<struct<category: string, probability: "
+                      "double>>, current_top_category string, migration_probability double, model_version string, "
+                      "scored_at timestamp")
+
+
+def _prediction(user, *top):
+    return (DAY, user, [{"category": c, "probability": p} for c, p in top], "a.x", 0.2, "v1", ts("2024-11-03 01:00:00"))
+
+
+def test_predictions_suite_refuses_each_kind_of_bad_top_list(spark, tmp_path):
+    bad = {
+        "unsorted": (("a.x", 0.4), ("b.y", 0.5)),
+        "null category": ((None, 0.5), ("b.y", 0.4)),
+        "null probability": (("a.x", 0.5), ("b.y", None)),
+        "nan": (("a.x", float("nan")), ("b.y", 0.4)),
+        "above one": (("a.x", 1.5), ("b.y", 0.4)),
+        "below zero": (("a.x", 0.5), ("b.y", -0.1)),
+        "short": (("a.x", 0.5),),
+    }
+    rows = [_prediction("good", ("a.x", 0.5), ("b.y", 0.5)),  # ties count as sorted
+            *[_prediction(user, *top) for user, top in bad.items()]]
+    params = SuiteParams(run_date=DAY, window_start=None, window_end=None, expected_rows=len(rows), top_k=2)
+    report = _validate(spark, tmp_path, "user_interest_predictions", rows, PREDICTIONS_SCHEMA, params)
+    assert _failed(report) == {("unexpected_rows_expectation", None, "critical")}
+    assert report.failures[0].observed == str(len(bad))  # every bad list, and not the good one
+
+
+def test_predictions_suite_passes_good_rows_and_counts_users(spark, tmp_path):
+    params = SuiteParams(run_date=DAY, window_start=None, window_end=None, expected_rows=3, top_k=2)
+    rows = [_prediction(u, ("a.x", 0.9), ("b.y", 0.1)) for u in ("u1", "u2", "u2")]
+    report = _validate(spark, tmp_path, "user_interest_predictions", rows, PREDICTIONS_SCHEMA, params)
+    assert _failed(report) == {("expect_column_values_to_be_unique", "user_id", "critical")}
+    assert report.evaluated > 10
