@@ -72,10 +72,10 @@ RETRY_DELAY = dt.timedelta(seconds=int(os.environ.get("IM_RETRY_DELAY_SECONDS", 
 # 0 turns the alert off: `airflow dags test` in 3.3.2 cannot run a DAG that has one (it looks the alert up by id).
 DEADLINE_HOURS = float(os.environ.get("IM_DEADLINE_HOURS", "4"))
 
-# Extra driver JVM options, e.g. a faster-starting JIT for the many short local jobs (scripts/run_local.sh).
-SPARK_CONF = {"spark.sql.session.timeZone": "UTC"}
-if os.environ.get("IM_SPARK_DRIVER_JAVA_OPTIONS"):
-    SPARK_CONF["spark.driver.extraJavaOptions"] = os.environ["IM_SPARK_DRIVER_JAVA_OPTIONS"]
+# The driver JVM's options (jobs/config.py says why the parallel collector), or e.g. a faster-starting JIT
+# for the many short local jobs (scripts/run_local.sh).
+SPARK_CONF = {"spark.sql.session.timeZone": "UTC",
+              "spark.driver.extraJavaOptions": os.environ.get("IM_SPARK_DRIVER_JAVA_OPTIONS", "-XX:+UseParallelGC")}
 
 # The local default: a spark_default connection to local Spark unless the environment defines one.
 os.environ.setdefault(f"AIRFLOW_CONN_{SPARK_CONN_ID.upper()}", json.dumps({"conn_type": "spark", "host": "local[*]"}))

@@ -44,7 +44,8 @@ def build_spark(config: PipelineConfig, app_name: str) -> SparkSession:
         builder = (
             builder.master(config.spark_master)
             .config("spark.driver.memory", config.spark_driver_memory)
-            .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()}")
+            .config("spark.driver.extraJavaOptions",
+                    f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()} {config.spark_driver_java_options}")
             .config("spark.log.structuredLogging.enabled", "false")
         )
     spark = builder.getOrCreate()
