@@ -228,45 +228,60 @@ def score_batches(version_dir: str, top_k: int, batch_rows: int, threads: int, m
     k = min(top_k, width)
     expected, expected_new, users_new = np.zeros(width), np.zeros(width), np.zeros(width, np.int64)
     nulls = pa.nulls
-    for batch in batches:
-        for start in range(0, batch.num_rows, batch_rows):
-            table = pa.Table.from_batches([batch.slice(start, batch_rows)])
-            encoded = model.encode(table)
-            probabilities, migration = model.predict_encoded(encoded)
-            probabilities = probabilities[:, ranked].astype(np.float64)
-            rows = table.num_rows
-            order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-            top_p = np.take_along_axis(probabilities, order, axis=1)
-            # The encoder's counts: events per category among the last L (current top category), and
-            # events per category in the window (a category is new to the user when it has none).
-            recent = encoded["seen"][:, ranked]
-            is_new = ~(encoded["window_events"][:, ranked] > 0)
-            expected += probabilities.sum(axis=0)
-            expected_new += np.where(is_new, probabilities, 0.0).sum(axis=0)
-            users_new += is_new.sum(axis=0)
-            chosen = is_new & (probabilities >= min_propensity)
-            user_of, position = np.nonzero(chosen)
-            candidates = pa.ListArray.from_arrays(
-                pa.array(np.concatenate([[0], np.cumsum(chosen.sum(axis=1))]).astype(np.int32)),
-                pa.StructArray.from_arrays([pa.array(position.astype(np.int32)),
-                                            pa.array(probabilities[user_of, position])],
-                                           names=["pos", "probability"]))
-            top = pa.ListArray.from_arrays(
-                pa.array(np.arange(0, rows * k + 1, k, dtype=np.int32)),
-                pa.StructArray.from_arrays([pc.take(names, pa.array(order.ravel())), pa.array(top_p.ravel())],
-                                           names=["category", "probability"]))
-            current = pc.take(names, pa.array(recent.argmax(axis=1), mask=recent.max(axis=1) == 0))
-            yield pa.RecordBatch.from_arrays([
-                table["user_id"].combine_chunks(), top, current,
-                pa.array(migration.astype(np.float64)), candidates,
-                nulls(rows, pa.list_(pa.float64())), nulls(rows, pa.list_(pa.float64())),
-                nulls(rows, pa.list_(pa.int64())),
-            ], schema=SCORED_ARROW)
+    for table in _regrouped(batches, batch_rows):
+        encoded = model.encode(table)
+        probabilities, migration = model.predict_encoded(encoded, batch_rows, pad_to=batch_rows)
+        probabilities = probabilities[:, ranked].astype(np.float64)
+        rows = table.num_rows
+        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+        top_p = np.take_along_axis(probabilities, order, axis=1)
+        # The encoder's counts: events per category among the last L (current top category), and
+        # events per category in the window (a category is new to the user when it has none).
+        recent = encoded["seen"][:, ranked]
+        is_new = ~(encoded["window_events"][:, ranked] > 0)
+        expected += probabilities.sum(axis=0)
+        expected_new += np.where(is_new, probabilities, 0.0).sum(axis=0)
+        users_new += is_new.sum(axis=0)
+        chosen = is_new & (probabilities >= min_propensity)
+        user_of, position = np.nonzero(chosen)
+        candidates = pa.ListArray.from_arrays(
+            pa.array(np.concatenate([[0], np.cumsum(chosen.sum(axis=1))]).astype(np.int32)),
+            pa.StructArray.from_arrays([pa.array(position.astype(np.int32)),
+                                        pa.array(probabilities[user_of, position])],
+                                       names=["pos", "probability"]))
+        top = pa.ListArray.from_arrays(
+            pa.array(np.arange(0, rows * k + 1, k, dtype=np.int32)),
+            pa.StructArray.from_arrays([pc.take(names, pa.array(order.ravel())), pa.array(top_p.ravel())],
+                                       names=["category", "probability"]))
+        current = pc.take(names, pa.array(recent.argmax(axis=1), mask=recent.max(axis=1) == 0))
+        yield pa.RecordBatch.from_arrays([
+            table["user_id"].combine_chunks(), top, current,
+            pa.array(migration.astype(np.float64)), candidates,
+            nulls(rows, pa.list_(pa.float64())), nulls(rows, pa.list_(pa.float64())),
+            nulls(rows, pa.list_(pa.int64())),
+        ], schema=SCORED_ARROW)
     yield pa.RecordBatch.from_arrays([
         nulls(1, pa.string()), nulls(1, SCORED_ARROW.field("top_categories").type), nulls(1, pa.string()),
         nulls(1, pa.float64()), nulls(1, SCORED_ARROW.field("segment_candidates").type),
         pa.array([expected]), pa.array([expected_new]), pa.array([users_new]),
     ], schema=SCORED_ARROW)
+
+
+def _regrouped(batches, rows: int):
+    """Arrow batches regrouped into tables of exactly ``rows`` rows (the last one fewer), so that every
+    model call has one shape, compiled once per worker, whatever batch size Spark sends."""
+    pending, count = [], 0
+    for batch in batches:
+        while batch.num_rows:
+            taken = batch.slice(0, rows - count)
+            pending.append(taken)
+            count += taken.num_rows
+            batch = batch.slice(taken.num_rows)
+            if count == rows:
+                yield pa.Table.from_batches(pending)
+                pending, count = [], 0
+    if count:
+        yield pa.Table.from_batches(pending)
 
 
 def _feature_sequences(lake, cutoff: dt.date, length: int, history_days: int) -> DataFrame:

@@ -41,15 +41,20 @@ class LoadedModel:
     def encode(self, sequences: pa.Table) -> dict[str, np.ndarray]:
         return encode_sequences(sequences, self.vocabulary, self.sequence_length)
 
-    def predict_encoded(self, encoded: dict[str, np.ndarray], batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-        """``predict`` for rows ``encode`` already encoded: score reuses their category counts."""
+    def predict_encoded(self, encoded: dict[str, np.ndarray], batch_size: int = 4096,
+                        pad_to: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``predict`` for rows ``encode`` already encoded: score reuses their category counts.
+
+        ``pad_to``: pad every batch to this many rows instead of the next power of two, so that a
+        caller whose batches all fit compiles one shape (each compilation costs about a second).
+        """
         inputs = {k: v for k, v in encoded.items() if not k.startswith("label_")}
         rows = len(inputs["categories"])
         categories, new = np.zeros((rows, self.vocabulary.size), np.float32), np.zeros(rows, np.float32)
         for start in range(0, rows, batch_size):
             chunk = {k: v[start:start + batch_size] for k, v in inputs.items()}
             size = len(chunk["categories"])
-            padded = max(SMALLEST_BATCH, 1 << (size - 1).bit_length())
+            padded = pad_to if pad_to and pad_to >= size else max(SMALLEST_BATCH, 1 << (size - 1).bit_length())
             chunk = {k: np.concatenate([v, np.zeros((padded - size, *v.shape[1:]), v.dtype)]) for k, v in chunk.items()}
             out = self.serve(chunk)
             categories[start:start + size] = out["category"].numpy()[:size]

@@ -194,3 +194,19 @@ def test_refuses_to_publish_predictions_that_fail_their_suite(scored, trained_ve
     assert code != 0 and "critical" in err, err
     assert DeltaTable(str(scored / "user_interest_predictions")).version() == version
     assert _read(scored, "user_interest_predictions") == before
+
+
+def test_batches_are_regrouped_into_one_model_shape():
+    """Spark's Arrow batches, whatever their sizes, reach the model as full batches of the same rows in order."""
+    import pyarrow as pa
+
+    from jobs.score import _regrouped
+
+    sizes, start, batches = [0, 5, 3, 11, 0, 1, 7], 0, []
+    for size in sizes:
+        batches.append(pa.record_batch([pa.array(range(start, start + size))], names=["row"]))
+        start += size
+    tables = list(_regrouped(iter(batches), 4))
+    assert [t.num_rows for t in tables] == [4, 4, 4, 4, 4, 4, 3]
+    assert [v for t in tables for v in t["row"].to_pylist()] == list(range(sum(sizes)))
+    assert list(_regrouped(iter([]), 4)) == []
