@@ -62,6 +62,8 @@ def test_predictions_one_row_per_active_user_with_sorted_probabilities(scored, t
         assert all(0 <= p <= 1 for p in probabilities) and 0 <= row["migration_probability"] <= 1
         assert row["model_version"] == trained_version and row["score_date"] == SCORE_DATE
         assert row["current_top_category"] is not None
+    # The scored rows' scratch copy is gone once the tables are written.
+    assert not any((scored / "_scratch").glob("*"))
 
 
 def test_demand_forecast_sums_the_users_probabilities(scored):
@@ -193,6 +195,7 @@ def test_refuses_to_publish_predictions_that_fail_their_suite(scored, trained_ve
         registry.set_champion(trained_version, {"reason": "restored by the test"})
     assert code != 0 and "critical" in err, err
     assert DeltaTable(str(scored / "user_interest_predictions")).version() == version
+    assert not any((scored / "_scratch").glob("*"))  # removed on the refusal too
     assert _read(scored, "user_interest_predictions") == before
 
 
