@@ -162,7 +162,7 @@ def score_sequences(lake, config: PipelineConfig, registry: Registry, champion: 
     scored_at = dt.datetime.now(dt.timezone.utc)
     threads = _threads_per_worker(lake.spark)
     # The scored rows feed three tables: written once to scratch Parquet and read back, which at 1M users
-    # took a fraction of what Spark's in-memory cache of the nested rows did (bench/bench_score.py).
+    # cost about 6 s less than Spark's in-memory cache of the nested rows (bench/bench_score.py).
     scratch = lake.root / SCRATCH_DIR / f"score-{score_date.isoformat()}-{uuid.uuid4().hex}"
     try:
         sequences.mapInArrow(
@@ -385,8 +385,8 @@ def _publish(lake, config: PipelineConfig, metrics, score_date: dt.date, active_
             staged[table] = lake.stage_partitions(table, frame, PARTITIONS[table], replace)
         rows = {table: write.frame.count() for table, write in staged.items()}
         if config.validate_writes:
-            # Straight from the staged Parquet: each metric reads only its columns, which at 1M users was
-            # faster than caching every column first (bench/bench_score.py).
+            # Straight from the staged Parquet, each metric reading only its columns: caching every column
+            # first cost about as much as it saved at 1M users (bench/bench_score.py).
             report = check_partition(lake, config, USER_INTEREST_PREDICTIONS, [score_date],
                                      staged[USER_INTEREST_PREDICTIONS].frame, expected_rows=active_users, top_k=top_k)
             metrics.validations.append(report)
