@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import abc
+import shutil
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema
+from pyspark.sql.types import StructType
 
 # {"event_date": ["2024-01-01", ...]}: the partitions a write replaces or a read keeps.
 PartitionValues = Mapping[str, Sequence[str]]
@@ -80,6 +84,36 @@ class Lake(abc.ABC):
         finally:
             staged.discard()
 
+    def stage_files(self, table: str, folder: Path, schema: StructType, partition: Mapping[str, str]) -> StagedWrite:
+        """Stage Parquet files written outside Spark's writer as the whole of one partition, replacing it on commit.
+
+        For a producer whose Spark tasks write their own Parquet (score's
+        Python workers), so that the rows are not passed through Spark once
+        more only to be written again. ``partition`` gives each partition
+        column's value; the files under ``folder`` hold ``schema``'s other
+        columns, and are checked against them. The folder is taken over: it is
+        gone after ``commit()`` or ``discard()``. This default reads the files
+        with Spark and stages them like any DataFrame; implementations may
+        adopt the files as they are.
+        """
+        columns = data_columns(folder, schema, partition)
+        frame = self.spark.read.schema(columns).parquet(str(folder)).select(*[
+            F.lit(partition[f.name]).cast(f.dataType).alias(f.name) if f.name in partition else F.col(f.name)
+            for f in schema])
+        staged = self.stage_partitions(table, frame, list(partition), {k: [v] for k, v in partition.items()})
+
+        def commit() -> int:
+            try:
+                return staged.commit()
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+
+        def discard() -> None:
+            staged.discard()
+            shutil.rmtree(folder, ignore_errors=True)
+
+        return StagedWrite(frame, commit, discard)
+
     def partition_row_counts(self, table: str, column: str, values: Sequence[str]) -> dict[str, int]:
         """Rows per value of partition ``column`` (absent values are left out)."""
         if not self.exists(table):
@@ -114,6 +148,23 @@ class Lake(abc.ABC):
         if self.exists(table):
             return self.read(table, partitions=partitions)
         return self.spark.createDataFrame([], schema)
+
+
+def data_columns(folder: Path, schema: StructType, partition: Mapping[str, str]) -> StructType:
+    """``schema`` without the partition columns, after checking that every Parquet file under ``folder`` has
+    exactly those columns and types (from the footers: no data is read)."""
+    if not Path(folder).is_dir():
+        raise LakeError(f"no folder of Parquet files at {folder}")
+    missing = [c for c in partition if c not in schema.fieldNames()]
+    if missing:
+        raise LakeError(f"partition columns {missing} are not in the schema {schema.simpleString()}")
+    columns = StructType([f for f in schema if f.name not in partition])
+    expected = [(f.name, f.dataType.simpleString()) for f in columns]
+    for file in sorted(Path(folder).rglob("*.parquet")):
+        found = [(f.name, f.dataType.simpleString()) for f in from_arrow_schema(pq.read_schema(file))]
+        if found != expected:
+            raise LakeError(f"{file} has columns {found}, the table needs {expected}")
+    return columns
 
 
 def partition_predicate(partitions: PartitionValues) -> "F.Column | None":

@@ -2,7 +2,8 @@
 
 A write goes in three steps:
 1. Spark writes the DataFrame as Parquet into a private staging folder of the
-   table (``_staging/<uuid>``), partitioned like the table.
+   table (``_staging/<uuid>``), partitioned like the table. (``stage_files``
+   instead renames a folder of Parquet files some other writer made there.)
 2. The files are moved into the table's partition folders. They are invisible
    to readers: a Delta reader sees only the files named in the log.
 3. One delta-rs transaction adds them (and, for an overwrite, removes the
@@ -21,8 +22,8 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Sequence
-from urllib.parse import unquote
+from typing import Mapping, Sequence
+from urllib.parse import quote, unquote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -30,8 +31,9 @@ from deltalake import DeltaTable, Schema, write_deltalake
 from deltalake.transaction import AddAction, CommitProperties, create_table_with_add_actions
 from pyspark.sql import DataFrame
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+from pyspark.sql.types import StructType
 
-from jobs.lake.base import Lake, LakeError, PartitionValues, StagedWrite
+from jobs.lake.base import Lake, LakeError, PartitionValues, StagedWrite, data_columns
 
 STAGING_DIR = "_staging"
 
@@ -122,20 +124,39 @@ class DeltaRsLake(Lake):
                         schema_mode="merge")
         return self.version(table)
 
+    def stage_files(self, table: str, folder: Path, schema: StructType, partition: Mapping[str, str]) -> StagedWrite:
+        """The files are adopted as they are: the folder becomes the staged partition, by one rename, and
+        each file's name gets the stage's id, so that it cannot meet an earlier version's file."""
+        data_columns(folder, schema, partition)
+        stage = uuid.uuid4().hex
+        staging = self.table_path(table) / STAGING_DIR / stage
+        target = staging.joinpath(*[f"{column}={quote(str(value), safe='')}" for column, value in partition.items()])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(folder), str(target))  # a rename when the folder is on the lake's filesystem
+        for file in list(target.rglob("*.parquet")):
+            file.rename(file.with_name(f"{file.stem}-{stage}.parquet"))
+        replace = {column: [str(value)] for column, value in partition.items()}
+        return self._staged(table, staging, schema, list(partition), mode="overwrite", replace=replace,
+                            filters=[(column, "in", values) for column, values in replace.items()])
+
     def _stage(self, table, df, partition_by, mode, replace, filters) -> StagedWrite:
-        root = self.table_path(table)
-        staging = root / STAGING_DIR / uuid.uuid4().hex
-        arrow_schema = to_arrow_schema(df.schema)
-        discard = lambda: shutil.rmtree(staging, ignore_errors=True)  # noqa: E731
+        staging = self.table_path(table) / STAGING_DIR / uuid.uuid4().hex
         try:
             writer = df.write.mode("overwrite")
             if partition_by:
                 writer = writer.partitionBy(*partition_by)
             writer.parquet(str(staging))
         except BaseException:
-            discard()
+            shutil.rmtree(staging, ignore_errors=True)
             raise
-        frame = self.spark.read.schema(df.schema).option("basePath", str(staging)).parquet(str(staging))
+        return self._staged(table, staging, df.schema, partition_by, mode, replace, filters)
+
+    def _staged(self, table, staging: Path, schema: StructType, partition_by, mode, replace, filters) -> StagedWrite:
+        """Parquet files under ``staging``, partitioned like the table: readable now, published by commit."""
+        root = self.table_path(table)
+        arrow_schema = to_arrow_schema(schema)
+        discard = lambda: shutil.rmtree(staging, ignore_errors=True)  # noqa: E731
+        frame = self.spark.read.schema(schema).option("basePath", str(staging)).parquet(str(staging))
 
         def commit() -> int:
             try:
@@ -175,6 +196,8 @@ def _move_into_table(staging: Path, root: Path, partition_by: Sequence[str]) -> 
         relative = file.relative_to(staging)
         values = _partition_values(relative, partition_by)
         target = root / relative
+        if target.exists():  # an earlier version's file, which time travel still reads
+            raise LakeError(f"refusing to replace {target}: staged files must have names new to the table")
         target.parent.mkdir(parents=True, exist_ok=True)
         file.replace(target)
         stat = target.stat()

@@ -10,6 +10,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
@@ -80,6 +82,50 @@ def test_discarded_stage_leaves_the_table_as_it_was(spark, lake):
     version = lake.overwrite_partitions("t", _frame(spark, [(1, "a", D1)]), ["event_date"], {"event_date": [D1]})
     staged = lake.stage_partitions("t", _frame(spark, [(2, "b", D1)]), ["event_date"], {"event_date": [D1]})
     staged.discard()
+    assert lake.version("t") == version
+    assert _rows(lake.read("t")) == [(1, "a", D1)]
+
+
+def _parquet_folder(folder: Path, *files: list[tuple]) -> Path:
+    """Parquet files of (id, label) rows, written by pyarrow as score's workers write theirs."""
+    folder.mkdir(parents=True)
+    for i, rows in enumerate(files):
+        ids, labels = zip(*rows)
+        pq.write_table(pa.table({"id": pa.array(ids, pa.int64()), "label": pa.array(labels, pa.string())}),
+                       folder / f"part-{i}.parquet")
+    return folder
+
+
+def test_staged_files_replace_their_partition_on_commit_and_time_travel_keeps_the_old_one(spark, lake, tmp_path):
+    first = lake.overwrite_partitions("t", _frame(spark, [(1, "a", D1), (2, "b", D2)]), ["event_date"],
+                                      {"event_date": [D1, D2]})
+    folder = _parquet_folder(tmp_path / "files", [(3, "c"), (4, "d")], [(5, "e")])
+    staged = lake.stage_files("t", folder, _frame(spark, []).schema, {"event_date": D2.isoformat()})
+    assert _rows(staged.frame) == [(3, "c", D2), (4, "d", D2), (5, "e", D2)]
+    assert _rows(lake.read("t")) == [(1, "a", D1), (2, "b", D2)]
+    staged.commit()
+    assert _rows(lake.read("t")) == [(1, "a", D1), (3, "c", D2), (4, "d", D2), (5, "e", D2)]
+    assert _rows(lake.read("t", version=first)) == [(1, "a", D1), (2, "b", D2)]
+    assert not folder.exists()
+    # The same file names again: the earlier version's files are not replaced.
+    again = lake.stage_files("t", _parquet_folder(tmp_path / "again", [(6, "f")], [(7, "g")]),
+                             _frame(spark, []).schema, {"event_date": D2.isoformat()})
+    again.commit()
+    assert _rows(lake.read("t", version=first + 1)) == [(1, "a", D1), (3, "c", D2), (4, "d", D2), (5, "e", D2)]
+    assert _rows(lake.read("t")) == [(1, "a", D1), (6, "f", D2), (7, "g", D2)]
+
+
+def test_staged_files_with_other_columns_are_refused_and_discard_leaves_the_table(spark, lake, tmp_path):
+    version = lake.overwrite_partitions("t", _frame(spark, [(1, "a", D1)]), ["event_date"], {"event_date": [D1]})
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    pq.write_table(pa.table({"id": pa.array([2], pa.int64()), "label": pa.array([2], pa.int32())}), wrong / "x.parquet")
+    with pytest.raises(LakeError, match="x.parquet has columns"):
+        lake.stage_files("t", wrong, _frame(spark, []).schema, {"event_date": D1.isoformat()})
+    staged = lake.stage_files("t", _parquet_folder(tmp_path / "files", [(3, "c")]), _frame(spark, []).schema,
+                              {"event_date": D1.isoformat()})
+    staged.discard()
+    assert not (tmp_path / "files").exists()
     assert lake.version("t") == version
     assert _rows(lake.read("t")) == [(1, "a", D1)]
 
