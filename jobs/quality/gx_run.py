@@ -36,9 +36,12 @@ def open_context(root: Path):
     return context
 
 
-def run_suite(root: Path, table: str, run_date: dt.date, frame: DataFrame, suite: gx.ExpectationSuite) -> ValidationReport:
+def run_suite(root: Path, table: str, run_date: dt.date, frame: DataFrame, suite: gx.ExpectationSuite,
+              cache: bool = True) -> ValidationReport:
+    """``cache``: GX persists the batch (every column) before its first metric, and never unpersists it;
+    worth it when many expectations read the same columns, not when each reads one of a wide frame."""
     context = open_context(root)
-    source = context.data_sources.add_or_update_spark(name=DATA_SOURCE)
+    source = context.data_sources.add_or_update_spark(name=DATA_SOURCE, persist=cache)
     asset = next((a for a in source.assets if a.name == table), None) or source.add_dataframe_asset(name=table)
     batch = next((b for b in asset.batch_definitions if b.name == BATCH), None) \
         or asset.add_batch_definition_whole_dataframe(BATCH)
