@@ -213,3 +213,27 @@ def test_batches_are_regrouped_into_one_model_shape():
     assert [t.num_rows for t in tables] == [4, 4, 4, 4, 4, 4, 3]
     assert [v for t in tables for v in t["row"].to_pylist()] == list(range(sum(sizes)))
     assert list(_regrouped(iter([]), 4)) == []
+
+
+def test_a_retried_task_replaces_its_file_and_a_dead_attempt_leaves_nothing_readable(spark, tmp_path):
+    """The workers' own Parquet (ScoredFiles): one file per partition whatever the attempts, complete or absent."""
+    import pyarrow as pa
+
+    from jobs.score import CANDIDATES_SCHEMA, ScoredFiles
+
+    def candidates(*users):
+        return pa.RecordBatch.from_arrays([pa.array(users), pa.array([1] * len(users), pa.int32()),
+                                           pa.array([0.5] * len(users))], schema=ScoredFiles.KINDS["candidates"])
+
+    first = ScoredFiles(tmp_path, partition=3, attempt=0)
+    first.write("candidates", candidates("a", "b"))
+    first.close()
+    dead = ScoredFiles(tmp_path, partition=4, attempt=0)
+    dead.write("candidates", candidates("x"))
+    dead._flush("candidates")  # wrote a row group, then its worker died before closing the file
+    retry = ScoredFiles(tmp_path, partition=3, attempt=1)
+    retry.write("candidates", candidates("a", "b"))
+    retry.close()
+    rows = spark.read.schema(CANDIDATES_SCHEMA).parquet(str(tmp_path / "candidates")).collect()
+    assert sorted(r["user_id"] for r in rows) == ["a", "b"]
+    assert sorted(f.name for f in (tmp_path / "candidates").glob("part-*")) == ["part-00003.parquet"]
