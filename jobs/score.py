@@ -69,8 +69,9 @@ from jobs.tables import (
 from models.registry import Registry
 
 # The Python workers write the scored rows as Parquet themselves (ScoredFiles), and Spark receives one
-# (partition, users) row per task: passing a million nested rows back through the JVM only to write
-# them again cost about as much as the workers' own writing saves (bench/bench_score.py).
+# (partition, users) row per task. At 1M users, handing the rows back to the JVM and Spark's writer took
+# about 2 s more than the workers' own writing, and the predictions were then read and written again
+# to stage them (about 4 s), which adopting the workers' files skips (bench/bench_score.py).
 PREDICTIONS_SCHEMA = StructType([
     StructField("score_date", DateType(), False),
     StructField("user_id", StringType()),
