@@ -180,7 +180,8 @@ def score_sequences(lake, config: PipelineConfig, registry: Registry, champion: 
     scored_at = dt.datetime.now(dt.timezone.utc)
     scratch = ScoredFiles(lake.root / SCRATCH_DIR / f"score-{score_date.isoformat()}-{uuid.uuid4().hex}")
     worker = WorkerJob(str(registry.version_dir(champion)), options.top_k, options.batch_rows,
-                       _threads_per_worker(lake.spark), options.min_propensity, champion, scored_at, str(scratch.root))
+                       _threads_per_worker(lake.spark), options.min_propensity, options.segment_size, champion, scored_at,
+                       str(scratch.root))
     try:
         scratch.make()
         # One small row per task comes back to the driver; the scored rows stay in the workers' files.
@@ -210,6 +211,7 @@ class WorkerJob:
     batch_rows: int
     threads: int
     min_propensity: float
+    segment_size: int
     model_version: str
     scored_at: dt.datetime
     scratch: str
@@ -280,6 +282,64 @@ def _threads_per_worker(spark) -> int:
     return int(conf.get("spark.task.cpus", "1"))
 
 
+class SegmentCandidates:
+    """One task's segment candidates, cut to those that can still make a segment: per category, the
+    ``size`` most likely users and every user tied with the last of them.
+
+    Exact: a candidate with a lower probability than ``size`` others of the same task cannot rank within
+    ``size`` over all tasks. The cut keeps the rows Spark ranks to the task's share of the segments,
+    instead of every new-to-user category above the threshold.
+    """
+    # Cut whenever this many rows are buffered, which bounds a task's memory.
+    BUFFER_ROWS = 1_000_000
+
+    def __init__(self, size: int):
+        self.size = size
+        self._users: list[pa.Array] = []
+        self._positions: list = []
+        self._probabilities: list = []
+        self._rows = 0
+
+    def add(self, users: pa.Array, positions, probabilities) -> None:
+        self._users.append(users)
+        self._positions.append(positions)
+        self._probabilities.append(probabilities)
+        self._rows += len(positions)
+        if self._rows > max(self.BUFFER_ROWS, 2 * self.size):
+            self._cut()
+
+    def _cut(self) -> None:
+        import numpy as np
+
+        if not self._rows:
+            return
+        users = pa.concat_arrays(self._users)
+        positions, probabilities = np.concatenate(self._positions), np.concatenate(self._probabilities)
+        order = np.lexsort((-probabilities, positions))  # by category, most likely first
+        positions, probabilities = positions[order], probabilities[order]
+        starts = np.flatnonzero(np.r_[True, positions[1:] != positions[:-1]])
+        rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+        # Each category's probability at rank ``size`` (or none when it has fewer candidates).
+        cutoff = np.full(len(order), -np.inf)
+        last = rank == self.size - 1
+        cutoff[last] = probabilities[last]
+        cutoff = np.maximum.reduceat(cutoff, starts)
+        kept = probabilities >= np.repeat(cutoff, np.diff(np.r_[starts, len(order)]))
+        self._users = [users.take(pa.array(order[kept]))]
+        self._positions, self._probabilities = [positions[kept]], [probabilities[kept]]
+        self._rows = int(kept.sum())
+
+    def batch(self, schema: pa.Schema) -> pa.RecordBatch:
+        """The kept candidates as (user_id, pos, probability)."""
+        import numpy as np
+
+        self._cut()
+        if not self._rows:
+            return pa.RecordBatch.from_arrays([pa.array([], f.type) for f in schema], schema=schema)
+        return pa.RecordBatch.from_arrays([self._users[0], pa.array(self._positions[0].astype(np.int32)),
+                                           pa.array(self._probabilities[0])], schema=schema)
+
+
 def score_batches(job: WorkerJob, batches):
     """mapInArrow body: user_sequences rows in; the scored rows written to ``job.scratch`` (ScoredFiles):
     one prediction per user, each user's segment candidates, and this task's per-category sums for the
@@ -287,8 +347,9 @@ def score_batches(job: WorkerJob, batches):
     (partition, users) row.
 
     A user's segment candidates are the categories new to them (not in their window) with a probability
-    of at least ``job.min_propensity``, as (position among the ranked categories, probability). Taking
-    the sums and candidates here means Spark never holds or explodes the users x categories matrix.
+    of at least ``job.min_propensity``, as (position among the ranked categories, probability), of which
+    the task keeps those that can still make a segment (SegmentCandidates). Taking the sums and
+    candidates here means Spark never holds or explodes the users x categories matrix.
     """
     import numpy as np
     import pyarrow.compute as pc
@@ -315,6 +376,7 @@ def score_batches(job: WorkerJob, batches):
     version = pa.scalar(job.model_version, pa.string())
     scored_at = pa.scalar(job.scored_at, PREDICTION_FILE_ARROW.field("scored_at").type)
     users = 0
+    segment_candidates = SegmentCandidates(job.segment_size)
     for table in _regrouped(batches, job.batch_rows):
         encoded = model.encode(table)
         probabilities, migration = model.predict_encoded(encoded, job.batch_rows, pad_to=job.batch_rows)
@@ -332,9 +394,7 @@ def score_batches(job: WorkerJob, batches):
         users_new += is_new.sum(axis=0)
         user_ids = table["user_id"].combine_chunks()
         user_of, position = np.nonzero(is_new & (probabilities >= job.min_propensity))
-        files.write("candidates", pa.RecordBatch.from_arrays([
-            pc.take(user_ids, pa.array(user_of)), pa.array(position.astype(np.int32)),
-            pa.array(probabilities[user_of, position])], schema=files.KINDS["candidates"]))
+        segment_candidates.add(pc.take(user_ids, pa.array(user_of)), position, probabilities[user_of, position])
         top = pa.ListArray.from_arrays(
             pa.array(np.arange(0, rows * k + 1, k, dtype=np.int32)),
             pa.StructArray.from_arrays([pc.take(names, pa.array(order.ravel())), pa.array(top_p.ravel())],
@@ -344,6 +404,7 @@ def score_batches(job: WorkerJob, batches):
             user_ids, top, current, pa.array(migration.astype(np.float64)),
             pa.repeat(version, rows), pa.repeat(scored_at, rows),
         ], schema=PREDICTION_FILE_ARROW))
+    files.write("candidates", segment_candidates.batch(files.KINDS["candidates"]))
     if users:
         files.write("demand", pa.RecordBatch.from_arrays([
             pa.array(np.arange(width, dtype=np.int32)), pa.array(expected), pa.array(expected_new),

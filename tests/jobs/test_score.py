@@ -237,3 +237,34 @@ def test_a_retried_task_replaces_its_file_and_a_dead_attempt_leaves_nothing_read
     rows = spark.read.schema(CANDIDATES_SCHEMA).parquet(str(tmp_path / "candidates")).collect()
     assert sorted(r["user_id"] for r in rows) == ["a", "b"]
     assert sorted(f.name for f in (tmp_path / "candidates").glob("part-*")) == ["part-00003.parquet"]
+
+
+@pytest.mark.parametrize("buffer_rows", [10, 1_000_000])
+def test_a_task_keeps_every_candidate_that_can_make_a_segment(monkeypatch, buffer_rows):
+    """The per-task cut (SegmentCandidates) leaves the segments as ranking every candidate would, ties included."""
+    import numpy as np
+    import pyarrow as pa
+
+    from jobs.score import CANDIDATES_SCHEMA, ScoredFiles, SegmentCandidates
+
+    monkeypatch.setattr(SegmentCandidates, "BUFFER_ROWS", buffer_rows)
+    rng, size, every, kept = np.random.default_rng(7), 5, [], []
+    for task in range(3):
+        candidates, rows = SegmentCandidates(size), []
+        for batch in range(4):
+            users = [f"t{task}b{batch}u{i:02d}" for i in range(40)]
+            positions, probabilities = rng.integers(0, 3, 40), rng.integers(1, 30, 40) / 30  # with ties
+            candidates.add(pa.array(users), positions, probabilities)
+            rows += list(zip(users, positions.tolist(), probabilities.tolist()))
+        task_kept = [tuple(r.values()) for r in candidates.batch(ScoredFiles.KINDS["candidates"]).to_pylist()]
+        # Exactly the rows at or above each category's size-th highest probability in the task.
+        for pos in range(3):
+            cutoff = sorted((p for _, q, p in rows if q == pos), reverse=True)[size - 1]
+            assert sorted(r for r in task_kept if r[1] == pos) == sorted(r for r in rows if r[1] == pos and r[2] >= cutoff)
+        every, kept = every + rows, kept + task_kept
+
+    def segments(rows):
+        return {pos: sorted((-p, u) for u, q, p in rows if q == pos)[:size] for pos in range(3)}
+
+    assert segments(kept) == segments(every)
+    assert CANDIDATES_SCHEMA.fieldNames() == ["user_id", "pos", "probability"]
