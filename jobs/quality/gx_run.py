@@ -25,6 +25,8 @@ from jobs.quality.report import Failure, ValidationReport  # noqa: E402
 
 DATA_SOURCE = "lake"
 BATCH = "partition"
+UNSAMPLED = {"result_format": "BASIC", "partial_unexpected_count": 0}
+SAMPLED = {"result_format": "BASIC"}
 _HIDDEN_KWARGS = {"batch_id", "column", "row_condition", "condition_parser", "partition_object", "column_list",
                   "column_A", "column_B", "unexpected_rows_query", "result_format"}
 
@@ -38,8 +40,16 @@ def open_context(root: Path):
 
 def run_suite(root: Path, table: str, run_date: dt.date, frame: DataFrame, suite: gx.ExpectationSuite,
               cache: bool = True) -> ValidationReport:
-    """``cache``: GX persists the batch (every column) before its first metric, and never unpersists it;
-    worth it when many expectations read the same columns, not when each reads one of a wide frame."""
+    """Validate ``frame`` with ``suite``; results and Data Docs go to the context under ``root``.
+
+    The first pass takes no samples of unexpected values: each sample is one more query over the batch,
+    which scans all of it when nothing is unexpected, the usual case. Only when an expectation finds
+    unexpected rows is the suite run again with samples (GX's BASIC result format), so that the report
+    and Data Docs show them.
+
+    ``cache``: GX persists the batch (every column) before its first metric, and never unpersists it;
+    worth it when many expectations read the same columns, not when each reads one of a wide frame.
+    """
     context = open_context(root)
     source = context.data_sources.add_or_update_spark(name=DATA_SOURCE, persist=cache)
     asset = next((a for a in source.assets if a.name == table), None) or source.add_dataframe_asset(name=table)
@@ -47,14 +57,10 @@ def run_suite(root: Path, table: str, run_date: dt.date, frame: DataFrame, suite
         or asset.add_batch_definition_whole_dataframe(BATCH)
     suite = context.suites.add_or_update(suite)
     definition = context.validation_definitions.add_or_update(gx.ValidationDefinition(name=table, data=batch, suite=suite))
-    checkpoint = context.checkpoints.add_or_update(gx.Checkpoint(
-        name=table, validation_definitions=[definition], actions=[UpdateDataDocsAction(name="update_data_docs")],
-        result_format={"result_format": "BASIC"},
-    ))
-    result = checkpoint.run(
-        batch_parameters={"dataframe": frame},
-        run_id=RunIdentifier(run_name=f"{table}_{run_date.isoformat()}", run_time=dt.datetime.now(dt.timezone.utc)),
-    )
+    result = _run(context, table, definition, frame, run_date, UNSAMPLED)
+    if any(not outcome.success and (outcome.result or {}).get("unexpected_count")
+           for validation in result.run_results.values() for outcome in validation.results):
+        result = _run(context, table, definition, frame, run_date, SAMPLED)
     report = ValidationReport(table=table, run_date=run_date, docs_path=_docs_path(context))
     for validation in result.run_results.values():
         for outcome in validation.results:
@@ -65,6 +71,17 @@ def run_suite(root: Path, table: str, run_date: dt.date, frame: DataFrame, suite
             if not outcome.success:
                 report.failures.append(_failure(outcome))
     return report
+
+
+def _run(context, table: str, definition, frame: DataFrame, run_date: dt.date, result_format: dict):
+    checkpoint = context.checkpoints.add_or_update(gx.Checkpoint(
+        name=table, validation_definitions=[definition], actions=[UpdateDataDocsAction(name="update_data_docs")],
+        result_format=result_format,
+    ))
+    return checkpoint.run(
+        batch_parameters={"dataframe": frame},
+        run_id=RunIdentifier(run_name=f"{table}_{run_date.isoformat()}", run_time=dt.datetime.now(dt.timezone.utc)),
+    )
 
 
 def _failure(outcome) -> Failure:

@@ -53,6 +53,10 @@ def test_events_suite_names_each_bad_row(spark, tmp_path):
         ("expect_column_values_to_be_in_set", "event_type", "critical"),
         ("expect_column_values_to_be_between", "event_ts", "critical"),
     }
+    # The first pass takes no samples; finding unexpected rows, the suite runs again and names them.
+    observed = {f.column: f.observed for f in report.failures}
+    assert observed["event_type"] == "1 unexpected rows (20%), e.g. click"
+    assert observed["event_id"].endswith("e.g. e1, e1")
     with pytest.raises(Exception, match="expect_column_values_to_be_unique on event_id"):
         report.raise_if_critical()
 
