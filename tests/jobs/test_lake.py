@@ -195,3 +195,17 @@ def test_writer_killed_mid_write_leaves_the_table_readable_at_its_previous_versi
     # and the next write goes through as usual
     lake.overwrite_partitions("t", _frame(spark, [(2, "b", D1)]), ["event_date"], {"event_date": [D1]})
     assert _rows(lake.read("t")) == [(2, "b", D1)]
+
+
+def test_the_generic_stage_files_reads_the_files_through_spark(spark, lake_root, tmp_path):
+    """Lake.stage_files as delta-spark inherits it (its jars are not here), run on the delta-rs lake."""
+    from jobs.lake.base import Lake
+
+    lake = open_lake(spark, lake_root, "delta-rs")
+    lake.overwrite_partitions("t", _frame(spark, [(1, "a", D1), (2, "b", D2)]), ["event_date"], {"event_date": [D1, D2]})
+    folder = _parquet_folder(tmp_path / "files", [(3, "c")], [(4, "d")])
+    staged = Lake.stage_files(lake, "t", folder, _frame(spark, []).schema, {"event_date": D2.isoformat()})
+    assert _rows(staged.frame) == [(3, "c", D2), (4, "d", D2)]
+    staged.commit()
+    assert _rows(lake.read("t")) == [(1, "a", D1), (3, "c", D2), (4, "d", D2)]
+    assert not folder.exists()
