@@ -318,13 +318,11 @@ class SegmentCandidates:
         order = np.lexsort((-probabilities, positions))  # by category, most likely first
         positions, probabilities = positions[order], probabilities[order]
         starts = np.flatnonzero(np.r_[True, positions[1:] != positions[:-1]])
-        rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
-        # Each category's probability at rank ``size`` (or none when it has fewer candidates).
-        cutoff = np.full(len(order), -np.inf)
-        last = rank == self.size - 1
-        cutoff[last] = probabilities[last]
-        cutoff = np.maximum.reduceat(cutoff, starts)
-        kept = probabilities >= np.repeat(cutoff, np.diff(np.r_[starts, len(order)]))
+        sizes = np.diff(np.r_[starts, len(order)])
+        # Each category's probability at rank ``size`` (none when it has fewer candidates).
+        cutoff = np.where(sizes >= self.size, probabilities[np.minimum(starts + self.size - 1, len(order) - 1)],
+                          -np.inf)
+        kept = probabilities >= np.repeat(cutoff, sizes)
         self._users = [users.take(pa.array(order[kept]))]
         self._positions, self._probabilities = [positions[kept]], [probabilities[kept]]
         self._rows = int(kept.sum())
