@@ -4,10 +4,12 @@
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+# The Delta Spark connector's jars, resolved by mvn from conf/jars/pom.xml.
+JARS_STAMP := jars/.installed
 
-.PHONY: run test install clean
+.PHONY: run test install tools clean
 
-install: $(STAMP)
+install: $(STAMP) $(JARS_STAMP)
 
 $(STAMP): requirements.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -15,11 +17,21 @@ $(STAMP): requirements.txt
 	$(VENV)/bin/python -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
-run: $(STAMP)
+$(JARS_STAMP): conf/jars/pom.xml scripts/install_jars.sh
+	bash scripts/install_jars.sh jars
+	touch $(JARS_STAMP)
+
+run: install
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash scripts/run_local.sh
 
-test: $(STAMP)
+test: install tools
 	$(VENV)/bin/python -m pytest
 
+# What the tests call outside Python: Debian's docker-compose validates docker-compose.yml.
+tools:
+	@command -v docker-compose >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq docker-compose >/dev/null; fi; }
+
 clean:
-	rm -rf lake spark-warehouse airflow_home
+	rm -rf lake spark-warehouse airflow_home jars

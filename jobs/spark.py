@@ -4,6 +4,13 @@ Local mode by default; `spark-submit --master ...` (or ``IM_SPARK_MASTER``)
 points the same code at a cluster. Time zone is UTC so that `event_date` is
 the UTC date everywhere, and Parquet timestamps are written as INT64
 microseconds, which is what the Delta protocol expects.
+
+Delta tables are read and written through the Delta Spark connector, whose
+jars ``make install`` resolved into ``jars/`` (``jobs/classpath.py``). A
+session started from Python puts them on its own classpath; a job started by
+spark-submit gets them from ``jobs.classpath.spark_submit_arguments()`` (the
+DAG passes the same), because the driver's classpath is fixed before Python
+starts.
 """
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from jobs.classpath import DELTA_CONF, delta_jars
 from jobs.config import PipelineConfig
 
 LOG4J_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "log4j2.properties"
@@ -33,6 +41,15 @@ def build_spark(config: PipelineConfig, app_name: str) -> SparkSession:
         # compressing that cache cost more time than it saved memory (bench/).
         .config("spark.sql.inMemoryColumnarStorage.compressed", "false")
     )
+    for key, value in DELTA_CONF.items():
+        builder = builder.config(key, value)
+    # Delta rebuilds a table's state from its log with a shuffle into this many partitions (default 50, sized
+    # for huge logs): on this lake's small logs those tasks were most of the cost of every small read.
+    builder = builder.config("spark.databricks.delta.snapshotPartitions", str(config.shuffle_partitions))
+    # VACUUM lists a table's folders in this many tasks (Spark's default: 10,000, one per folder at most for
+    # huge tables); on this lake's tables that was a VACUUM of a few files spread over thousands of empty tasks.
+    builder = builder.config("spark.sql.sources.parallelPartitionDiscovery.parallelism",
+                             str(config.shuffle_partitions))
     # Under spark-submit the JVM already runs with the command line's master and
     # memory; only a Python-launched session takes ours.
     if not _launched_by_spark_submit():
@@ -43,6 +60,7 @@ def build_spark(config: PipelineConfig, app_name: str) -> SparkSession:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = (
             builder.master(config.spark_master)
+            .config("spark.jars", ",".join(delta_jars()))
             .config("spark.driver.memory", config.spark_driver_memory)
             .config("spark.driver.extraJavaOptions",
                     f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()} {config.spark_driver_java_options}")

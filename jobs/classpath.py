@@ -1,0 +1,40 @@
+"""What the JVM needs beside pyspark: the Delta connector's jars and the session settings that enable it.
+
+Kept free of pyspark imports, because the DAG file reads it when Airflow
+parses it. ``make install`` resolves the jars into ``jars/`` with mvn from
+``conf/jars/pom.xml``; ``$IM_SPARK_JARS_DIR`` points elsewhere (an image's
+copy). Nothing is downloaded at run time.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from jobs.errors import PipelineError
+
+REPO = Path(__file__).resolve().parent.parent
+DELTA_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+
+def jars_dir() -> Path:
+    return Path(os.environ.get("IM_SPARK_JARS_DIR", REPO / "jars"))
+
+
+def delta_jars(required: bool = True) -> list[str]:
+    """The connector's jars; when ``required`` and they are missing, a one-line error saying how to get them."""
+    jars = sorted(str(p) for p in jars_dir().glob("*.jar"))
+    if required and not any(Path(j).name.startswith("delta-spark_") for j in jars):
+        raise PipelineError(f"the Delta Spark connector's jars are not in {jars_dir()}: run `make install` "
+                            "(it resolves them with mvn from conf/jars/pom.xml)")
+    return jars
+
+
+def spark_submit_arguments() -> list[str]:
+    """What spark-submit needs to run a stage against the lake: the jars and Delta's session settings."""
+    arguments = ["--jars", ",".join(delta_jars())]
+    for key, value in DELTA_CONF.items():
+        arguments += ["--conf", f"{key}={value}"]
+    return arguments
