@@ -130,7 +130,7 @@ def main() -> None:
         print(f"wrote {options.users:,} sequences in {time.perf_counter() - started:.0f}s", file=sys.stderr)
         config = PipelineConfig().with_overrides(lake=lake_root)
         spark = build_spark(config, "bench-score")
-        lake = open_lake(spark, lake_root, "delta-rs")
+        lake = open_lake(spark, lake_root)
         sequences = spark.read.parquet(str(scratch / "sequences"))
         started = time.perf_counter()
         with PeakMemory() as memory, record_run(lake, "score", SCORE_DATE) as metrics:

@@ -68,7 +68,7 @@ def main() -> None:
     try:
         config = PipelineConfig().with_overrides(lake=root / "lake")
         spark = build_spark(config, "bench-validate")
-        lake = open_lake(spark, config.lake, config.lake_impl)
+        lake = open_lake(spark, config.lake)
         categories = sorted(CATEGORIES)
         t = time.perf_counter()
         for day, salt in ((DAY - dt.timedelta(days=1), 1), (DAY, 2)):

@@ -36,8 +36,8 @@ def candidate_root(lake_root: Path, score_date: dt.date) -> Path:
 
 
 def candidate_lake(lake: Lake, score_date: dt.date) -> Lake:
-    """A lake of the same implementation rooted at the date's candidate folder."""
-    return open_lake(lake.spark, str(candidate_root(lake.root, score_date)), lake.name)
+    """A lake rooted at the date's candidate folder."""
+    return open_lake(lake.spark, str(candidate_root(lake.root, score_date)))
 
 
 def reset(lake_root: Path, score_date: dt.date) -> None:

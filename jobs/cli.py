@@ -29,6 +29,8 @@ STAGES: dict[str, tuple[str, str, bool]] = {
     "evaluate": ("jobs.evaluate", "a model version vs baselines and the champion on the test cutoff; promote", True),
     "score": ("jobs.score", "the champion's predictions -> user_interest_predictions, demand forecast, segments", True),
     "publish": ("jobs.publish", "commit the predictions score --hold wrote, once validate has passed them", True),
+    "maintain": ("jobs.maintain", "OPTIMIZE and VACUUM every table; remove abandoned staging, old snapshots "
+                 "and checkpoints", True),
     "sql": ("jobs.sql", "run a read-only SQL query over every lake table (DuckDB, delta-rs or Spark SQL)", False),
 }
 
@@ -45,8 +47,6 @@ def build_parser() -> argparse.ArgumentParser:
         stage_parser = sub.add_parser(stage, help=help_text, description=(module.__doc__ or help_text).strip(),
                                       formatter_class=argparse.RawDescriptionHelpFormatter)
         stage_parser.add_argument("--lake", type=Path, help="lake root directory (default: $IM_LAKE or ./lake)")
-        stage_parser.add_argument("--lake-impl", choices=["auto", "delta-rs", "delta-spark"],
-                                  help="Delta implementation (default: $IM_LAKE_IMPL or auto)")
         if dated:
             stage_parser.add_argument("--date", type=_date, help="the date to process, YYYY-MM-DD")
         if stage in LATE_EVENT_STAGES:
@@ -63,9 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not hasattr(args, "date"):
         args.date = None
-    config = PipelineConfig().with_overrides(
-        lake=args.lake.resolve() if args.lake else None, lake_impl=args.lake_impl
-    )
+    config = PipelineConfig().with_overrides(lake=args.lake.resolve() if args.lake else None)
     try:
         for date in _dates(args):
             args.date = date

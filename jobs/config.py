@@ -28,8 +28,6 @@ class PipelineConfig:
     spark_driver_java_options: str = field(
         default_factory=lambda: _env("IM_SPARK_DRIVER_JAVA_OPTIONS", "-XX:+UseParallelGC"))
     shuffle_partitions: int = field(default_factory=lambda: int(_env("IM_SHUFFLE_PARTITIONS", "8")))
-    # "auto" picks delta-spark when its jars are on the classpath, else delta-rs.
-    lake_impl: str = field(default_factory=lambda: _env("IM_LAKE_IMPL", "auto"))
     session_gap_minutes: int = 30
     # Events older than this many days before their ingest date are quarantined
     # as stale; raise it for historical backfills (e.g. the public datasets).
@@ -51,6 +49,12 @@ class PipelineConfig:
     # Category-mix KL divergence from the trailing week above this: a warning.
     max_category_divergence: float = field(default_factory=lambda: float(_env("IM_MAX_CATEGORY_DIVERGENCE", "0.1")))
     max_session_hours: float = 24.0
+    # The maintain stage (jobs/maintain.py): VACUUM retention, when staging leftovers count as abandoned,
+    # how many days of user_sequences snapshots and how many models' training checkpoints to keep.
+    vacuum_retention_hours: float = field(default_factory=lambda: float(_env("IM_VACUUM_RETENTION_HOURS", "168")))
+    abandoned_after_hours: float = 24.0
+    keep_sequence_days: int = 28
+    keep_checkpoints: int = 3
 
     @property
     def landing(self) -> Path:

@@ -23,7 +23,8 @@ from jobs.config import PipelineConfig
 from jobs.quality import check_partition
 from jobs.runs import record_run
 from jobs.stage import add_validation_argument, open_stage_lake, require_date
-from jobs.tables import EVENTS, EVENTS_CLEAN, PARTITIONS
+from jobs.lake import gated_write
+from jobs.tables import EVENTS, EVENTS_CLEAN
 
 EVENT_COLUMNS = (
     "event_id", "user_id", "item_id", "category", "event_type", "event_ts", "event_date",
@@ -87,22 +88,17 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
             F.count(F.lit(1)).alias("distinct_ids"),
             F.sum(F.when(~F.col("replay"), 1).otherwise(0)).alias("kept"),
         )
-        staged = lake.stage_partitions(EVENTS, kept_events(deduped), PARTITIONS[EVENTS], {"event_date": [day]})
-        try:
-            if config.validate_writes:  # session ids come later, from sessionize
-                metrics.validations.append(check_partition(lake, config, EVENTS, [args.date], staged.frame,
-                                                           require_session_id=False))
-                metrics.validations[-1].raise_if_critical()
-            staged.commit()
-        finally:
-            staged.discard()
+        with gated_write(lake, metrics, config.validate_writes) as gate:
+            staged = gate.stage(EVENTS, kept_events(deduped), {"event_date": [day]})
+            # Session ids come later, from sessionize.
+            gate.check(lambda: check_partition(lake, config, EVENTS, [args.date], staged, require_session_id=False))
         totals = {k: int(v or 0) for k, v in observed.get.items()}
         metrics.rows_in = totals.get("rows_in", 0)
         metrics.rows_out = totals.get("kept", 0)
         metrics.rows_duplicate = metrics.rows_in - metrics.rows_out
         replays = totals.get("distinct_ids", 0) - metrics.rows_out
-        metrics.details = {"duplicates_within_date": metrics.rows_in - totals.get("distinct_ids", 0),
-                           "replays_of_earlier_dates": replays, "lookback_dates": earlier_dates}
+        metrics.details.update({"duplicates_within_date": metrics.rows_in - totals.get("distinct_ids", 0),
+                                "replays_of_earlier_dates": replays, "lookback_dates": earlier_dates})
     print(f"dedupe {day}: read {metrics.rows_in:,}, kept {metrics.rows_out:,}, duplicates {metrics.rows_duplicate:,} "
           f"({replays:,} replays of earlier dates)")
     return {"rows_in": metrics.rows_in, "rows_out": metrics.rows_out, "rows_duplicate": metrics.rows_duplicate, "replays": replays}

@@ -29,7 +29,8 @@ from jobs.errors import PipelineError
 from jobs.quality import check_partition
 from jobs.runs import record_run
 from jobs.stage import add_validation_argument, open_stage_lake, require_date
-from jobs.tables import EVENTS, PARTITIONS, USER_SEQUENCES
+from jobs.lake import gated_write
+from jobs.tables import EVENTS, USER_SEQUENCES
 from models.cutoffs import SCORE, plan_cutoffs
 
 # Bucket edges in seconds; bucket 0 means "no previous event" for gaps.
@@ -174,22 +175,19 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
             sequences = sequences.unionByName(frame)
         sequences = sequences.withColumn("as_of_date", F.lit(as_of))
         replace = {"as_of_date": [as_of.isoformat()], "cutoff_date": [c.isoformat() for _, c in cutoffs]}
-        staged = lake.stage_partitions(USER_SEQUENCES, sequences, PARTITIONS[USER_SEQUENCES], replace)
         try:
-            counts = {r["cutoff_date"]: (r["rows"], r["migrating"]) for r in staged.frame.groupBy("cutoff_date").agg(
-                F.count(F.lit(1)).alias("rows"), F.sum(F.col("has_new_category").cast("int")).alias("migrating")).collect()}
-            if config.validate_writes:
-                report = check_partition(lake, config, USER_SEQUENCES, [as_of], staged.frame,
-                                         sequence_length=args.length, horizon_days=args.horizon_days)
-                metrics.validations.append(report)
-                report.raise_if_critical()
-            staged.commit()
+            with gated_write(lake, metrics, config.validate_writes) as gate:
+                staged = gate.stage(USER_SEQUENCES, sequences, replace)
+                counts = {r["cutoff_date"]: (r["rows"], r["migrating"]) for r in staged.groupBy("cutoff_date").agg(
+                    F.count(F.lit(1)).alias("rows"),
+                    F.sum(F.col("has_new_category").cast("int")).alias("migrating")).collect()}
+                gate.check(lambda: check_partition(lake, config, USER_SEQUENCES, [as_of], staged,
+                                                   sequence_length=args.length, horizon_days=args.horizon_days))
         finally:
-            staged.discard()
             events.unpersist()
         metrics.rows_out = sum(rows for rows, _ in counts.values())
-        metrics.details = {"mode": args.mode, "cutoffs": {c.isoformat(): s for s, c in cutoffs},
-                           "rows_per_cutoff": {c.isoformat(): rows for c, (rows, _) in counts.items()}}
+        metrics.details.update({"mode": args.mode, "cutoffs": {c.isoformat(): s for s, c in cutoffs},
+                                "rows_per_cutoff": {c.isoformat(): rows for c, (rows, _) in counts.items()}})
     for split, cutoff in cutoffs:
         rows, migrating = counts.get(cutoff, (0, 0))
         print(f"features {as_of} {split} cutoff {cutoff}: {rows:,} user sequences"

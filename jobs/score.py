@@ -4,8 +4,8 @@ Each user with an event in the ``--history-days`` through D gets the sequence
 ``features`` would build for the cutoff D + 1 (the same ``build_sequences``),
 scored in Spark by ``mapInArrow``: every Python worker loads the champion
 once, scores its partitions in Arrow batches and writes the scored rows as
-Parquet itself, so nothing is collected to the driver, and the predictions'
-files become the Delta partition as they are (``Lake.stage_files``). The
+Parquet itself, so nothing is collected to the driver; the predictions are
+committed from those files (``Lake.stage_files``). The
 predictions cover the horizon the champion was trained for, starting D + 1.
 Three tables get the ``score_date = D`` partition:
 
@@ -55,6 +55,7 @@ from jobs.config import PipelineConfig
 from jobs.errors import PipelineError
 from jobs import candidates
 from jobs.features import add_sample_argument, build_sequences, sample_users
+from jobs.lake import gated_write
 from jobs.quality.gate import check_partition
 from jobs.runs import record_run
 from jobs.stage import add_validation_argument, open_stage_lake, require_date
@@ -62,7 +63,6 @@ from jobs.tables import (
     CATEGORY_DEMAND_FORECAST,
     EVENTS,
     MARKETING_SEGMENTS,
-    PARTITIONS,
     USER_INTEREST_PREDICTIONS,
     USER_SEQUENCES,
 )
@@ -449,20 +449,22 @@ def _hold(lake, score_date: dt.date, champion: str, active_users: int, top_k: in
     """Write the three partitions as the date's candidate; validate and publish take it from there."""
     candidates.reset(lake.root, score_date)
     held = candidates.candidate_lake(lake, score_date)
-    replace = {"score_date": [score_date.isoformat()]}
-    staged = held.stage_files(USER_INTEREST_PREDICTIONS, predictions, PREDICTIONS_SCHEMA,
-                              {"score_date": score_date.isoformat()})
-    try:
-        staged.commit()
-    finally:
-        staged.discard()
-    rows = {USER_INTEREST_PREDICTIONS: held.read(USER_INTEREST_PREDICTIONS).count()}
-    for table, frame in frames.items():
-        held.overwrite_partitions(table, frame, PARTITIONS[table], replace)
-        rows[table] = held.read(table).count()
+    with gated_write(held, validate=False) as gate:
+        _stage_outputs(gate, score_date, predictions, frames)
+    rows = {table: held.read(table).count() for table in (*frames, USER_INTEREST_PREDICTIONS)}
     candidates.write_manifest(lake.root, candidates.Candidate(score_date.isoformat(), champion, active_users,
                                                               top_k, rows))
     return rows
+
+
+def _stage_outputs(gate, score_date: dt.date, predictions: Path, frames: dict[str, DataFrame]) -> dict[str, DataFrame]:
+    """Stage the demand forecast and segments, then the predictions (so they commit last: a reader never sees
+    predictions without their forecast)."""
+    replace = {"score_date": [score_date.isoformat()]}
+    staged = {table: gate.stage(table, frame, replace) for table, frame in frames.items()}
+    staged[USER_INTEREST_PREDICTIONS] = gate.stage_files(USER_INTEREST_PREDICTIONS, predictions, PREDICTIONS_SCHEMA,
+                                                         {"score_date": score_date.isoformat()})
+    return staged
 
 
 def _vocabulary(registry: Registry, version: str) -> list[str]:
@@ -529,23 +531,11 @@ def _segments(candidates: DataFrame, categories: DataFrame, size: int, stamp) ->
 def _publish(lake, config: PipelineConfig, metrics, score_date: dt.date, active_users: int, predictions: Path,
              frames: dict[str, DataFrame], top_k: int) -> dict[str, int]:
     """Stage all three partitions, gate the predictions, then commit; on any failure nothing is published."""
-    replace = {"score_date": [score_date.isoformat()]}
-    staged = {}
-    try:
-        staged[USER_INTEREST_PREDICTIONS] = lake.stage_files(
-            USER_INTEREST_PREDICTIONS, predictions, PREDICTIONS_SCHEMA, {"score_date": score_date.isoformat()})
-        for table, frame in frames.items():
-            staged[table] = lake.stage_partitions(table, frame, PARTITIONS[table], replace)
-        rows = {table: write.frame.count() for table, write in staged.items()}
-        if config.validate_writes:
-            # Straight from the staged Parquet: the gate does not let GX cache this suite's batch.
-            report = check_partition(lake, config, USER_INTEREST_PREDICTIONS, [score_date],
-                                     staged[USER_INTEREST_PREDICTIONS].frame, expected_rows=active_users, top_k=top_k)
-            metrics.validations.append(report)
-            report.raise_if_critical()
-        for write in staged.values():
-            write.commit()
-        return rows
-    finally:
-        for write in staged.values():
-            write.discard()
+    with gated_write(lake, metrics, config.validate_writes) as gate:
+        staged = _stage_outputs(gate, score_date, predictions, frames)
+        rows = {table: frame.count() for table, frame in staged.items()}
+        # Straight from the staged Parquet: the gate does not let GX cache this suite's batch.
+        gate.check(lambda: check_partition(lake, config, USER_INTEREST_PREDICTIONS, [score_date],
+                                           staged[USER_INTEREST_PREDICTIONS], expected_rows=active_users,
+                                           top_k=top_k))
+    return rows

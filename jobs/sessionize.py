@@ -24,7 +24,8 @@ from jobs.quality import check_partition
 from jobs.errors import PipelineError
 from jobs.runs import record_run
 from jobs.stage import add_validation_argument, open_stage_lake, require_date
-from jobs.tables import EVENTS, PARTITIONS, SESSIONS
+from jobs.lake import gated_write
+from jobs.tables import EVENTS, SESSIONS
 
 
 def previous_day_tail(previous_day: DataFrame) -> DataFrame:
@@ -109,30 +110,21 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         # then published; a critical failure publishes neither.
         observed = Observation("sessionize")
         sessionized = sessionize(events, tail, gap).observe(observed, F.count(F.lit(1)).alias("events"))
-        staged_events = lake.stage_partitions(EVENTS, sessionized.select(*events.columns), PARTITIONS[EVENTS],
-                                              {"event_date": [day]})
-        staged_sessions = None
-        try:
+        replace = {"event_date": [day]}
+        # Sessions commit first: events with new session ids never point at sessions that are not there.
+        with gated_write(lake, metrics, config.validate_writes, commit_order=(SESSIONS, EVENTS)) as gate:
+            # The events are written once, and the sessions summarised from their staged files.
+            staged_events = gate.stage(EVENTS, sessionized.select(*events.columns), replace)
             counted = Observation("sessions")
-            sessions = summarize_sessions(staged_events.frame, tail).observe(
+            sessions = summarize_sessions(staged_events, tail).observe(
                 counted, F.count(F.lit(1)).alias("sessions"), F.sum(F.col("is_continuation").cast("int")).alias("continued"))
-            staged_sessions = lake.stage_partitions(SESSIONS, sessions, PARTITIONS[SESSIONS], {"event_date": [day]})
-            if config.validate_writes:
-                for table, staged in ((EVENTS, staged_events), (SESSIONS, staged_sessions)):
-                    metrics.validations.append(check_partition(lake, config, table, [args.date], staged.frame))
-                for report in metrics.validations:
-                    report.raise_if_critical()
-            # Sessions first: events with new session ids never point at sessions that are not there.
-            staged_sessions.commit()
-            staged_events.commit()
-        finally:
-            staged_events.discard()
-            if staged_sessions is not None:
-                staged_sessions.discard()
+            staged_sessions = gate.stage(SESSIONS, sessions, replace)
+            for table, frame in ((EVENTS, staged_events), (SESSIONS, staged_sessions)):
+                gate.check(lambda: check_partition(lake, config, table, [args.date], frame))
         totals = {**observed.get, **counted.get}
         metrics.rows_in = int(totals.get("events") or 0)
         metrics.rows_out = int(totals.get("sessions") or 0)
-        metrics.details = {"gap_minutes": config.session_gap_minutes, "continued_from_previous_day": int(totals.get("continued") or 0)}
+        metrics.details.update({"gap_minutes": config.session_gap_minutes, "continued_from_previous_day": int(totals.get("continued") or 0)})
     print(f"sessionize {day}: {metrics.rows_in:,} events in {metrics.rows_out:,} sessions "
           f"({metrics.details['continued_from_previous_day']:,} continued from {previous})")
     return {"events": metrics.rows_in, "sessions": metrics.rows_out}

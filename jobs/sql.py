@@ -105,7 +105,7 @@ def query_spark(config: PipelineConfig, query: str) -> tuple[list[str], list[tup
     except Exception as error:
         detail = " ".join(str(error).split())[:300]
         raise PipelineError(f"only one read-only query runs here (SELECT/WITH); Spark's parser said: {detail}") from None
-    lake = open_lake(spark, config.lake, config.lake_impl)
+    lake = open_lake(spark, config.lake)
     for name in lake_tables(config.lake):
         lake.read(name).createOrReplaceTempView(name)
     try:

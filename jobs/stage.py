@@ -18,7 +18,7 @@ def require_date(date: dt.date | None, stage: str, meaning: str) -> dt.date:
 
 def open_stage_lake(config: PipelineConfig, stage: str, needs_table: str | None = None, made_by: str = "") -> Lake:
     """The lake for ``stage``; fails with a clear line if its input table is missing."""
-    lake = open_lake(build_spark(config, stage), config.lake, config.lake_impl)
+    lake = open_lake(build_spark(config, stage), config.lake)
     if needs_table and not lake.exists(needs_table):
         raise PipelineError(f"no {needs_table} table under {config.lake}: run {made_by} first")
     return lake

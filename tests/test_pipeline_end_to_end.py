@@ -58,7 +58,7 @@ def pipeline(spark, tmp_path_factory):
          "--start-date", DAYS[0].isoformat(), "--seed", "11")
     for i, day in enumerate(DAYS):
         nightly(str(lake_root), day, first=i == 0)
-    return lake_root, open_lake(spark, lake_root, "delta-rs")
+    return lake_root, open_lake(spark, lake_root)
 
 
 def _runs(lake, stage: str) -> list:

@@ -17,9 +17,10 @@ from jobs.quality.gate import events_clean_batch
 from jobs.errors import PipelineError
 from jobs.ingest.classify import classify_events, clean_rows, flag_bots, quarantine_rows
 from jobs.ingest.formats import FORMATS, parse_lines
+from jobs.lake import gated_write
 from jobs.runs import record_run
 from jobs.stage import add_validation_argument, open_stage_lake
-from jobs.tables import EVENTS_CLEAN, EVENTS_QUARANTINE, PARTITIONS
+from jobs.tables import EVENTS_CLEAN, EVENTS_QUARANTINE
 
 _INGEST_DATE = re.compile(r"ingest_date=(\d{4}-\d{2}-\d{2})")
 
@@ -56,28 +57,19 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         try:
             counts = {r["reason"]: r["count"] for r in classified.groupBy("reason").count().collect()}
             replace = {"ingest_date": [d.isoformat() for d in dates]}
-            quarantine = lake.stage_partitions(EVENTS_QUARANTINE, quarantine_rows(classified),
-                                               PARTITIONS[EVENTS_QUARANTINE], replace)
-            clean = None
-            try:
-                clean = lake.stage_partitions(EVENTS_CLEAN, clean_rows(classified), PARTITIONS[EVENTS_CLEAN], replace)
-                if config.validate_writes:
-                    metrics.validations.append(check_partition(
-                        lake, config, EVENTS_CLEAN, dates, events_clean_batch(clean.frame, quarantine.frame)))
-                    metrics.validations[-1].raise_if_critical()
-                quarantine.commit()
-                clean.commit()
-            finally:
-                quarantine.discard()
-                if clean is not None:
-                    clean.discard()
+            # Quarantine first: a reader of events_clean can always find the batch's rejected rows.
+            with gated_write(lake, metrics, config.validate_writes) as gate:
+                quarantine = gate.stage(EVENTS_QUARANTINE, quarantine_rows(classified), replace)
+                clean = gate.stage(EVENTS_CLEAN, clean_rows(classified), replace)
+                gate.check(lambda: check_partition(lake, config, EVENTS_CLEAN, dates,
+                                                   events_clean_batch(clean, quarantine)))
         finally:
             parsed.unpersist()
         metrics.rows_out = counts.pop(None, 0)
         metrics.rows_quarantined = sum(counts.values())
         metrics.rows_in = metrics.rows_out + metrics.rows_quarantined
-        metrics.details = {"source": str(source), "format": args.format, "files": len(files),
-                           "ingest_dates": replace["ingest_date"], "quarantined_by_reason": counts}
+        metrics.details.update({"source": str(source), "format": args.format, "files": len(files),
+                                "ingest_dates": replace["ingest_date"], "quarantined_by_reason": counts})
     reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"
     print(f"ingest {', '.join(replace['ingest_date'])}: read {metrics.rows_in:,}, clean {metrics.rows_out:,}, "
           f"quarantined {metrics.rows_quarantined:,} ({reasons})")

@@ -1,40 +1,28 @@
-"""Delta Lake I/O behind one small interface, with two implementations.
+"""Delta Lake I/O behind one small interface.
 
-Why two: the Delta Spark connector's jars come from Maven, which many machines
-(ours included) cannot reach. So the default commits through delta-rs
-(`deltalake`, a PyPI wheel): Spark writes the Parquet files, delta-rs writes the
-Delta log entry that makes them visible, atomically. Where the connector's jars
-are on Spark's classpath, `delta-spark` uses Spark's native ``format("delta")``.
-Both give the same tables; the contract tests run against each one available.
-
-Every write is one Delta transaction: a reader sees the previous version or the
-new one, never a half-written table.
+Spark jobs read and write Delta through the Delta Spark connector
+(``delta-spark``; its jars are resolved by ``make install``), so every write is
+one Delta transaction with Delta's own conflict detection: a reader sees the
+previous version or the new one, never a half-written table. Readers outside
+Spark (``python -m jobs sql``, Python tools) use delta-rs or DuckDB's delta
+extension on the same tables. ``gated_write`` is how a stage publishes.
 """
 from __future__ import annotations
 
 from pyspark.sql import SparkSession
 
 from jobs.lake.base import Lake, LakeError, PartitionValues, StagedWrite
-from jobs.lake.delta_rs import DeltaRsLake
-from jobs.lake.delta_spark import DeltaSparkLake, delta_spark_available
+from jobs.lake.delta_spark import ConcurrentWriteError, DeltaSparkLake, delta_spark_available
+from jobs.lake.gated import GatedWrite, gated_write
 
-IMPLEMENTATIONS = ("delta-rs", "delta-spark")
+__all__ = ["ConcurrentWriteError", "GatedWrite", "Lake", "LakeError", "PartitionValues", "StagedWrite",
+           "gated_write", "open_lake"]
 
-__all__ = ["Lake", "LakeError", "PartitionValues", "StagedWrite", "open_lake", "IMPLEMENTATIONS"]
 
-
-def open_lake(spark: SparkSession, root: str, impl: str = "auto") -> Lake:
-    """The lake at ``root`` through ``impl`` ("auto", "delta-rs" or "delta-spark")."""
-    if impl == "auto":
-        impl = "delta-spark" if delta_spark_available(spark) else "delta-rs"
-    if impl == "delta-rs":
-        return DeltaRsLake(spark, root)
-    if impl == "delta-spark":
-        if not delta_spark_available(spark):
-            raise LakeError(
-                "lake implementation 'delta-spark' needs the Delta Spark connector "
-                "jars on Spark's classpath (spark.jars / spark.jars.packages); "
-                "use 'delta-rs' or 'auto' on machines without them"
-            )
-        return DeltaSparkLake(spark, root)
-    raise LakeError(f"unknown lake implementation {impl!r}; expected one of auto, {', '.join(IMPLEMENTATIONS)}")
+def open_lake(spark: SparkSession, root: str) -> Lake:
+    """The lake at ``root``; fails with one line when the session lacks the Delta connector."""
+    if not delta_spark_available(spark):
+        raise LakeError("this Spark session has no Delta connector on its classpath: run `make install` (it puts "
+                        "the jars in jars/), and start jobs with jobs.spark.build_spark or spark-submit "
+                        "with jobs.spark.spark_submit_arguments()")
+    return DeltaSparkLake(spark, root)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import abc
-import shutil
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -84,35 +83,17 @@ class Lake(abc.ABC):
         finally:
             staged.discard()
 
+    @abc.abstractmethod
     def stage_files(self, table: str, folder: Path, schema: StructType, partition: Mapping[str, str]) -> StagedWrite:
         """Stage Parquet files written outside Spark's writer as the whole of one partition, replacing it on commit.
 
         For a producer whose Spark tasks write their own Parquet (score's
         Python workers), so that the rows are not passed through Spark once
-        more only to be written again. ``partition`` gives each partition
+        more only to be staged again. ``partition`` gives each partition
         column's value; the files under ``folder`` hold ``schema``'s other
         columns, and are checked against them. The folder is taken over: it is
-        gone after ``commit()`` or ``discard()``. This default reads the files
-        with Spark and stages them like any DataFrame; implementations may
-        adopt the files as they are.
+        gone after ``commit()`` or ``discard()``.
         """
-        columns = data_columns(folder, schema, partition)
-        frame = self.spark.read.schema(columns).parquet(str(folder)).select(*[
-            F.lit(partition[f.name]).cast(f.dataType).alias(f.name) if f.name in partition else F.col(f.name)
-            for f in schema])
-        staged = self.stage_partitions(table, frame, list(partition), {k: [v] for k, v in partition.items()})
-
-        def commit() -> int:
-            try:
-                return staged.commit()
-            finally:
-                shutil.rmtree(folder, ignore_errors=True)
-
-        def discard() -> None:
-            staged.discard()
-            shutil.rmtree(folder, ignore_errors=True)
-
-        return StagedWrite(frame, commit, discard)
 
     def partition_row_counts(self, table: str, column: str, values: Sequence[str]) -> dict[str, int]:
         """Rows per value of partition ``column`` (absent values are left out)."""
@@ -130,6 +111,10 @@ class Lake(abc.ABC):
     @abc.abstractmethod
     def append(self, table: str, df: DataFrame, partition_by: Sequence[str] = ()) -> int:
         """Atomically add ``df``'s rows; returns the new version. Creates the table if absent."""
+
+    @abc.abstractmethod
+    def delete_partitions(self, table: str, partitions: PartitionValues) -> int:
+        """Atomically remove the partitions matching ``partitions``; returns the new version."""
 
     @abc.abstractmethod
     def version(self, table: str) -> int:

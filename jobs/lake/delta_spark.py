@@ -1,33 +1,65 @@
-"""Delta tables through Spark's native Delta connector (``format("delta")``).
+"""Delta tables through the Delta Spark connector (``format("delta")``).
 
-Chosen where the connector's jars are on Spark's classpath (a cluster image
-that could reach Maven at build time). Same interface and semantics as the
-delta-rs implementation: ``replaceWhere`` for a partition overwrite, ``versionAsOf``
-for time travel.
+A partition overwrite goes in two steps, so that a data-quality gate can look
+at exactly the rows that will be published:
+
+1. ``stage_partitions`` writes the DataFrame as Parquet into a private folder,
+   ``<lake>/_staging/<table>-<id>``. Its ``frame`` reads those immutable files:
+   validating it never recomputes the producing plan.
+2. ``commit()`` writes those same files' rows into the table with
+   ``replaceWhere``: one Delta transaction, so readers see the previous version
+   or the new one. Delta checks that every row lies inside the replaced
+   partitions, and its optimistic concurrency control refuses a commit that
+   conflicts with one another writer made meanwhile (``ConcurrentWriteError``).
+
+A writer killed at any point leaves the table at its previous version: its
+data files are either in the staging folder or unreferenced files in the table
+folder, which the ``maintain`` stage removes (``VACUUM`` and the staging sweep).
+Versions are found by the commit's ``userMetadata`` tag, not by "the latest",
+so a concurrent writer's commit is never reported as ours.
 """
 from __future__ import annotations
 
-from typing import Sequence
+import shutil
+import uuid
+from pathlib import Path
+from typing import Mapping, Sequence
 
+from deltalake import DeltaTable as LogReader
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
-from jobs.lake.base import Lake, LakeError, PartitionValues, StagedWrite, partition_predicate
+from jobs.lake.base import Lake, LakeError, PartitionValues, StagedWrite, data_columns, partition_predicate
+
+STAGING_DIR = "_staging"
+# Delta's exception classes for a commit that lost a race to another writer's commit.
+_CONFLICTS = ("ConcurrentAppendException", "ConcurrentDeleteReadException", "ConcurrentDeleteDeleteException",
+              "ConcurrentTransactionException", "MetadataChangedException", "ProtocolChangedException",
+              "ConcurrentWriteException")
+
+
+class ConcurrentWriteError(LakeError):
+    """Another writer committed a conflicting change first; nothing of this write was published."""
 
 
 def delta_spark_available(spark: SparkSession) -> bool:
     """Whether the Delta connector classes load in this Spark JVM."""
     try:
-        spark._jvm.java.lang.Class.forName("org.apache.spark.sql.delta.sources.DeltaDataSource")
+        jvm = spark._jvm  # spark.jars are on the context class loader, not the one Class.forName(name) uses
+        jvm.java.lang.Class.forName("org.apache.spark.sql.delta.sources.DeltaDataSource", False,
+                                    jvm.java.lang.Thread.currentThread().getContextClassLoader())
         return True
     except Exception:  # py4j wraps ClassNotFoundException; Spark Connect has no _jvm
         return False
 
 
-def _replace_where(replace: PartitionValues) -> str:
+def replace_where(replace: PartitionValues) -> str:
+    """The ``replaceWhere`` predicate for a set of partition values (values quoted, names back-quoted)."""
     clauses = []
     for column, values in replace.items():
-        quoted = ", ".join("'" + str(v).replace("'", "''") + "'" for v in values)
-        clauses.append(f"CAST(`{column}` AS STRING) IN ({quoted})")
+        quoted = ", ".join("'" + str(v).replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values)
+        clauses.append(f"CAST(`{column.replace('`', '``')}` AS STRING) IN ({quoted})")
     return " AND ".join(clauses)
 
 
@@ -37,52 +69,155 @@ class DeltaSparkLake(Lake):
     def exists(self, table: str) -> bool:
         return (self.table_path(table) / "_delta_log").is_dir()
 
-    def _delta_table(self, table: str):
-        from delta.tables import DeltaTable
-
+    def _require(self, table: str) -> str:
         if not self.exists(table):
             raise LakeError(f"table {table!r} does not exist under {self.root}")
-        return DeltaTable.forPath(self.spark, str(self.table_path(table)))
+        return str(self.table_path(table))
 
     def version(self, table: str) -> int:
-        return int(self._delta_table(table).history(1).collect()[0]["version"])
+        """From the Delta log itself (delta-rs reads it without starting a Spark job)."""
+        return LogReader(self._require(table)).version()
 
     def history(self, table: str) -> list[dict]:
-        rows = self._delta_table(table).history().select("version", "timestamp", "operation").collect()
-        return [r.asDict() for r in rows]
+        return [{"version": h.get("version"), "timestamp": h.get("timestamp"), "operation": h.get("operation")}
+                for h in LogReader(self._require(table)).history()]
 
     def read(self, table: str, version: int | None = None, partitions: PartitionValues | None = None) -> DataFrame:
-        if not self.exists(table):
-            raise LakeError(f"table {table!r} does not exist under {self.root}")
         reader = self.spark.read.format("delta")
         if version is not None:
             reader = reader.option("versionAsOf", version)
-        df = reader.load(str(self.table_path(table)))
+        df = reader.load(self._require(table))
         predicate = partition_predicate(partitions or {})
         return df if predicate is None else df.where(predicate)
+
+    def partition_row_counts(self, table: str, column: str, values: Sequence[str]) -> dict[str, int]:
+        """From the Delta log's per-file ``numRecords``: no data file is opened."""
+        if not self.exists(table):
+            return {}
+        wanted, counts = {str(v) for v in values}, {}
+        for value, rows in self._file_stats(table, column):
+            if value in wanted:
+                counts[value] = counts.get(value, 0) + rows
+        return counts
+
+    def partition_values(self, table: str, column: str) -> list[str]:
+        """From the Delta log's add actions: no data file is opened."""
+        if not self.exists(table):
+            return []
+        return sorted({value for value, _ in self._file_stats(table, column) if value is not None})
+
+    def _file_stats(self, table: str, column: str) -> list[tuple[str | None, int]]:
+        import pyarrow as pa
+
+        actions = pa.table(LogReader(str(self.table_path(table))).get_add_actions(flatten=True))
+        key = f"partition.{column}"
+        if key not in actions.column_names:
+            raise LakeError(f"table {table!r} is not partitioned by {column!r}")
+        return [(None if v is None else str(v), int(n or 0))
+                for v, n in zip(actions[key].to_pylist(), actions["num_records"].to_pylist())]
 
     def stage_partitions(
         self, table: str, df: DataFrame, partition_by: Sequence[str], replace: PartitionValues
     ) -> StagedWrite:
-        """Nothing is written before the commit: the gate validates ``df`` itself."""
         if not replace:
             raise LakeError("overwrite_partitions needs at least one partition to replace")
+        unknown = set(replace) - set(partition_by)
+        if unknown:
+            raise LakeError(f"cannot replace by {sorted(unknown)}: table {table!r} is partitioned by {list(partition_by)}")
+        staging = self._staging_folder(table)
+        try:
+            writer = df.write.mode("overwrite")
+            if partition_by:
+                writer = writer.partitionBy(*partition_by)
+            writer.parquet(str(staging))
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        frame = self.spark.read.schema(df.schema).option("basePath", str(staging)).parquet(str(staging))
+        return self._staged(table, frame, partition_by, replace, staging)
 
+    def stage_files(self, table: str, folder: Path, schema: StructType, partition: Mapping[str, str]) -> StagedWrite:
+        """The files are already immutable Parquet: they are the staged rows as they are, with no copy."""
+        columns = data_columns(folder, schema, partition)
+        frame = self.spark.read.schema(columns).parquet(str(folder)).select(*[
+            F.lit(partition[f.name]).cast(f.dataType).alias(f.name) if f.name in partition else F.col(f.name)
+            for f in schema])
+        replace = {column: [str(value)] for column, value in partition.items()}
+        return self._staged(table, frame, list(partition), replace, Path(folder))
+
+    def _staging_folder(self, table: str) -> Path:
+        folder = self.root / STAGING_DIR / f"{table}-{uuid.uuid4().hex}"
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def _staged(self, table: str, frame: DataFrame, partition_by: Sequence[str], replace: PartitionValues,
+                folder: Path) -> StagedWrite:
         def commit() -> int:
-            (
-                df.write.format("delta")
-                .mode("overwrite")
-                .option("replaceWhere", _replace_where(replace))
-                .partitionBy(*partition_by)
-                .save(str(self.table_path(table)))
-            )
-            return self.version(table)
+            try:
+                return self._write(table, frame, partition_by, mode="overwrite", replace=replace)
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
 
-        return StagedWrite(df, commit, lambda: None)
+        return StagedWrite(frame, commit, lambda: shutil.rmtree(folder, ignore_errors=True))
+
+    def overwrite_partitions(self, table: str, df: DataFrame, partition_by: Sequence[str],
+                             replace: PartitionValues) -> int:
+        """Straight into Delta: with nothing to validate in between, staging would only copy the rows once more."""
+        if not replace:
+            raise LakeError("overwrite_partitions needs at least one partition to replace")
+        return self._write(table, df, partition_by, mode="overwrite", replace=replace)
+
+    def delete_partitions(self, table: str, partitions: PartitionValues) -> int:
+        """A Delta ``DELETE`` of whole partitions (a metadata-only commit); returns the new version."""
+        from delta.tables import DeltaTable
+
+        DeltaTable.forPath(self.spark, self._require(table)).delete(partition_predicate(partitions))
+        return self.version(table)
 
     def append(self, table: str, df: DataFrame, partition_by: Sequence[str] = ()) -> int:
-        writer = df.write.format("delta").mode("append")
+        """Appends may add columns (the audit tables grow over releases; old rows read them as null)."""
+        return self._write(table, df, partition_by, mode="append", replace=None)
+
+    def append_rows(self, table: str, rows: list[tuple], schema, partition_by: Sequence[str] = ()) -> int:
+        """Audit rows (``pipeline_runs``) through delta-rs' own writer, straight from Arrow: the record of a
+        failed run must be written even when the failure was Spark's. Appends only, so no conflict with Spark's
+        commits to other tables; ``schema_mode="merge"`` lets the audit table gain columns over releases."""
+        import pyarrow as pa
+        from deltalake import write_deltalake
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        arrow_schema = to_arrow_schema(schema)
+        columns = list(zip(*rows)) if rows else [[] for _ in arrow_schema]
+        data = pa.Table.from_arrays([pa.array(list(c), type=f.type) for c, f in zip(columns, arrow_schema)],
+                                    schema=arrow_schema)
+        write_deltalake(str(self.table_path(table)), data, mode="append", partition_by=list(partition_by) or None,
+                        schema_mode="merge")
+        return self.version(table)
+
+    def _write(self, table: str, df: DataFrame, partition_by: Sequence[str], mode: str,
+               replace: PartitionValues | None) -> int:
+        """One Delta commit, tagged so that its version can be found whatever other writers do."""
+        tag = f"interest-migration:{uuid.uuid4().hex}"
+        writer = df.write.format("delta").mode(mode).option("userMetadata", tag)
+        if replace:
+            writer = writer.option("replaceWhere", replace_where(replace))
+        else:
+            writer = writer.option("mergeSchema", "true")
         if partition_by:
             writer = writer.partitionBy(*partition_by)
-        writer.save(str(self.table_path(table)))
-        return self.version(table)
+        try:
+            writer.save(str(self.table_path(table)))
+        except Exception as error:
+            conflict = next((name for name in _CONFLICTS if name in str(error)), None)
+            if conflict:
+                raise ConcurrentWriteError(
+                    f"another writer changed table {table!r} while this write ran ({conflict}); nothing of this "
+                    f"write was published: run the stage again") from None
+            raise
+        return self._version_tagged(table, tag)
+
+    def _version_tagged(self, table: str, tag: str) -> int:
+        for entry in LogReader(str(self.table_path(table))).history(limit=50):
+            if entry.get("userMetadata") == tag:
+                return int(entry["version"])
+        raise LakeError(f"the commit tagged {tag} is not in the last 50 versions of {table!r}")

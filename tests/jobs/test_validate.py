@@ -30,7 +30,7 @@ def lake_root(spark, tmp_path_factory) -> Path:
 
 
 def _runs(spark, root: Path, stage: str):
-    return open_lake(spark, root, "delta-rs").read("pipeline_runs").where(f"stage = '{stage}'").orderBy("started_at").collect()
+    return open_lake(spark, root).read("pipeline_runs").where(f"stage = '{stage}'").orderBy("started_at").collect()
 
 
 @pytest.mark.parametrize("table", ["events_clean", "events", "sessions"])
@@ -44,7 +44,7 @@ def test_each_suite_passes_on_generated_data_and_writes_data_docs(spark, lake_ro
 
 
 def test_critical_failure_exits_non_zero_and_publishes_nothing(spark, lake_root, monkeypatch):
-    lake = open_lake(spark, lake_root, "delta-rs")
+    lake = open_lake(spark, lake_root)
     before = {t: lake.version(t) for t in ("events_clean", "events_quarantine")}
     monkeypatch.setenv("IM_MAX_QUARANTINE_RATE", "0.0001")
     code, out, err = run("ingest", "--lake", str(lake_root), "--date", D2.isoformat())
@@ -58,8 +58,8 @@ def test_critical_failure_exits_non_zero_and_publishes_nothing(spark, lake_root,
 
 def test_validate_reports_a_bad_published_partition(spark, lake_root, tmp_path):
     """A partition that bypassed the gates (written straight to the lake) fails ``validate``."""
-    lake = open_lake(spark, tmp_path / "lake", "delta-rs")
-    events = open_lake(spark, lake_root, "delta-rs").read("events", partitions={"event_date": [D1.isoformat()]})
+    lake = open_lake(spark, tmp_path / "lake")
+    events = open_lake(spark, lake_root).read("events", partitions={"event_date": [D1.isoformat()]})
     duplicated = events.unionByName(events.limit(3))
     lake.overwrite_partitions("events", duplicated, ["event_date"], {"event_date": [D1.isoformat()]})
     code, out, err = run("validate", "--lake", str(tmp_path / "lake"), "--table", "events", "--date", D1.isoformat())

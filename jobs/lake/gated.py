@@ -1,0 +1,101 @@
+"""The one way a producing stage publishes: stage, validate exactly those rows, then commit or discard.
+
+    with gated_write(lake, metrics, validate=config.validate_writes) as gate:
+        events = gate.stage(EVENTS, frame, {"event_date": [day]})
+        gate.check(lambda: check_partition(lake, config, EVENTS, [date], events))
+
+``gate.stage`` writes the rows to immutable staging files and returns a frame
+over them; ``gate.check`` runs a validation on such frames (when validation is
+on), records its report and stops the stage on a critical failure. Only when
+the block ends without an error are the staged tables committed; on any error,
+or a critical validation, every staged write is discarded and each table keeps
+its previous version. What the suites validated is what is committed: the
+commit reads the same staged files, never the producing plan again.
+
+Several tables: Delta commits one table at a time, there is no transaction
+across tables. They commit in the order they were staged (or ``commit_order``), tables that
+later ones point into first: sessions before the events that carry their ids,
+the quarantine before the clean rows, the demand forecast and segments before
+the predictions.
+A failure between two commits leaves the earlier tables new and the later
+ones old; the stage then fails, and re-running it (every write replaces its
+partitions) brings them level. The versions each commit made are recorded in
+``pipeline_runs.details`` (``versions``), so a reader that needs the tables
+of one run together can read them at those versions.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, Mapping, Sequence
+
+from pyspark.sql import DataFrame
+from pyspark.sql.types import StructType
+
+from jobs.lake.base import Lake, PartitionValues, StagedWrite
+from jobs.tables import PARTITIONS
+
+
+class GatedWrite:
+    """The staged tables of one stage run, and the validations run on them."""
+
+    def __init__(self, lake: Lake, validate: bool, metrics=None, commit_order: Sequence[str] = ()):
+        self.lake, self.validate, self.metrics = lake, validate, metrics
+        self.commit_order = tuple(commit_order)
+        self.staged: list[tuple[str, StagedWrite]] = []
+        self.versions: dict[str, int] = {}
+
+    def stage(self, table: str, df: DataFrame, replace: PartitionValues,
+              partition_by: Sequence[str] | None = None) -> DataFrame:
+        """Stage ``df`` to replace ``replace``'s partitions of ``table``; returns the staged rows."""
+        partition_by = PARTITIONS[table] if partition_by is None else partition_by
+        return self._add(table, self.lake.stage_partitions(table, df, partition_by, replace))
+
+    def stage_files(self, table: str, folder: Path, schema: StructType, partition: Mapping[str, str]) -> DataFrame:
+        """Stage a folder of Parquet files another writer made as the whole of one partition."""
+        return self._add(table, self.lake.stage_files(table, folder, schema, partition))
+
+    def check(self, validation: Callable[[], "object"]):
+        """Run ``validation`` (returning a report with ``raise_if_critical``) when validation is on."""
+        if not self.validate:
+            return None
+        report = validation()
+        if self.metrics is not None:
+            self.metrics.validations.append(report)
+        report.raise_if_critical()
+        return report
+
+    def _add(self, table: str, staged: StagedWrite) -> DataFrame:
+        if any(name == table for name, _ in self.staged):
+            staged.discard()
+            raise ValueError(f"{table!r} is staged twice in one gated write")
+        self.staged.append((table, staged))
+        return staged.frame
+
+    def _commit(self) -> dict[str, int]:
+        """``commit_order``'s tables first, in that order; the rest in the order they were staged."""
+        rank = {table: i for i, table in enumerate(self.commit_order)}
+        for table, staged in sorted(self.staged, key=lambda item: rank.get(item[0], len(rank))):
+            self.versions[table] = staged.commit()
+        return self.versions
+
+    def _discard(self) -> None:
+        for _, staged in self.staged:
+            staged.discard()
+
+
+@contextmanager
+def gated_write(lake: Lake, metrics=None, validate: bool = True,
+                commit_order: Sequence[str] = ()) -> Iterator[GatedWrite]:
+    """Stage and check inside the block; commit everything staged when it ends cleanly, else nothing.
+
+    Tables commit in the order they were staged, except that those named in ``commit_order`` go first.
+    """
+    gate = GatedWrite(lake, validate, metrics, commit_order)
+    try:
+        yield gate
+        gate._commit()
+    finally:
+        gate._discard()
+        if metrics is not None and gate.versions:
+            metrics.details.setdefault("versions", {}).update(gate.versions)

@@ -1,0 +1,115 @@
+"""The one gated write every producing stage publishes through: what is validated is what is committed."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from pyspark.sql import functions as F
+
+from jobs.lake import gated_write, open_lake
+from jobs.quality.report import DataQualityError, Failure, ValidationReport
+from jobs.runs import RunMetrics
+
+D1 = dt.date(2024, 11, 1)
+REPLACE = {"event_date": [D1.isoformat()]}
+
+
+def _frame(spark, rows):
+    return spark.createDataFrame(rows, "id long, label string, event_date date")
+
+
+def _rows(df):
+    return sorted(tuple(r) for r in df.select("id", "label", "event_date").collect())
+
+
+def _report(critical: bool) -> ValidationReport:
+    failures = [Failure("expect_something", "id", "critical", "bad", "good")] if critical else []
+    return ValidationReport("t", D1, evaluated=1, failures=failures)
+
+
+def test_the_rows_validated_are_the_rows_committed_even_from_a_nondeterministic_plan(spark, lake_root):
+    """A plan that gives other rows each time it runs (the query's start time in every row): a gate that
+    validated the plan, then wrote it again, would commit rows nobody checked."""
+    lake = open_lake(spark, lake_root)
+    plan = spark.range(200).select("id", F.current_timestamp().cast("string").alias("label"),
+                                   F.lit(D1).alias("event_date"))
+    seen = {}
+    with gated_write(lake, RunMetrics()) as gate:
+        staged = gate.stage("t", plan, REPLACE, ["event_date"])
+
+        def validate():
+            seen["rows"] = _rows(staged)
+            return _report(critical=False)
+
+        gate.check(validate)
+    assert _rows(lake.read("t")) == seen["rows"]
+    assert _rows(plan) != seen["rows"]  # the plan itself does give other rows when run again
+
+
+def test_a_critical_failure_commits_nothing_and_leaves_no_staging(spark, lake_root):
+    lake = open_lake(spark, lake_root)
+    lake.overwrite_partitions("t", _frame(spark, [(1, "old", D1)]), ["event_date"], REPLACE)
+    metrics = RunMetrics()
+    with pytest.raises(DataQualityError, match="nothing published"):
+        with gated_write(lake, metrics) as gate:
+            gate.stage("t", _frame(spark, [(2, "new", D1)]), REPLACE, ["event_date"])
+            gate.stage("u", _frame(spark, [(2, "new", D1)]), REPLACE, ["event_date"])
+            gate.check(lambda: _report(critical=True))
+    assert _rows(lake.read("t")) == [(1, "old", D1)] and lake.version("t") == 0
+    assert not lake.exists("u")
+    assert [r.severity for r in metrics.validations] == ["critical"]
+    assert not any((lake_root / "_staging").iterdir())
+
+
+def test_with_validation_off_the_check_does_not_run_and_the_write_commits(spark, lake_root):
+    lake = open_lake(spark, lake_root)
+    with gated_write(lake, RunMetrics(), validate=False) as gate:
+        gate.stage("t", _frame(spark, [(1, "a", D1)]), REPLACE, ["event_date"])
+        assert gate.check(lambda: pytest.fail("validation ran although it is off")) is None
+    assert _rows(lake.read("t")) == [(1, "a", D1)]
+
+
+def test_tables_commit_in_order_and_a_failure_between_them_is_levelled_by_a_rerun(spark, lake_root, monkeypatch):
+    """Delta has no transaction across tables: the documented behaviour is that tables commit one by one in
+    the stated order, a failure between two commits leaves the earlier one new and the later one old, and a
+    re-run of the stage brings both to the new rows."""
+    from jobs.lake.delta_spark import DeltaSparkLake
+
+    lake = open_lake(spark, lake_root)
+    for table in ("first", "second"):
+        lake.overwrite_partitions(table, _frame(spark, [(0, "old", D1)]), ["event_date"], REPLACE)
+
+    def publish(metrics):
+        with gated_write(lake, metrics, commit_order=("first",)) as gate:
+            gate.stage("second", _frame(spark, [(2, "new", D1)]), REPLACE, ["event_date"])
+            gate.stage("first", _frame(spark, [(1, "new", D1)]), REPLACE, ["event_date"])
+
+    real_write, commits = DeltaSparkLake._write, []
+
+    def failing_second(self, table, *args, **kwargs):
+        commits.append(table)
+        if table == "second":
+            raise OSError("the disk went away between the two commits")
+        return real_write(self, table, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaSparkLake, "_write", failing_second)
+    with pytest.raises(OSError):
+        publish(RunMetrics())
+    monkeypatch.undo()
+    assert commits == ["first", "second"]
+    assert _rows(lake.read("first")) == [(1, "new", D1)]
+    assert _rows(lake.read("second")) == [(0, "old", D1)]
+    metrics = RunMetrics()
+    publish(metrics)
+    assert _rows(lake.read("first")) == [(1, "new", D1)] and _rows(lake.read("second")) == [(2, "new", D1)]
+    assert metrics.details["versions"] == {"first": 2, "second": 1}
+    assert not any((lake_root / "_staging").iterdir())
+
+
+def test_a_table_staged_twice_in_one_gate_is_refused(spark, lake_root):
+    lake = open_lake(spark, lake_root)
+    with pytest.raises(ValueError, match="staged twice"):
+        with gated_write(lake) as gate:
+            gate.stage("t", _frame(spark, [(1, "a", D1)]), REPLACE, ["event_date"])
+            gate.stage("t", _frame(spark, [(2, "b", D1)]), REPLACE, ["event_date"])
+    assert not lake.exists("t")
