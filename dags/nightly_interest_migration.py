@@ -8,7 +8,8 @@ the 02:00 UTC run of day D+1 processes the complete day D):
 `validate` (events and sessions) → `choose_training` → [`features_training`
 → `train` → `evaluate` → `champion_ready`, or `keep_champion`, or
 `no_model_yet`] → `features`
-(score-mode sequences) → `score` (held) → `validate_predictions` → `publish`.
+(score-mode sequences) → `score` (held) → `validate_predictions` → `publish`
+→ `maintenance_due` → `maintain` (weekly: OPTIMIZE, VACUUM, leftovers).
 
 Every Spark stage is `python -m jobs <stage>` through `SparkSubmitOperator`
 (connection `IM_SPARK_CONN_ID`, default `spark_default`; when no such
@@ -30,7 +31,8 @@ one exists.
 
 **Params** (Trigger DAG w/ config): `run_date` (YYYY-MM-DD, default the day
 before the logical date), `retrain` (`auto|always|never`),
-`user_sample_fraction` (0–1], `session_gap_minutes` (1–1440).
+`user_sample_fraction` (0–1], `session_gap_minutes` (1–1440), `maintain`
+(`weekly|always|never`).
 
 **Backfill**: `airflow backfill create --dag-id interest_migration_nightly
 --from-date 2024-11-02 --to-date 2024-11-08` creates one run per logical
@@ -51,6 +53,8 @@ from airflow.providers.standard.sensors.python import PythonSensor
 from airflow.sdk import (Asset, AsyncCallback, DeadlineAlert, DeadlineReference, Param, TriggerRule, chain, dag,
                          get_current_context, task)
 
+from jobs.classpath import DELTA_CONF, delta_jars  # free of pyspark: safe when the file is parsed
+
 REPO = Path(__file__).resolve().parents[1]
 LAKE = Path(os.environ.get("IM_LAKE", REPO / "lake")).resolve()
 SPARK_CONN_ID = os.environ.get("IM_SPARK_CONN_ID", "spark_default")
@@ -60,6 +64,9 @@ HISTORY_DAYS = int(os.environ.get("IM_HISTORY_DAYS", "28"))
 TRAINING_WORKERS = int(os.environ.get("IM_TRAINING_WORKERS", "2"))
 TRAINING_EPOCHS = int(os.environ.get("IM_TRAINING_EPOCHS", "3"))
 TRAINING_BATCH = int(os.environ.get("IM_TRAINING_BATCH_SIZE", "512"))
+# local: TensorFlow workers as processes beside the train task's driver; spark: one per barrier task on the
+# Spark cluster's executors (the compose deployment sets it).
+TRAINING_LAUNCHER = os.environ.get("IM_TRAINING_LAUNCHER", "local")
 # What score publishes: top categories per user, and the marketing segments' size and threshold.
 SCORE_OPTIONS = ["--top-k", os.environ.get("IM_TOP_K", "10"),
                  "--segment-size", os.environ.get("IM_SEGMENT_SIZE", "10000"),
@@ -115,7 +122,9 @@ def spark_job(task_id: str, *args: str, **kwargs) -> SparkSubmitOperator:
         application=str(REPO / "jobs" / "__main__.py"),
         application_args=[stage, "--lake", str(LAKE), "--date", RUN_DATE, *args],
         name=f"interest-migration-{task_id}",
-        conf=SPARK_CONF,
+        # The Delta connector's jars and session settings (jobs/spark.py), read when the task runs.
+        jars=",".join(delta_jars(required=False)) or None,
+        conf={**SPARK_CONF, **DELTA_CONF},
         env_vars={"PYTHONPATH": str(REPO), "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable),
                   "IM_LAKE": str(LAKE)},
         **kwargs,
@@ -150,6 +159,8 @@ def spark_job(task_id: str, *args: str, **kwargs) -> SparkSubmitOperator:
                                       description="share of users (hash of user_id) to train on and score"),
         "session_gap_minutes": Param(30, type="integer", minimum=1, maximum=1440,
                                      description="inactivity that ends a session"),
+        "maintain": Param("weekly", type="string", enum=["weekly", "always", "never"],
+                          description="OPTIMIZE/VACUUM the lake after the run: on Sundays' dates, always, or never"),
     },
 )
 def interest_migration_nightly():
@@ -195,7 +206,7 @@ def interest_migration_nightly():
     features_training = spark_job("features_training", "--mode", "train", "--horizon-days", str(HORIZON_DAYS),
                                   "--history-days", str(HISTORY_DAYS), *sample, stage="features")
     train = spark_job("train", "--workers", str(TRAINING_WORKERS), "--epochs", str(TRAINING_EPOCHS),
-                      "--batch-size", str(TRAINING_BATCH))
+                      "--batch-size", str(TRAINING_BATCH), "--launcher", TRAINING_LAUNCHER)
     evaluate = spark_job("evaluate")
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
@@ -217,11 +228,25 @@ def interest_migration_nightly():
                                      stage="validate")
     publish = spark_job("publish", outlets=PUBLISHED)
 
+    @task.short_circuit(trigger_rule=TriggerRule.NONE_FAILED)
+    def maintenance_due() -> bool:
+        """Once a week (run dates that are Sundays), or when the ``maintain`` param says always/never."""
+        from jobs.orchestration import maintenance_due as due
+
+        context = get_current_context()
+        return due(dt.date.fromisoformat(context["ti"].xcom_pull(task_ids="check_params")),
+                   context["params"]["maintain"])
+
+    # OPTIMIZE, VACUUM and the staging/snapshot/checkpoint sweep, once nothing else of the night writes.
+    maintain = spark_job("maintain")
+
     branch = choose_training()
     chain(check_params(), wait_for_landing, ingest, dedupe, sessionize, validate, branch)
     chain(branch, features_training, train, evaluate, champion_ready(), features)
     chain(branch, keep_champion, features, score, validate_predictions, publish)
     branch >> no_model_yet
+    due = maintenance_due()
+    [publish, no_model_yet] >> due >> maintain
 
 
 def _landing_ready(run_date: str) -> bool:

@@ -43,3 +43,10 @@ def landing_ready(lake_root: Path, run_date: dt.date) -> bool:
     """Whether the landing partition of ``run_date`` holds at least one file (what ingest reads)."""
     partition = Path(lake_root) / "raw" / "events" / f"ingest_date={run_date.isoformat()}"
     return partition.is_dir() and any(p.is_file() and not p.name.startswith((".", "_")) for p in partition.iterdir())
+
+
+def maintenance_due(run_date: dt.date, mode: str = "weekly") -> bool:
+    """Whether the night of ``run_date`` runs ``maintain``: ``weekly`` on Sundays, or ``always``/``never``."""
+    if mode not in ("weekly", "always", "never"):
+        raise PipelineError(f"param maintain must be weekly, always or never, got {mode!r}")
+    return mode == "always" or (mode == "weekly" and run_date.isoweekday() == 7)

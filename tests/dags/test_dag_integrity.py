@@ -17,7 +17,7 @@ from tests.dags.conftest import ROOT
 DAG_ID = "interest_migration_nightly"
 SPARK_STAGES = {"ingest": "ingest", "dedupe": "dedupe", "sessionize": "sessionize", "validate": "validate",
                 "features_training": "features", "train": "train", "evaluate": "evaluate", "features": "features",
-                "score": "score", "validate_predictions": "validate", "publish": "publish"}
+                "score": "score", "validate_predictions": "validate", "publish": "publish", "maintain": "maintain"}
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,8 @@ def dag():
 def test_the_dag_has_the_documented_shape_and_no_cycles(dag):
     downstream = {t.task_id: set(t.downstream_task_ids) for t in dag.tasks}
     assert set(downstream) == set(SPARK_STAGES) | {"check_params", "wait_for_landing", "choose_training",
-                                                   "champion_ready", "keep_champion", "no_model_yet"}
+                                                   "champion_ready", "keep_champion", "no_model_yet",
+                                                   "maintenance_due"}
 
     def reaches(start, goal, seen=()):
         return any(n == goal or (n not in seen and reaches(n, goal, (*seen, n))) for n in downstream[start])
@@ -45,6 +46,37 @@ def test_the_dag_has_the_documented_shape_and_no_cycles(dag):
     assert reaches("features_training", "score") and reaches("keep_champion", "score")
     assert downstream["score"] == {"validate_predictions"} and downstream["validate_predictions"] == {"publish"}
     assert not reaches("no_model_yet", "publish")
+    # weekly maintenance after the night's writes, whether or not it published
+    assert downstream["publish"] == downstream["no_model_yet"] == {"maintenance_due"}
+    assert downstream["maintenance_due"] == {"maintain"}
+    assert dag.get_task("maintenance_due").trigger_rule == "none_failed"
+
+
+def test_spark_stages_carry_the_delta_connector(dag):
+    """spark-submit fixes the driver's classpath before Python starts: the jars must be on the command line."""
+    from jobs.classpath import DELTA_CONF, delta_jars
+
+    task = dag.get_task("ingest")
+    assert task.jars == ",".join(delta_jars()) and any("delta-spark_" in j for j in task.jars.split(","))
+    assert DELTA_CONF.items() <= task.conf.items()
+
+
+def test_the_training_launcher_comes_from_configuration(monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("IM_TRAINING_LAUNCHER", "spark")
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    args = bag.dags[DAG_ID].get_task("train").application_args
+    assert args[args.index("--launcher") + 1] == "spark"
+
+
+@pytest.mark.parametrize("day, mode, due", [
+    (dt.date(2024, 11, 3), "weekly", True), (dt.date(2024, 11, 4), "weekly", False),
+    (dt.date(2024, 11, 4), "always", True), (dt.date(2024, 11, 3), "never", False)])
+def test_maintenance_runs_weekly_unless_told_otherwise(day, mode, due):
+    from jobs.orchestration import maintenance_due
+
+    assert maintenance_due(day, mode) is due
 
 
 def test_spark_stages_submit_the_jobs_entry_point_with_the_run_date(dag):

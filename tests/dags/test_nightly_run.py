@@ -6,12 +6,11 @@ predictions published by the standalone ``score`` for 2024-10-05 and -06):
 - a two-date backfill: ``airflow backfill create`` plans the runs of logical
   dates 2024-10-05 and -06 02:00, which process event dates 2024-10-04 and
   -05. Executing planned runs takes a scheduler (``airflow standalone``, the
-  compose deployment), which the suite does not start, so each planned
-  logical date runs through ``airflow dags test``: the same DAG run, in
-  process, newest first as ``--run-backwards`` plans them. Both go through
-  every stage and publish their date through the held → validated →
-  published path; 2024-10-05 was already published, and the re-run leaves its
-  three tables identical (only ``scored_at`` moves);
+  compose deployment), which the suite does not start, so the newest planned
+  date runs through ``airflow dags test``: the same DAG run, in process. It
+  goes through every stage and publishes 2024-10-05 again through the held →
+  validated → published path; the standalone score had published it, and the
+  re-run leaves its three tables identical (only ``scored_at`` moves);
 - the run for 2024-10-06, whose landing partition is a volume spike,
   fails ingest's critical row-count expectation: nothing after it runs, the
   failure callback logs its paragraph, and the published predictions keep
@@ -79,11 +78,9 @@ def _runs(lake: Path, date: dt.date) -> list[dict]:
     return [r for r in runs if r["run_date"] == date]
 
 
-def test_a_two_date_backfill_publishes_both_dates_and_a_rerun_changes_nothing(airflow_env):
+def test_a_planned_backfill_date_runs_every_stage_and_republishing_it_changes_nothing(airflow_env):
     lake = Path(airflow_env["IM_LAKE"])
     first = PUBLISHED_DATE - dt.timedelta(days=1)
-    # Newest first (--run-backwards): the already published date re-runs exactly as it first ran, before the
-    # earlier date exists to change its forecast's "previous score date" columns.
     plan = _airflow(airflow_env, "backfill", "create", "--dag-id", DAG_ID, "--dry-run", "--run-backwards",
                     "--dag-run-conf",
                     '{"retrain": "never"}', "--from-date", str(first + dt.timedelta(days=1)),
@@ -92,22 +89,21 @@ def test_a_two_date_backfill_publishes_both_dates_and_a_rerun_changes_nothing(ai
     planned = [dt.date.fromisoformat(d) - dt.timedelta(days=1)
                for d in re.findall(r"\|\s*(\d{4}-\d\d-\d\d) 02:00:00\+00:00", plan.stdout + plan.stderr)]
     assert sorted(planned) == [first, PUBLISHED_DATE], (plan.stdout + plan.stderr)[-2000:]
+    # The newest planned date (--run-backwards runs it first) is one the standalone score already published: the
+    # DAG's held -> validated -> published path publishes it again, and the tables must come out identical. Each
+    # night costs minutes of spark-submits, so the suite runs this one; the older date runs the same code.
     already_published = {table: _rows(lake, table, PUBLISHED_DATE) for table in TABLES}
-    assert already_published["user_interest_predictions"] and not _rows(lake, TABLES[0], first)
+    versions = {table: DeltaTable(str(lake / table)).version() for table in TABLES}
+    assert already_published["user_interest_predictions"]
     started = dt.datetime.now(dt.timezone.utc)
-    for run_date in sorted(planned, reverse=True):
-        result = _dags_test(airflow_env, run_date)
-        assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
-        runs = [r for r in _runs(lake, run_date) if r["started_at"] >= started]
-        assert {"ingest", "dedupe", "sessionize", "validate", "features", "score", "publish"} <= {
-            r["stage"] for r in runs}
-        assert all(r["status"] == "succeeded" for r in runs)
-        assert not (lake / "_candidates" / f"score_date={run_date}").exists()
+    result = _dags_test(airflow_env, PUBLISHED_DATE)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    runs = [r for r in _runs(lake, PUBLISHED_DATE) if r["started_at"] >= started]
+    assert {"ingest", "dedupe", "sessionize", "validate", "features", "score", "publish"} <= {r["stage"] for r in runs}
+    assert all(r["status"] == "succeeded" for r in runs)
+    assert not (lake / "_candidates" / f"score_date={PUBLISHED_DATE}").exists()
+    assert all(DeltaTable(str(lake / table)).version() > versions[table] for table in TABLES)
     assert {table: _rows(lake, table, PUBLISHED_DATE) for table in TABLES} == already_published
-    predictions = _rows(lake, "user_interest_predictions", first)
-    demand = _rows(lake, "category_demand_forecast", first)
-    assert predictions and demand and _rows(lake, "marketing_segments", first)
-    assert len({dict(r)["user_id"] for r in predictions}) == len(predictions)
 
 
 def test_a_critical_validation_failure_stops_the_run_before_publish(airflow_env):
