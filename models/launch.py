@@ -103,6 +103,10 @@ def launch_spark(spark, run_dir: Path, workers: int, threads: int = 1) -> None:
         index = context.partitionId()
         host = context.getTaskInfos()[index].address.split(":")[0]
         addresses = context.allGather(f"{host}:{free_port()}")
+        if index == 0:  # which executor ran each worker, for operators (and the cluster test)
+            executors = [info.address for info in context.getTaskInfos()]
+            (Path(run) / "workers.json").write_text(json.dumps({"launcher": "spark", "executors": executors,
+                                                                 "tf_addresses": addresses}))
         with open(Path(run) / "logs" / f"worker-{index}.spark-attempt-{context.attemptNumber()}.log", "w") as log:
             code = subprocess.run([sys.executable, "-m", "models.train", run], cwd=repo, stdout=log,
                                   stderr=subprocess.STDOUT, env=_worker_env(tf_config(addresses, index), threads)).returncode
