@@ -17,8 +17,10 @@ RUN apt-get update \
 
 WORKDIR ${APP_HOME}
 COPY requirements.txt .
-# The PostgreSQL driver is for this deployment only (the local run uses SQLite).
-RUN pip install -r requirements.txt apache-airflow-providers-postgres==7.1.1
+COPY conf/constraints.txt conf/constraints.txt
+# Airflow and everything else under the constraints the suite ran on (conf/constraints.txt); the
+# PostgreSQL driver is for this deployment only (the local run uses SQLite).
+RUN pip install -r requirements.txt -c conf/constraints.txt apache-airflow-providers-postgres==7.1.1
 
 # The Delta Spark connector, exactly as `make install` resolves it: the versions live in
 # conf/jars/pom.xml alone, and scripts/install_jars.sh copies them into ./jars with mvn.

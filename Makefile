@@ -11,10 +11,10 @@ JARS_STAMP := jars/.installed
 
 install: $(STAMP) $(JARS_STAMP)
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt conf/constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -r requirements.txt
+	$(VENV)/bin/python -m pip install --quiet -r requirements.txt -c conf/constraints.txt
 	touch $(STAMP)
 
 $(JARS_STAMP): conf/jars/pom.xml scripts/install_jars.sh
