@@ -122,7 +122,8 @@ def spark_job(task_id: str, *args: str, **kwargs) -> SparkSubmitOperator:
         application=str(REPO / "jobs" / "__main__.py"),
         application_args=[stage, "--lake", str(LAKE), "--date", RUN_DATE, *args],
         name=f"interest-migration-{task_id}",
-        # The Delta connector's jars and session settings (jobs/spark.py), read when the task runs.
+        # The Delta connector's jars and session settings (jobs/classpath.py), found when the file is parsed: a
+        # host without them (no `make install`) submits none, and the stage fails with open_lake's one line.
         jars=",".join(delta_jars(required=False)) or None,
         conf={**SPARK_CONF, **DELTA_CONF},
         env_vars={"PYTHONPATH": str(REPO), "PYSPARK_PYTHON": os.environ.get("PYSPARK_PYTHON", sys.executable),

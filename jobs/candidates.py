@@ -2,8 +2,8 @@
 
 The nightly DAG runs score, validate predictions and publish as three tasks,
 so the staged rows must outlive one process. They are held as Delta tables
-under ``<lake>/_candidates/score_date=D/`` (the same lake implementation as
-the published tables), with a manifest saying what they are. ``validate``
+under ``<lake>/_candidates/score_date=D/`` (Delta tables like the published
+ones), with a manifest saying what they are. ``validate``
 records its verdict next to them, keyed to the candidate's table versions,
 and ``publish`` commits only a candidate whose verdict passed: rows changed
 after validation, or never validated, are refused.

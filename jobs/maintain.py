@@ -22,7 +22,10 @@ versions (their SavedModels, metadata and reports stay).
 The nightly DAG runs it once a week. A retention below Delta's own safety
 floor of 168 hours is allowed because it is asked for explicitly, but then a
 VACUUM that overlaps a running writer could delete that writer's new files:
-run short retentions only while no stage runs.
+run short retentions only while no stage runs. The same holds for
+``--abandoned-after-hours`` below a stage's running time (a running stage's
+staging would be removed) and for ``--keep-checkpoints 0`` while a training
+runs.
 """
 from __future__ import annotations
 
@@ -101,10 +104,15 @@ def remove_abandoned(root: Path, older_than_seconds: float, now: float) -> list[
 
 
 def _newest_mtime(path: Path) -> float:
-    """A folder counts as touched when anything inside it was: a stage still writing keeps it young."""
-    if not path.is_dir():
-        return path.stat().st_mtime
-    return max([path.stat().st_mtime, *(p.stat().st_mtime for p in path.rglob("*"))])
+    """A folder counts as touched when anything inside it was: a stage still writing keeps it young. Files a
+    finishing stage removes meanwhile are skipped; a folder gone entirely counts as just touched."""
+    times = []
+    for item in [path, *(path.rglob("*") if path.is_dir() else ())]:
+        try:
+            times.append(item.stat().st_mtime)
+        except FileNotFoundError:
+            continue
+    return max(times, default=float("inf"))
 
 
 def prune_checkpoints(versions: Path, keep: int) -> list[str]:

@@ -35,10 +35,10 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     replace = {"score_date": [score_date.isoformat()]}
     versions = {}
     with record_run(lake, "publish", score_date) as metrics:
-        for table in ORDER:
+        metrics.details.update({"model_version": manifest.model_version, "rows": manifest.rows, "versions": versions})
+        for table in ORDER:  # recorded as they commit: a failure part-way still says which tables are new
             versions[table] = lake.overwrite_partitions(table, held.read(table), PARTITIONS[table], replace)
         metrics.rows_in = metrics.rows_out = manifest.rows[USER_INTEREST_PREDICTIONS]
-        metrics.details = {"model_version": manifest.model_version, "rows": manifest.rows, "versions": versions}
     shutil.rmtree(candidates.candidate_root(lake.root, score_date), ignore_errors=True)
     print(f"publish {score_date}: {manifest.rows[USER_INTEREST_PREDICTIONS]:,} predictions by "
           f"{manifest.model_version}; table versions {versions}")

@@ -5,7 +5,7 @@ Each user with an event in the ``--history-days`` through D gets the sequence
 scored in Spark by ``mapInArrow``: every Python worker loads the champion
 once, scores its partitions in Arrow batches and writes the scored rows as
 Parquet itself, so nothing is collected to the driver; the predictions are
-committed from those files (``Lake.stage_files``). The
+committed from those files (``Lake.stage_files``: Spark reads them and Delta writes the table's files). The
 predictions cover the horizon the champion was trained for, starting D + 1.
 Three tables get the ``score_date = D`` partition:
 
@@ -69,9 +69,8 @@ from jobs.tables import (
 from models.registry import Registry
 
 # The Python workers write the scored rows as Parquet themselves (ScoredFiles), and Spark receives one
-# (partition, users) row per task. At 1M users, handing the rows back to the JVM and Spark's writer took
-# about 2 s more than the workers' own writing, and the predictions were then read and written again
-# to stage them (about 4 s), which adopting the workers' files skips (bench/bench_score.py).
+# (partition, users) row per task: the rows never go back through the JVM before the commit, and the
+# workers' files are the staged rows the suite validates (no staging copy).
 PREDICTIONS_SCHEMA = StructType([
     StructField("score_date", DateType(), False),
     StructField("user_id", StringType()),

@@ -120,7 +120,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
                 counted, F.count(F.lit(1)).alias("sessions"), F.sum(F.col("is_continuation").cast("int")).alias("continued"))
             staged_sessions = gate.stage(SESSIONS, sessions, replace)
             for table, frame in ((EVENTS, staged_events), (SESSIONS, staged_sessions)):
-                gate.check(lambda: check_partition(lake, config, table, [args.date], frame))
+                gate.check(lambda table=table, frame=frame: check_partition(lake, config, table, [args.date], frame))
         totals = {**observed.get, **counted.get}
         metrics.rows_in = int(totals.get("events") or 0)
         metrics.rows_out = int(totals.get("sessions") or 0)

@@ -24,5 +24,5 @@ def open_lake(spark: SparkSession, root: str) -> Lake:
     if not delta_spark_available(spark):
         raise LakeError("this Spark session has no Delta connector on its classpath: run `make install` (it puts "
                         "the jars in jars/), and start jobs with jobs.spark.build_spark or spark-submit "
-                        "with jobs.spark.spark_submit_arguments()")
+                        "with jobs.classpath.spark_submit_arguments()")
     return DeltaSparkLake(spark, root)

@@ -1,4 +1,4 @@
-"""The lake interface every implementation provides, and its shared helpers."""
+"""The lake interface (what stages may do with Delta tables), and its shared helpers."""
 from __future__ import annotations
 
 import abc

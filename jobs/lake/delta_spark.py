@@ -16,7 +16,8 @@ A writer killed at any point leaves the table at its previous version: its
 data files are either in the staging folder or unreferenced files in the table
 folder, which the ``maintain`` stage removes (``VACUUM`` and the staging sweep).
 Versions are found by the commit's ``userMetadata`` tag, not by "the latest",
-so a concurrent writer's commit is never reported as ours.
+so a concurrent writer's commit is never reported as ours (``append_rows``,
+delta-rs' audit appends, reports the latest version: nothing reads it back).
 """
 from __future__ import annotations
 
@@ -130,14 +131,17 @@ class DeltaSparkLake(Lake):
             if partition_by:
                 writer = writer.partitionBy(*partition_by)
             writer.parquet(str(staging))
+            # Read back in the producer's column order (Spark puts partition folders' columns last).
+            frame = (self.spark.read.schema(df.schema).option("basePath", str(staging)).parquet(str(staging))
+                     .select(*df.columns))
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        frame = self.spark.read.schema(df.schema).option("basePath", str(staging)).parquet(str(staging))
         return self._staged(table, frame, partition_by, replace, staging)
 
     def stage_files(self, table: str, folder: Path, schema: StructType, partition: Mapping[str, str]) -> StagedWrite:
-        """The files are already immutable Parquet: they are the staged rows as they are, with no copy."""
+        """The files are already immutable Parquet: they are the staged rows as they are (no staging copy; the
+        commit reads them and Delta writes the table's files)."""
         columns = data_columns(folder, schema, partition)
         frame = self.spark.read.schema(columns).parquet(str(folder)).select(*[
             F.lit(partition[f.name]).cast(f.dataType).alias(f.name) if f.name in partition else F.col(f.name)
@@ -168,11 +172,17 @@ class DeltaSparkLake(Lake):
         return self._write(table, df, partition_by, mode="overwrite", replace=replace)
 
     def delete_partitions(self, table: str, partitions: PartitionValues) -> int:
-        """A Delta ``DELETE`` of whole partitions (a metadata-only commit); returns the new version."""
+        """A Delta ``DELETE`` of whole partitions (a metadata-only commit); returns the version it made."""
         from delta.tables import DeltaTable
 
-        DeltaTable.forPath(self.spark, self._require(table)).delete(partition_predicate(partitions))
-        return self.version(table)
+        tag = f"interest-migration:{uuid.uuid4().hex}"
+        key = "spark.databricks.delta.commitInfo.userMetadata"
+        self.spark.conf.set(key, tag)
+        try:
+            DeltaTable.forPath(self.spark, self._require(table)).delete(partition_predicate(partitions))
+        finally:
+            self.spark.conf.unset(key)
+        return self._version_tagged(table, tag)
 
     def append(self, table: str, df: DataFrame, partition_by: Sequence[str] = ()) -> int:
         """Appends may add columns (the audit tables grow over releases; old rows read them as null)."""
