@@ -95,18 +95,13 @@ class Lake(abc.ABC):
         gone after ``commit()`` or ``discard()``.
         """
 
+    @abc.abstractmethod
     def partition_row_counts(self, table: str, column: str, values: Sequence[str]) -> dict[str, int]:
-        """Rows per value of partition ``column`` (absent values are left out)."""
-        if not self.exists(table):
-            return {}
-        rows = self.read(table, partitions={column: list(values)}).groupBy(F.col(column).cast("string")).count().collect()
-        return {r[0]: int(r[1]) for r in rows}
+        """Rows per value of partition ``column`` (absent values are left out; empty when the table is absent)."""
 
+    @abc.abstractmethod
     def partition_values(self, table: str, column: str) -> list[str]:
         """The distinct values of partition ``column``, sorted (empty when the table is absent)."""
-        if not self.exists(table):
-            return []
-        return sorted(r[0] for r in self.read(table).select(F.col(column).cast("string")).distinct().collect())
 
     @abc.abstractmethod
     def append(self, table: str, df: DataFrame, partition_by: Sequence[str] = ()) -> int:
