@@ -74,7 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     require_date(args.date, "dedupe", "the event date to publish")
     config = config.with_overrides(replay_lookback_days=args.replay_lookback_days, validate_writes=args.validate)
-    lake = open_stage_lake(config, "dedupe", EVENTS_CLEAN, made_by="ingest")
+    lake = open_stage_lake(config, "dedupe", EVENTS_CLEAN, made_by="ingest",
+                           validates=config.validate_writes)
     day = args.date.isoformat()
     with record_run(lake, "dedupe", args.date) as metrics:
         clean = lake.read(EVENTS_CLEAN, partitions={"event_date": [day]})

@@ -153,7 +153,8 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     if args.length < 1 or args.history_days < 1:
         raise PipelineError("--length and --history-days must be at least 1")
     config = config.with_overrides(validate_writes=args.validate)
-    lake = open_stage_lake(config, "features", EVENTS, made_by="dedupe and sessionize")
+    lake = open_stage_lake(config, "features", EVENTS, made_by="dedupe and sessionize",
+                           validates=config.validate_writes)
     first_date = _first_event_date(lake)
     if args.mode == SCORE:
         cutoffs = [(SCORE, as_of + dt.timedelta(days=1))]

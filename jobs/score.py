@@ -136,7 +136,8 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         history_days = int(metadata["training_window"].get("history_days", DEFAULT_HISTORY_DAYS))
     if history_days < 1:
         raise PipelineError("--history-days must be at least 1")
-    lake = open_stage_lake(config, "score", EVENTS, made_by="dedupe and sessionize")
+    lake = open_stage_lake(config, "score", EVENTS, made_by="dedupe and sessionize",
+                           validates=config.validate_writes and not args.hold)
     cutoff = score_date + dt.timedelta(days=1)
     dates = [(score_date - dt.timedelta(days=d)).isoformat() for d in range(history_days + 1)]
     with record_run(lake, "score", score_date) as metrics:

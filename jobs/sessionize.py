@@ -96,7 +96,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     if config.session_gap_minutes <= 0:
         raise PipelineError(f"--gap-minutes must be positive, got {config.session_gap_minutes}")
     gap = dt.timedelta(minutes=config.session_gap_minutes)
-    lake = open_stage_lake(config, "sessionize", EVENTS, made_by="dedupe")
+    lake = open_stage_lake(config, "sessionize", EVENTS, made_by="dedupe", validates=config.validate_writes)
     day, previous = args.date.isoformat(), (args.date - dt.timedelta(days=1)).isoformat()
     with record_run(lake, "sessionize", args.date) as metrics:
         events = lake.read(EVENTS, partitions={"event_date": [day]})

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
+import threading
 
 from jobs.config import PipelineConfig
 from jobs.errors import PipelineError
@@ -16,12 +18,44 @@ def require_date(date: dt.date | None, stage: str, meaning: str) -> dt.date:
     return date
 
 
-def open_stage_lake(config: PipelineConfig, stage: str, needs_table: str | None = None, made_by: str = "") -> Lake:
-    """The lake for ``stage``; fails with a clear line if its input table is missing."""
-    lake = open_lake(build_spark(config, stage), config.lake)
+# What a suite run imports: Great Expectations alone takes about 6 s of Python.
+VALIDATION_MODULES = ("expectations", "jobs.quality.gx_run")
+
+
+def open_stage_lake(config: PipelineConfig, stage: str, needs_table: str | None = None, made_by: str = "",
+                    validates: bool = False) -> Lake:
+    """The lake for ``stage``; fails with a clear line if its input table is missing.
+
+    A stage that will run an expectation suite (``validates``) imports Great
+    Expectations on a thread while Spark starts (starting the JVM is mostly
+    waiting here), and waits for it before any stage code runs, so that no
+    import of the stage's races it. Stages run with --no-validate never
+    import it.
+    """
+    preload = _import_on_a_thread(VALIDATION_MODULES) if validates else None
+    try:
+        spark = build_spark(config, stage)
+    finally:
+        if preload is not None:
+            preload.join()
+    lake = open_lake(spark, config.lake)
     if needs_table and not lake.exists(needs_table):
         raise PipelineError(f"no {needs_table} table under {config.lake}: run {made_by} first")
     return lake
+
+
+def _import_on_a_thread(modules: tuple[str, ...]) -> threading.Thread:
+    """Start importing ``modules``; an import error is left for the stage's own import to report."""
+    def load() -> None:
+        try:
+            for name in modules:
+                importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - re-raised, with its message, where the stage imports it
+            pass
+
+    thread = threading.Thread(target=load, name="import-validation", daemon=True)
+    thread.start()
+    return thread
 
 
 def add_validation_argument(parser: argparse.ArgumentParser) -> None:

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
 def _validate(config: PipelineConfig, table: str, date) -> dict:
     if table == USER_INTEREST_PREDICTIONS:
         return _validate_candidate(config, date)
-    lake = open_stage_lake(config, "validate", table, made_by=_made_by(table))
+    lake = open_stage_lake(config, "validate", table, made_by=_made_by(table), validates=True)
     day = date.isoformat()
     with record_run(lake, "validate", date) as metrics:
         if table == EVENTS_CLEAN:
@@ -64,7 +64,7 @@ def _validate(config: PipelineConfig, table: str, date) -> dict:
 
 def _validate_candidate(config: PipelineConfig, date) -> dict:
     """The held predictions of ``date``, with the row count score recorded; the verdict gates publish."""
-    lake = open_stage_lake(config, "validate")
+    lake = open_stage_lake(config, "validate", validates=True)
     manifest = candidates.read_manifest(lake.root, date)
     with record_run(lake, "validate", date) as metrics:
         frame = candidates.candidate_lake(lake, date).read(USER_INTEREST_PREDICTIONS)

@@ -44,3 +44,13 @@ def test_sql_refuses_writes(tmp_path):
     result = _jobs("sql", "--lake", str(tmp_path), "DELETE FROM events")
     assert result.returncode == 1
     assert "only read-only queries" in result.stderr
+
+
+def test_the_command_line_leaves_great_expectations_to_the_stages_that_validate():
+    """About 6 s of every stage's start: only a suite run (jobs.stage.open_stage_lake) imports it."""
+    probe = ("import sys; from jobs.cli import build_parser; build_parser(); "
+             "from jobs.stage import VALIDATION_MODULES, _import_on_a_thread; "
+             "print('great_expectations' in sys.modules); _import_on_a_thread(VALIDATION_MODULES).join(); "
+             "print('great_expectations' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["False", "True"], result.stderr[-2000:]

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     files = _source_files(source)
     files_by_date = _files_by_ingest_date(files, args.date)
     dates = sorted(files_by_date)
-    lake = open_stage_lake(config, "ingest")
+    lake = open_stage_lake(config, "ingest", validates=config.validate_writes)
     spark = lake.spark
     with record_run(lake, "ingest", args.date or max(dates)) as metrics:
         lines = read_lines(spark, files_by_date)

@@ -12,10 +12,8 @@ from typing import Sequence
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from expectations import SUITES, SuiteParams
 from jobs.config import PipelineConfig
 from jobs.lake import Lake
-from jobs.quality.gx_run import run_suite
 from jobs.quality.report import ValidationReport
 from jobs.tables import EVENTS, EVENTS_CLEAN, EVENTS_QUARANTINE, SESSIONS, USER_INTEREST_PREDICTIONS
 
@@ -45,6 +43,11 @@ def check_partition(
     Volume and drift compare one partition with its trailing week, so they are
     left out when ``frame`` spans several dates (a whole-folder backfill).
     """
+    # Imported here, not at the top: Great Expectations takes about 6 s to import, which a stage run with
+    # --no-validate should not pay and a validating one overlaps with the JVM's start (jobs.cli.main).
+    from expectations import SUITES, SuiteParams
+    from jobs.quality.gx_run import run_suite
+
     if table not in SUITES:
         raise ValueError(f"no expectation suite for table {table!r}; suites: {', '.join(sorted(SUITES))}")
     dates = sorted(dates)
