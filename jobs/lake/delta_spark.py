@@ -67,6 +67,13 @@ def replace_where(replace: PartitionValues) -> str:
 class DeltaSparkLake(Lake):
     name = "delta-spark"
 
+    def __init__(self, spark: SparkSession, root: str | Path):
+        super().__init__(spark, root)
+        # Delta skips recording a commit that adds and removes nothing (an empty partition replaced by no
+        # rows: a nightly re-run of a date without events). Every write here must leave a version to
+        # report and to find by its tag (_version_tagged), so record those too.
+        spark.conf.set("spark.databricks.delta.skipRecordingEmptyCommits", "false")
+
     def exists(self, table: str) -> bool:
         return (self.table_path(table) / "_delta_log").is_dir()
 

@@ -49,6 +49,16 @@ def test_rerunning_an_overwrite_leaves_identical_contents(spark, lake):
     assert _rows(lake.read("t")) == [(1, "a", D1), (2, "b", D1)]
 
 
+def test_replacing_an_empty_partition_with_no_rows_still_commits_a_version(spark, lake):
+    """Delta would skip recording such a commit; the lake needs a version for every write it reports."""
+    lake.overwrite_partitions("t", _frame(spark, [(1, "a", D1)]), ["event_date"], {"event_date": [D1]})
+    before = lake.version("t")
+    staged = lake.stage_partitions("t", _frame(spark, []), ["event_date"], {"event_date": [D2]})
+    assert staged.commit() == before + 1 == lake.version("t")
+    assert lake.overwrite_partitions("t", _frame(spark, []), ["event_date"], {"event_date": [D2]}) == before + 2
+    assert _rows(lake.read("t")) == [(1, "a", D1)]
+
+
 def test_append_and_time_travel(spark, lake):
     v0 = lake.append("t", _frame(spark, [(1, "a", D1)]), ["event_date"])
     v1 = lake.append("t", _frame(spark, [(2, "b", D3)]), ["event_date"])
