@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from models.metrics import calibration, ranking_metrics
+from models.intervals import paired_interval, verdict
+from models.metrics import calibration, classification, per_user_ranking, ranking_metrics, roc_auc
 
 
 def test_ranking_metrics_match_a_hand_computed_example():
@@ -48,3 +49,54 @@ def test_calibration_ece_and_brier_by_hand():
 def test_a_perfectly_calibrated_constant_has_zero_ece():
     y = np.array([1, 0, 0, 0] * 25)
     assert calibration(np.full(100, 0.25), y)["ece"] == pytest.approx(0.0)
+
+
+def test_classification_view_by_hand():
+    p = np.array([0.9, 0.6, 0.4, 0.2, 0.7])
+    y = np.array([1, 0, 1, 0, 1])
+    c = classification(p, y, threshold=0.5)
+    # Predicted positive: 0.9, 0.6, 0.7 -> two of three right; two of three positives found.
+    assert c["precision"] == pytest.approx(2 / 3) and c["recall"] == pytest.approx(2 / 3)
+    assert c["f1"] == pytest.approx(2 / 3)
+    # Positive/negative pairs ordered right: (0.9 > 0.6, 0.2), (0.4 < 0.6, > 0.2), (0.7 > 0.6, 0.2): 5 of 6.
+    assert c["auc"] == pytest.approx(5 / 6)
+    assert math.isnan(roc_auc(p, np.ones(5)))
+
+
+def test_near_zero_cells_do_not_dilute_the_acted_on_calibration_error():
+    # 10 cells predicted 0.5 of which none happened, and 990 trivially right near-zero cells.
+    p = np.concatenate([np.full(10, 0.5), np.full(990, 0.001)])
+    y = np.zeros(1000)
+    c = calibration(p, y)
+    assert c["ece"] < 0.01
+    assert c["ece_acted_on"] == pytest.approx(0.5) and c["acted_on"] == 10
+
+
+def test_per_user_values_average_to_the_reported_metrics():
+    rng = np.random.default_rng(0)
+    scores, relevant = rng.random((50, 12)), rng.random((50, 12)) < 0.15
+    users, values = per_user_ranking(scores, relevant)
+    summary = ranking_metrics(scores, relevant)
+    assert summary["users"] == users.sum() == len(values["ndcg@10"])
+    assert summary["ndcg@10"] == pytest.approx(values["ndcg@10"].mean())
+
+
+def test_paired_interval_covers_a_known_difference_and_is_centred_on_zero_without_one():
+    rng = np.random.default_rng(1)
+    base = rng.random(2000)
+    better = paired_interval(base + 0.05 + rng.normal(0, 0.01, 2000), base, np.arange(2000))
+    assert better["low"] < 0.05 < better["high"] and verdict(better) == "better"
+    same = paired_interval(base + rng.normal(0, 0.05, 2000), base, np.arange(2000))
+    assert verdict(same) == "not significant" and same["low"] < 0 < same["high"]
+    assert verdict(paired_interval(base, base + 0.05, np.arange(2000))) == "worse"
+
+
+def test_a_user_counted_at_several_origins_is_resampled_as_one():
+    # 40 users, each repeated at 3 origins with the same difference: 120 rows, but only 40 independent ones.
+    rng = np.random.default_rng(2)
+    per_user = rng.normal(0.0, 1.0, 40)
+    rows, users = np.repeat(per_user, 3), np.repeat(np.arange(40), 3)
+    clustered = paired_interval(rows, np.zeros(120), users)
+    naive = paired_interval(rows, np.zeros(120), np.arange(120))
+    assert clustered["clusters"] == 40 and clustered["rows"] == 120
+    assert (clustered["high"] - clustered["low"]) > 1.4 * (naive["high"] - naive["low"])
