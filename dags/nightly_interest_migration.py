@@ -207,8 +207,9 @@ def interest_migration_nightly():
     features_training = spark_job("features_training", "--mode", "train", "--horizon-days", str(HORIZON_DAYS),
                                   "--history-days", str(HISTORY_DAYS), *sample, stage="features")
     train = spark_job("train", "--workers", str(TRAINING_WORKERS), "--epochs", str(TRAINING_EPOCHS),
-                      "--batch-size", str(TRAINING_BATCH), "--launcher", TRAINING_LAUNCHER)
-    evaluate = spark_job("evaluate")
+                      "--batch-size", str(TRAINING_BATCH), "--launcher", TRAINING_LAUNCHER, "--run-id", "{{ run_id }}")
+    # Exactly the version this run's train task produced (not the newest in the registry).
+    evaluate = spark_job("evaluate", "--run-id", "{{ run_id }}")
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def champion_ready() -> bool:
@@ -222,7 +223,8 @@ def interest_migration_nightly():
     keep_champion = EmptyOperator(task_id="keep_champion")
     no_model_yet = EmptyOperator(task_id="no_model_yet", doc_md="Too little history to train, and no champion.")
     # Runs after whichever of train/evaluate or keep_champion ran; skipped with no_model_yet.
-    features = spark_job("features", "--mode", "score", "--history-days", str(HISTORY_DAYS), *sample,
+    # Score sequences reach back as far as the champion's training sequences did (its metadata says).
+    features = spark_job("features", "--mode", "score", *sample,
                          trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     score = spark_job("score", "--hold", "--from-features", *SCORE_OPTIONS, *sample)
     validate_predictions = spark_job("validate_predictions", "--table", "user_interest_predictions",

@@ -35,6 +35,13 @@ WHERE split = 'train'
   AND (cutoff_date >= (SELECT min(cutoff_date) FROM {batch} WHERE split IN ('validation', 'test'))
        OR label_last_ts >= (SELECT min(cutoff_ts) FROM {batch} WHERE split IN ('validation', 'test')))
 """
+# Validation labels end before the first test origin: the version chosen on validation never saw a test week.
+VALIDATION_REACHES_AHEAD = """
+SELECT cutoff_date, user_id, label_last_ts FROM {batch}
+WHERE split = 'validation'
+  AND (cutoff_date >= (SELECT min(cutoff_date) FROM {batch} WHERE split = 'test')
+       OR label_last_ts >= (SELECT min(cutoff_ts) FROM {batch} WHERE split = 'test'))
+"""
 MISALIGNED = """
 SELECT cutoff_date, user_id FROM {batch}
 WHERE size(history_categories) <> history_length OR size(history_event_types) <> history_length
@@ -63,6 +70,8 @@ def build_suite(params: SuiteParams) -> gx.ExpectationSuite:
                                       description="history strictly before the cutoff, labels inside [cutoff, cutoff + H)"),
         gxe.UnexpectedRowsExpectation(unexpected_rows_query=TRAIN_REACHES_AHEAD, severity=CRITICAL,
                                       description="training labels end before the validation and test windows"),
+        gxe.UnexpectedRowsExpectation(unexpected_rows_query=VALIDATION_REACHES_AHEAD, severity=CRITICAL,
+                                      description="validation labels end before the first test origin"),
         gxe.UnexpectedRowsExpectation(unexpected_rows_query=MISALIGNED, severity=CRITICAL,
                                       description="history arrays aligned, one new-flag per label; the window's "
                                                   "counts cover the last L events"),

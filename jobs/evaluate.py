@@ -1,12 +1,19 @@
-"""``python -m jobs evaluate --date D``: a model version against baselines, the champion and the oracle.
+"""``python -m jobs evaluate --date D``: a model version against skeptical baselines and the champion.
 
-On the test cutoff of ``user_sequences`` as of D: Recall/NDCG/HR@1,5,10 over
-all users and over the migration subset (new categories only, seen ones not
-ranked), calibration of both heads, and on generated data the oracle ceiling.
-Writes ``metrics.json`` and ``report.html`` into the version's ``report/``
-folder, then (unless ``--no-promote``) moves the champion pointer if and only
-if the candidate's NDCG@10 beats the current champion's and every baseline's
-on this same test cutoff. Every decision goes to ``model_decisions``.
+On the rolling test origins of ``user_sequences`` as of D (``models.cutoffs``):
+Recall/NDCG/HR@1,5,10 over all users and over the migration subset (new
+categories only, seen ones not ranked), each method against the model with a
+paired bootstrap interval; the classification view and calibration of both
+heads; the inventory forecast and marketing segments against naive ones
+(``models.evaluation``); on generated data, two oracles named for what they
+know. The baselines are fitted on the training cutoffs and tuned on the
+validation cutoff (``models.baselines``, ``models.shallow``). Writes
+``metrics.json`` and ``report.html`` into the version's ``report/`` folder,
+then (unless ``--no-promote``) applies ``models.promotion``'s gate; every
+decision goes to ``model_decisions``.
+
+Which version: ``--version``, or the one a pipeline run trained
+(``--run-id``, as the DAG passes it), or the newest trained.
 """
 from __future__ import annotations
 
@@ -19,21 +26,25 @@ from pyspark.sql import functions as F
 from jobs.config import PipelineConfig
 from jobs.errors import PipelineError
 from jobs.runs import record_run
-from jobs.stage import open_stage_lake, require_date
+from jobs.stage import open_stage_lake
 from jobs.tables import EVENTS, USER_SEQUENCES
 from models import baselines, oracle
-from models.cutoffs import TEST, TRAIN
-from models.encoding import multi_hot, window_counts
-from models.metrics import calibration, ranking_metrics
+from models.cutoffs import TEST, TRAIN, VALIDATION
+from models.evaluation import (Origin, classification_views, inventory_forecast, marketing_segments, ranking)
 from models.predict import load_version
+from models.promotion import decide
 from models.registry import Registry
+from models.shallow import fit_shallow
 from models.vocabulary import OOV, PAD
 
-PROMOTION_METRIC = "ndcg@10"
+MAX_USERS = 50_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--version", help="model version to evaluate (default: the latest trained)")
+    parser.add_argument("--version", help="model version to evaluate (default: --run-id's, else the newest)")
+    parser.add_argument("--run-id", help="evaluate the version this pipeline run trained (the DAG's run id)")
+    parser.add_argument("--max-users", type=int, default=MAX_USERS,
+                        help=f"evaluate a stable sample of at most this many users per cutoff (default {MAX_USERS})")
     parser.add_argument("--promote", action=argparse.BooleanOptionalAction, default=True,
                         help="move the champion pointer when the candidate wins (default on)")
 
@@ -42,70 +53,40 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     from models.report import write_report  # matplotlib: only when a report is written, not for every CLI start
 
     registry = Registry(config.lake)
-    version = args.version or registry.latest()
-    if version is None:
-        raise PipelineError(f"no trained model under {registry.root}: run train first")
+    version = _version(args, registry)
     metadata = registry.metadata(version)
     as_of = args.date or dt.date.fromisoformat(metadata["as_of_date"])
     lake = open_stage_lake(config, "evaluate", USER_SEQUENCES, made_by="features")
     with record_run(lake, "evaluate", as_of) as run_metrics:
-        sequences = lake.read(USER_SEQUENCES, partitions={"as_of_date": [as_of.isoformat()]})
-        test = sequences.where(F.col("split") == TEST).orderBy("user_id").toArrow()
-        if test.num_rows == 0:
-            raise PipelineError(f"no test sequences in user_sequences for as_of_date {as_of}: run features first")
+        splits = _read_splits(lake, as_of, args.max_users)
         candidate = load_version(registry.version_dir(version))
-        vocab = candidate.vocabulary
-        categories = list(vocab.categories)
-        index = vocab.index()
-        cutoff = test["cutoff_date"][0].as_py()
-        horizon = int(test["horizon_days"][0].as_py())
-
-        relevant = np.minimum(multi_hot(test["label_categories"], index, vocab.size), 1)
-        # "Seen" is the whole history window, as in the labels' new flags.
-        seen = window_counts(test, "window_category_events", index, vocab.size)
-        not_ranked = np.zeros(vocab.size, bool)
-        not_ranked[[PAD, OOV]] = True
-        exclude_all = np.broadcast_to(not_ranked, relevant.shape)
-        exclude_seen = exclude_all | (seen > 0)
-        new_relevant = relevant * (seen == 0)
-        has_new = np.asarray(test["has_new_category"].to_numpy(zero_copy_only=False), dtype=float)
-
-        probabilities, new_probability = candidate.predict(test)
-        scores = {"model": probabilities}
+        encode = candidate.encode
+        train, validation = encode(splits[TRAIN]), encode(splits[VALIDATION])
+        train_cutoffs = np.asarray(splits[TRAIN]["cutoff_date"].to_pylist())
+        fit = baselines.fit_baselines(train, train_cutoffs == train_cutoffs.max())
+        fit, decays = baselines.choose_decay(validation, fit, validation["label_categories"],
+                                             _not_ranked(validation["seen"].shape))
+        shallow = fit_shallow(train, fit)
         champion = registry.champion()
-        if champion and champion != version:
-            scores["champion"] = _align(load_version(registry.version_dir(champion)), test, categories)
-        popularity, transitions = _fit_baselines(sequences, index, vocab.size)
-        last = np.array([index.get(h[-1], OOV) for h in test["history_categories"].to_pylist()])
-        users = test.num_rows
-        scores["popularity"] = baselines.popularity_scores(popularity, users)
-        scores["user_frequency"] = baselines.user_frequency_scores(seen, popularity)
-        scores["markov"] = baselines.markov_scores(last, transitions, popularity)
-        truth = config.lake / "ground_truth"
-        if oracle.available(truth):
-            truth_probabilities, known = oracle.engagement_probabilities(
-                truth, test["user_id"].to_pylist(), cutoff, horizon)
-            if known.all():
-                scores["oracle"] = _from_truth_order(truth_probabilities, categories, vocab.size)
-                scores["behaviour_oracle"] = _behaviour_oracle(lake, truth, test, cutoff, horizon, categories,
-                                                               vocab.size)
-
-        all_users = {name: ranking_metrics(s, relevant, exclude_all) for name, s in scores.items()}
-        migration_methods = {k: v for k, v in scores.items() if k != "user_frequency"}
-        migration = {(f"{name}_new" if name in ("popularity", "markov") else name):
-                     ranking_metrics(s, new_relevant, exclude_seen) for name, s in migration_methods.items()}
-        ranked = ~exclude_all[0]
+        champion_model = load_version(registry.version_dir(champion)) if champion and champion != version else None
+        origins = [_origin(lake, config, table, candidate, champion_model, fit, shallow)
+                   for table in _by_cutoff(splits[TEST])]
+        compared = None
+        if champion_model is not None:
+            labels_end = _labels_end(registry.metadata(champion))
+            compared = {"champion": [o.cutoff for o in origins if labels_end is None or o.cutoff >= labels_end]}
+        cutoffs = [o.cutoff for o in origins]
+        results = ranking(origins, compared)
         metrics = {
-            "version": version, "as_of_date": as_of.isoformat(), "test_cutoff": str(cutoff), "horizon_days": horizon,
-            "code_version": metadata.get("code_version"), "test_users": users,
-            "migrating_users": int(has_new.sum()),
-            "ranking": {"all": all_users, "migration": migration},
-            "calibration": {
-                "category": calibration(probabilities[:, ranked], relevant[:, ranked]),
-                "new_category": calibration(new_probability, has_new),
-            },
+            "version": version, "as_of_date": as_of.isoformat(), "test_cutoffs": [str(c) for c in cutoffs],
+            "horizon_days": int(splits[TEST]["horizon_days"][0].as_py()), "code_version": metadata.get("code_version"),
+            "test_users": {str(o.cutoff): len(o.users) for o in origins},
+            "migrating_users": {str(o.cutoff): int(o.has_new.sum()) for o in origins},
+            "baselines": {"decay_days": fit.decay_days, "validation_ndcg@10_by_decay": {str(k): v for k, v in decays.items()}},
+            "ranking": results, **classification_views(origins),
+            "inventory": inventory_forecast(origins), "marketing": marketing_segments(origins),
         }
-        decision = _decide(registry, version, champion, all_users, cutoff) if args.promote else None
+        decision = decide(version, champion, results, cutoffs) if args.promote else None
         metrics["promotion"] = decision
         page = write_report(registry.version_dir(version) / "report", metrics)
         metadata.update(status="evaluated", metrics=_summary(metrics))
@@ -114,29 +95,116 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
             registry.record_decision(decision)
             if decision["promoted"]:
                 registry.set_champion(version, decision)
-        run_metrics.rows_in = users
+        run_metrics.rows_in = sum(len(o.users) for o in origins)
         run_metrics.details = {"version": version, **_summary(metrics)}
     _print(metrics, page)
     return metrics
 
 
-def _behaviour_oracle(lake, truth, test, cutoff: dt.date, horizon: int, categories: list[str], size: int):
-    """The oracle from ``oracle.filtered_focus``: the best a model that sees only behaviour could do."""
-    ids = test["user_id"].to_pylist()
+def _version(args, registry: Registry) -> str:
+    if args.version:
+        return args.version
+    if args.run_id:
+        try:
+            return registry.trained_in_run(args.run_id)
+        except FileNotFoundError as error:
+            raise PipelineError(str(error)) from error
+    version = registry.latest()
+    if version is None:
+        raise PipelineError(f"no trained model under {registry.root}: run train first")
+    return version
+
+
+def _read_splits(lake, as_of: dt.date, max_users: int) -> dict:
+    """Train, validation and test rows as Arrow, for a stable hash sample of users when there are many."""
+    sequences = lake.read(USER_SEQUENCES, partitions={"as_of_date": [as_of.isoformat()]})
+    counts = {r["split"]: (r["rows"], r["cutoffs"]) for r in sequences.groupBy("split").agg(
+        F.count(F.lit(1)).alias("rows"), F.count_distinct("cutoff_date").alias("cutoffs")).collect()}
+    if not counts.get(TEST, (0, 0))[0] or not counts.get(TRAIN, (0, 0))[0] or not counts.get(VALIDATION, (0, 0))[0]:
+        raise PipelineError(f"user_sequences for as_of_date {as_of} lacks train, validation or test rows: "
+                            f"run features --date {as_of} --mode train first")
+    per_cutoff = max(rows / cutoffs for rows, cutoffs in counts.values())
+    fraction = min(1.0, max_users / per_cutoff)
+    if fraction < 1:
+        sequences = sequences.where(F.pmod(F.xxhash64("user_id"), F.lit(1_000_000)) < F.lit(int(fraction * 1_000_000)))
+    return {split: sequences.where(F.col("split") == split).orderBy("cutoff_date", "user_id").toArrow()
+            for split in (TRAIN, VALIDATION, TEST)}
+
+
+def _by_cutoff(table) -> list:
+    cutoffs = sorted(set(table["cutoff_date"].to_pylist()))
+    import pyarrow.compute as pc
+
+    return [table.filter(pc.equal(table["cutoff_date"], c)) for c in cutoffs]
+
+
+def _origin(lake, config, table, candidate, champion_model, fit, shallow) -> Origin:
+    """Every method's scores for one test cutoff's users."""
+    encoded = candidate.encode(table)
+    categories = list(candidate.vocabulary.categories)
+    size = candidate.vocabulary.size
+    probabilities, new_probability = candidate.predict_encoded(encoded)
+    cutoff = table["cutoff_date"][0].as_py()
+    horizon = int(table["horizon_days"][0].as_py())
+    scores = {"model": probabilities.astype(np.float64),
+              "popularity": baselines.popularity_scores(fit, table.num_rows),
+              "user_frequency": baselines.user_frequency_scores(encoded, fit),
+              "recency_frequency": baselines.recency_scores(encoded, fit),
+              "markov": baselines.markov_scores(encoded, fit),
+              "focus_transition": baselines.focus_transition_scores(encoded, fit),
+              "shallow": shallow.scores(encoded)}
+    if champion_model is not None:
+        scores["champion"] = _align(champion_model, table, categories)
+    scores.update(_oracles(lake, config, table, cutoff, horizon, categories, size))
+    users = np.asarray(table["user_id"].to_pylist())
+    return Origin(cutoff, users, encoded["label_categories"], encoded["window_events"] > 0,
+                  encoded["window_events"].sum(axis=1), _last_horizon_users(lake, users, cutoff, horizon, candidate),
+                  scores, new_probability)
+
+
+def _last_horizon_users(lake, users: np.ndarray, cutoff: dt.date, horizon: int, candidate) -> np.ndarray:
+    """(size,) how many of these users engaged with each category in the horizon before the cutoff: the naive forecast."""
+    start = dt.datetime.combine(cutoff - dt.timedelta(days=horizon), dt.time(), dt.timezone.utc)
+    end = dt.datetime.combine(cutoff, dt.time(), dt.timezone.utc)
+    dates = [(cutoff - dt.timedelta(days=d)).isoformat() for d in range(horizon + 2)]
+    wanted = lake.spark.createDataFrame([(u,) for u in users.tolist()], "user_id string")
+    rows = (lake.read(EVENTS, partitions={"event_date": dates})
+            .where((F.col("event_ts") >= F.lit(start)) & (F.col("event_ts") < F.lit(end)))
+            .join(F.broadcast(wanted), "user_id").groupBy("category")
+            .agg(F.count_distinct("user_id").alias("users")).collect())
+    index = candidate.vocabulary.index()
+    out = np.zeros(candidate.vocabulary.size)
+    for row in rows:
+        out[index.get(row["category"], OOV)] += row["users"]
+    return out
+
+
+def _oracles(lake, config, table, cutoff: dt.date, horizon: int, categories: list[str], size: int) -> dict:
+    """On generated data only: ``oracle_latent_focus`` knows each user's true focus the day before the cutoff
+    and their parameters; ``oracle_user_parameters`` knows the parameters (stable interests, activity and move
+    rates) and infers the focus from behaviour. Neither is a behaviour-only ceiling: both know more."""
+    truth = config.lake / "ground_truth"
+    if not oracle.available(truth):
+        return {}
+    ids = table["user_id"].to_pylist()
+    probabilities, known = oracle.engagement_probabilities(truth, ids, cutoff, horizon)
+    if not known.all():
+        return {}
     cutoff_ts = dt.datetime.combine(cutoff, dt.time(), dt.timezone.utc)
     events = (lake.read(EVENTS).where((F.col("event_date") <= F.lit(cutoff)) & (F.col("event_ts") < F.lit(cutoff_ts)))
               .join(F.broadcast(lake.spark.createDataFrame([(u,) for u in ids], "user_id string")), "user_id")
               .select("user_id", "session_id", "event_ts", "category", "event_type").toArrow())
     belief = oracle.filtered_focus(truth, ids, events, cutoff)
-    probabilities, _ = oracle.engagement_probabilities(truth, ids, cutoff, horizon, focus_belief=belief)
-    return _from_truth_order(probabilities, categories, size)
+    filtered, _ = oracle.engagement_probabilities(truth, ids, cutoff, horizon, focus_belief=belief)
+    return {"oracle_latent_focus": _from_truth_order(probabilities, categories, size),
+            "oracle_user_parameters": _from_truth_order(filtered, categories, size)}
 
 
-def _align(model, test, categories: list[str]) -> np.ndarray:
+def _align(model, table, categories: list[str]) -> np.ndarray:
     """Another version's probabilities in this vocabulary's column order (absent categories score 0)."""
-    probabilities, _ = model.predict(test)
+    probabilities, _ = model.predict(table)
     theirs = model.vocabulary.index()
-    out = np.zeros((test.num_rows, len(categories) + 2))
+    out = np.zeros((table.num_rows, len(categories) + 2))
     for column, category in enumerate(categories, start=2):
         if category in theirs:
             out[:, column] = probabilities[:, theirs[category]]
@@ -153,69 +221,45 @@ def _from_truth_order(values: np.ndarray, categories: list[str], size: int) -> n
     return out
 
 
-def _fit_baselines(sequences, index: dict[str, int], size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Popularity (latest train cutoff's labels) and Markov transitions (train histories), aggregated in Spark."""
-    train = sequences.where(F.col("split") == TRAIN)
-    latest = train.agg(F.max("cutoff_date")).first()[0]
-    recent = train.where(F.col("cutoff_date") == latest)
-    users = recent.count()
-    counts = recent.select(F.explode("label_categories").alias("c")).groupBy("c").count().collect()
-    popularity = np.zeros(size)
-    for row in counts:
-        popularity[index.get(row["c"], OOV)] += row["count"] / max(users, 1)
-    popularity[[PAD, OOV]] = 0
-    pairs = train.select(F.explode(F.arrays_zip(
-        F.slice("history_categories", 1, F.size("history_categories") - 1).alias("a"),
-        F.slice("history_categories", 2, F.size("history_categories")).alias("b"))).alias("p")
-    ).groupBy(F.col("p.a").alias("a"), F.col("p.b").alias("b")).count().collect()
-    pair_counts: dict[tuple[int, int], int] = {}
-    for row in pairs:
-        key = (index.get(row["a"], OOV), index.get(row["b"], OOV))
-        pair_counts[key] = pair_counts.get(key, 0) + int(row["count"])
-    transitions = baselines.transition_matrix(pair_counts, size)
-    transitions[:, [PAD, OOV]] = 0
-    return popularity, transitions
+def _not_ranked(shape: tuple[int, int]) -> np.ndarray:
+    out = np.zeros(shape, bool)
+    out[:, [PAD, OOV]] = True
+    return out
 
 
-def _decide(registry: Registry, version: str, champion: str | None, results: dict, cutoff) -> dict:
-    """Promote only if the candidate beats the champion and every baseline on NDCG@10."""
-    value = results["model"][PROMOTION_METRIC]
-    baseline_values = {k: v[PROMOTION_METRIC] for k, v in results.items() if k in ("popularity", "user_frequency", "markov")}
-    best_name = max(baseline_values, key=baseline_values.get)
-    champion_value = results["champion"][PROMOTION_METRIC] if "champion" in results else None
-    beats_baselines = value > baseline_values[best_name]
-    beats_champion = champion_value is None or value > champion_value
-    promoted = beats_baselines and beats_champion
-    if champion == version:
-        promoted, reason = False, f"{version} is already the champion"
-    elif promoted:
-        reason = (f"promoted {version}: NDCG@10 {value:.4f} beats the best baseline ({best_name} "
-                  f"{baseline_values[best_name]:.4f})" + (f" and champion {champion} ({champion_value:.4f})"
-                                                           if champion_value is not None else "; no champion before"))
-    else:
-        losses = [] if beats_baselines else [f"best baseline {best_name} {baseline_values[best_name]:.4f}"]
-        losses += [] if beats_champion else [f"champion {champion} {champion_value:.4f}"]
-        reason = f"kept {champion or 'no champion'}: {version}'s NDCG@10 {value:.4f} does not beat " + " and ".join(losses)
-    return {"decided_at": dt.datetime.now(dt.timezone.utc), "candidate": version, "previous_champion": champion,
-            "promoted": promoted, "metric": PROMOTION_METRIC, "candidate_value": value,
-            "champion_value": champion_value, "best_baseline": best_name,
-            "best_baseline_value": baseline_values[best_name], "test_cutoff": cutoff, "reason": reason}
+def _labels_end(metadata: dict) -> dt.date | None:
+    """The first date after every label window the version trained on (older versions: from their window)."""
+    window = metadata.get("training_window", {})
+    if window.get("labels_end"):
+        return dt.date.fromisoformat(window["labels_end"])
+    if window.get("train_cutoffs") and window.get("horizon_days"):
+        return dt.date.fromisoformat(window["train_cutoffs"][1]) + dt.timedelta(days=int(window["horizon_days"]))
+    return None
 
 
 def _summary(metrics: dict) -> dict:
-    pick = lambda subset, k: {m: round(v[k], 4) for m, v in metrics["ranking"][subset].items()}  # noqa: E731
-    return {"ndcg@10": pick("all", "ndcg@10"), "migration_recall@10": pick("migration", "recall@10"),
-            "category_ece": round(metrics["calibration"]["category"]["ece"], 4),
+    ranking_ = metrics["ranking"]
+    pick = lambda subset: {m: round(v[ranking_[subset]["metric"]], 4)  # noqa: E731
+                           for m, v in ranking_[subset]["pooled"].items()}
+    return {"ndcg@10": pick("all"), "migration_recall@10": pick("migration"),
+            "category_ece": round(metrics["calibration"]["category"]["ece_acted_on"], 4),
             "new_category_ece": round(metrics["calibration"]["new_category"]["ece"], 4)}
 
 
 def _print(metrics: dict, page) -> None:
     summary = _summary(metrics)
-    print(f"evaluate {metrics['version']} on test cutoff {metrics['test_cutoff']} "
-          f"({metrics['test_users']:,} users, {metrics['migrating_users']:,} migrating):")
-    print("  NDCG@10           " + "  ".join(f"{m} {v:.4f}" for m, v in summary["ndcg@10"].items()))
-    print("  migration Rec@10  " + "  ".join(f"{m} {v:.4f}" for m, v in summary["migration_recall@10"].items()))
-    print(f"  calibration ECE   category {summary['category_ece']:.4f}  new category {summary['new_category_ece']:.4f}")
+    ranking_ = metrics["ranking"]
+    print(f"evaluate {metrics['version']} on test origins {', '.join(metrics['test_cutoffs'])} "
+          f"({sum(metrics['test_users'].values()):,} user-origins, "
+          f"{sum(metrics['migrating_users'].values()):,} moving into a new category):")
+    for label, subset, key in (("NDCG@10          ", "all", "ndcg@10"),
+                               ("migration Rec@10 ", "migration", "migration_recall@10")):
+        print(f"  {label} " + "  ".join(f"{m} {v:.4f}" for m, v in summary[key].items()))
+        print(f"  model minus ({label.strip()}) " + "  ".join(
+            f"{m} {i['difference']:+.4f} [{i['low']:+.4f}, {i['high']:+.4f}]"
+            for m, i in ranking_[subset]["intervals"].items()))
+    print(f"  calibration ECE   category (acted-on cells) {summary['category_ece']:.4f}  "
+          f"new category {summary['new_category_ece']:.4f}")
     if metrics.get("promotion"):
         print(f"  {metrics['promotion']['reason']}")
     print(f"  report: {page}")

@@ -32,11 +32,9 @@ from jobs.stage import add_validation_argument, open_stage_lake, require_date
 from jobs.lake import gated_write
 from jobs.tables import EVENTS, USER_SEQUENCES
 from models.cutoffs import SCORE, plan_cutoffs
+from models.encoding import AGE_EDGES_S, GAP_EDGES_S
 
-# Bucket edges in seconds; bucket 0 means "no previous event" for gaps.
-GAP_EDGES_S = (60, 300, 1800, 3 * 3600, 86400, 3 * 86400, 7 * 86400)
-AGE_EDGES_S = (3600, 6 * 3600, 86400, 2 * 86400, 3 * 86400, 5 * 86400, 7 * 86400, 14 * 86400)
-N_GAP_BUCKETS, N_AGE_BUCKETS = len(GAP_EDGES_S) + 2, len(AGE_EDGES_S) + 1
+DEFAULT_HISTORY_DAYS = 28
 
 
 def _bucket(seconds, edges) -> "F.Column":
@@ -141,16 +139,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "score: the cutoff after --date, without labels (default train)")
     parser.add_argument("--length", type=int, default=50, help="events per history sequence, L (default 50)")
     parser.add_argument("--horizon-days", type=int, default=7, help="label window, H (default 7)")
-    parser.add_argument("--history-days", type=int, default=28,
-                        help="how far back a history may reach; users with no event in it are inactive (default 28)")
+    parser.add_argument("--history-days", type=int, default=None,
+                        help="how far back a history may reach; users with no event in it are inactive (train: "
+                             f"default {DEFAULT_HISTORY_DAYS}, shortened on a young lake so that every cutoff has "
+                             "all of it; score: default the champion's)")
     parser.add_argument("--train-cutoffs", type=int, default=8, help="rolling train cutoffs, one a day (default 8)")
+    parser.add_argument("--test-origins", type=int, default=3,
+                        help="rolling test cutoffs, one a day, each judged on its own (default 3)")
     add_sample_argument(parser)
     add_validation_argument(parser)
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     as_of = require_date(args.date, "features", "the last complete event date")
-    if args.length < 1 or args.history_days < 1:
+    if args.length < 1 or (args.history_days is not None and args.history_days < 1):
         raise PipelineError("--length and --history-days must be at least 1")
     config = config.with_overrides(validate_writes=args.validate)
     lake = open_stage_lake(config, "features", EVENTS, made_by="dedupe and sessionize",
@@ -159,17 +161,22 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     if args.mode == SCORE:
         cutoffs = [(SCORE, as_of + dt.timedelta(days=1))]
         horizon = None
+        history_days = args.history_days or _champion_history_days(config.lake)
     else:
-        plan = plan_cutoffs(as_of, args.horizon_days, args.train_cutoffs, first_event_date=first_date)
-        cutoffs, horizon = plan.labelled(), args.horizon_days
-    earliest = min(c for _, c in cutoffs) - dt.timedelta(days=args.history_days + 1)
+        try:
+            plan = plan_cutoffs(as_of, args.horizon_days, args.train_cutoffs, first_event_date=first_date,
+                                test_origins=args.test_origins, history_days=args.history_days or DEFAULT_HISTORY_DAYS)
+        except ValueError as error:
+            raise PipelineError(str(error)) from error
+        cutoffs, horizon, history_days = plan.labelled(), args.horizon_days, plan.history_days
+    earliest = min(c for _, c in cutoffs) - dt.timedelta(days=history_days + 1)
     latest = max(c for _, c in cutoffs) + dt.timedelta(days=horizon or 0)
     dates = [(earliest + dt.timedelta(days=d)).isoformat() for d in range((latest - earliest).days + 1)]
     with record_run(lake, "features", as_of) as metrics:
         events = sample_users(lake.read(EVENTS, partitions={"event_date": dates}).select(
             "user_id", "event_id", "category", "event_type", "event_ts", "session_id"),
             args.user_sample_fraction).persist()
-        frames = [build_sequences(events, cutoff, args.length, args.history_days, horizon)
+        frames = [build_sequences(events, cutoff, args.length, history_days, horizon)
                   .withColumn("split", F.lit(split)) for split, cutoff in cutoffs]
         sequences = frames[0]
         for frame in frames[1:]:
@@ -194,6 +201,17 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         print(f"features {as_of} {split} cutoff {cutoff}: {rows:,} user sequences"
               + ("" if horizon is None else f", {migrating or 0:,} moving into a new category"))
     return {"rows": metrics.rows_out, "cutoffs": {(s, c.isoformat()): counts.get(c, (0, 0))[0] for s, c in cutoffs}}
+
+
+def _champion_history_days(lake_root) -> int:
+    """The history length the champion was trained with (score sequences must match it), else the default."""
+    from models.registry import Registry
+
+    registry = Registry(lake_root)
+    champion = registry.champion()
+    if champion is None:
+        return DEFAULT_HISTORY_DAYS
+    return int(registry.metadata(champion)["training_window"].get("history_days", DEFAULT_HISTORY_DAYS))
 
 
 def _first_event_date(lake) -> dt.date | None:

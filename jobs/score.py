@@ -54,7 +54,8 @@ from pyspark.sql.types import (ArrayType, DateType, DoubleType, IntegerType, Lon
 from jobs.config import PipelineConfig
 from jobs.errors import PipelineError
 from jobs import candidates
-from jobs.features import add_sample_argument, build_sequences, sample_users
+# Models trained before metadata recorded the window were trained on features' default, DEFAULT_HISTORY_DAYS.
+from jobs.features import DEFAULT_HISTORY_DAYS, add_sample_argument, build_sequences, sample_users
 from jobs.lake import gated_write
 from jobs.quality.gate import check_partition
 from jobs.runs import record_run
@@ -95,8 +96,6 @@ TASK_SCHEMA = StructType([StructField("partition", IntegerType()), StructField("
 ROW_GROUP_ROWS = 65_536
 # Under the lake root, so cluster workers write where the driver reads; removed when score ends.
 SCRATCH_DIR = "_scratch"
-# Models trained before metadata recorded the window were trained on features' default.
-DEFAULT_HISTORY_DAYS = 28
 # Python workers keep the champion between partitions: loaded once per worker and version.
 _LOADED: dict[str, object] = {}
 

@@ -12,6 +12,7 @@ its SavedModel, vocabulary, configuration, training window and code version;
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import shutil
@@ -45,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default 100)")
     parser.add_argument("--max-restarts", type=int, default=2, help="restarts of the worker group after a failure")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--run-id", help="the pipeline run (Airflow run id) training this version: its evaluate "
+                                         "task finds the version by it")
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
@@ -107,9 +110,13 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
                          "sequences_per_second": round(trained / final["seconds"], 1) if final["seconds"] else None},
             # score rebuilds sequences exactly so: the window counts depend on history_days.
             "training_window": {"train_cutoffs": [str(window["first"]), str(window["last"])],
-                                "history_days": int(shape["history_days"]), "horizon_days": int(shape["horizon_days"])},
+                                "history_days": int(shape["history_days"]), "horizon_days": int(shape["horizon_days"]),
+                                # Test cutoffs before this date saw labels this version trained on.
+                                "labels_end": str(window["last"] + dt.timedelta(days=int(shape["horizon_days"])))},
         }
         registry.write_metadata(version, metadata)
+        if args.run_id:
+            registry.record_training_run(args.run_id, version)
         shutil.rmtree(run_dir / "shards", ignore_errors=True)
         metrics.rows_in = int(window["rows"])
         metrics.details = {"version": version, "restarts": restarts, "seconds": round(seconds, 1),

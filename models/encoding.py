@@ -13,8 +13,12 @@ import pyarrow.compute as pc
 
 from models.vocabulary import OOV, Vocabulary, event_type_index
 
+# Bucket edges in seconds (jobs/features.py buckets each step with them); gap bucket 0 means "no previous
+# event", age bucket b holds ages in [AGE_EDGES_S[b - 1], AGE_EDGES_S[b]).
+GAP_EDGES_S = (60, 300, 1800, 3 * 3600, 86400, 3 * 86400, 7 * 86400)
+AGE_EDGES_S = (3600, 6 * 3600, 86400, 2 * 86400, 3 * 86400, 5 * 86400, 7 * 86400, 14 * 86400)
 FEATURES = ("categories", "event_types", "gap_buckets", "age_buckets", "session_starts")
-# Category counts over recent history: age buckets (jobs.features.AGE_EDGES_S) up to
+# Category counts over recent history: age buckets (AGE_EDGES_S) up to
 # 2 are the last day before the cutoff, up to 4 the last three days.
 RECENT_WINDOWS = {"recent_1d": 2, "recent_3d": 4}
 # Per-category events and sessions over the whole history window (features'

@@ -31,6 +31,12 @@ DECISIONS_SCHEMA = pa.schema([
     ("promoted", pa.bool_()), ("metric", pa.string()), ("candidate_value", pa.float64()),
     ("champion_value", pa.float64()), ("best_baseline", pa.string()), ("best_baseline_value", pa.float64()),
     ("test_cutoff", pa.date32()), ("reason", pa.string()),
+    # The rolling test origins, and the paired 95% intervals of the candidate minus the strongest baseline and
+    # the champion (NDCG@10), and minus the strongest migration baseline (migration Recall@10): models/promotion.py.
+    ("test_origins", pa.string()), ("baseline_difference", pa.float64()), ("baseline_low", pa.float64()),
+    ("baseline_high", pa.float64()), ("champion_difference", pa.float64()), ("champion_low", pa.float64()),
+    ("champion_high", pa.float64()), ("migration_baseline", pa.string()), ("migration_difference", pa.float64()),
+    ("migration_low", pa.float64()), ("migration_high", pa.float64()),
 ])
 
 
@@ -72,8 +78,22 @@ class Registry:
         _atomic_write(self.version_dir(version) / "metadata.json", json.dumps(metadata, indent=1, default=str))
 
     def latest(self) -> str | None:
+        """The newest trained version: by as-of date, then by run number (``.10`` after ``.9``)."""
         versions = self.versions()
-        return versions[-1] if versions else None
+        return max(versions, key=_version_order) if versions else None
+
+    def record_training_run(self, run_id: str, version: str) -> None:
+        """Remember which version a pipeline run (an Airflow run id) trained, for its evaluate task."""
+        _atomic_write(self._run_path(run_id), json.dumps({"run_id": run_id, "version": version}))
+
+    def trained_in_run(self, run_id: str) -> str:
+        path = self._run_path(run_id)
+        if not path.is_file():
+            raise FileNotFoundError(f"run {run_id!r} trained no model version (no {path})")
+        return json.loads(path.read_text())["version"]
+
+    def _run_path(self, run_id: str) -> Path:
+        return self.root / "runs" / f"{hashlib.sha256(run_id.encode()).hexdigest()[:24]}.json"
 
     def champion(self) -> str | None:
         path = self.root / "champion.json"
@@ -89,6 +109,11 @@ class Registry:
         row = {name: [decision.get(name)] for name in DECISIONS_SCHEMA.names}
         write_deltalake(str(self.lake / MODEL_DECISIONS), pa.table(row, schema=DECISIONS_SCHEMA), mode="append",
                         schema_mode="merge")
+
+
+def _version_order(version: str) -> tuple[str, int]:
+    day, _, number = version.rpartition(".")
+    return (day, int(number)) if number.isdigit() else (version, -1)
 
 
 def code_version() -> str:

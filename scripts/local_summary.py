@@ -19,13 +19,17 @@ def main(lake: str) -> int:
         return 0
     report = registry.version_dir(champion) / "report" / "metrics.json"
     metrics = json.loads(report.read_text())
-    print(f"champion {champion}: test cutoff {metrics['test_cutoff']}, horizon {metrics['horizon_days']} days, "
-          f"{metrics['test_users']:,} test users, {metrics['migrating_users']:,} moving into a new category")
-    for group, metric in (("all", "ndcg@10"), ("all", "recall@10"), ("migration", "recall@10")):
-        scores = {name: values.get(metric) for name, values in metrics["ranking"][group].items()
-                  if isinstance(values, dict) and values.get(metric) is not None}
-        line = "  ".join(f"{name} {value:.3f}" for name, value in sorted(scores.items(), key=lambda kv: -kv[1]))
-        print(f"  {group:9} {metric:9}  {line}")
+    print(f"champion {champion}: test origins {', '.join(metrics['test_cutoffs'])}, horizon "
+          f"{metrics['horizon_days']} days, {sum(metrics['test_users'].values()):,} user-origins, "
+          f"{sum(metrics['migrating_users'].values()):,} moving into a new category")
+    for group, label in (("all", "NDCG@10"), ("migration", "migration Recall@10")):
+        ranking = metrics["ranking"][group]
+        pooled = {name: values[ranking["metric"]] for name, values in ranking["pooled"].items()}
+        line = "  ".join(f"{name} {value:.3f}" for name, value in sorted(pooled.items(), key=lambda kv: -kv[1]))
+        print(f"  {label:20} {line}")
+        intervals = ranking["intervals"]
+        print(f"  {'model minus':20} " + "  ".join(
+            f"{name} {i['difference']:+.3f} [{i['low']:+.3f}, {i['high']:+.3f}]" for name, i in intervals.items()))
     print(f"  report: {report.parent / 'report.html'}")
     return 0
 

@@ -56,8 +56,9 @@ def run_jobs_isolated(*args: str) -> tuple[int, str, str]:
     return result.returncode, result.stdout, result.stderr
 
 
-# The tiny generated lake the model and scoring tests share: 300 users over 6 days, H = 1.
-MODEL_START, MODEL_DAYS = dt.date(2024, 10, 1), 6
+# The tiny generated lake the model and scoring tests share: 300 users over 8 days, H = 1: three test origins,
+# a validation and two train cutoffs with two days of history each (models/cutoffs.py).
+MODEL_START, MODEL_DAYS = dt.date(2024, 10, 1), 8
 MODEL_AS_OF = MODEL_START + dt.timedelta(days=MODEL_DAYS - 1)
 TINY_TRAINING = ["--epochs", "2", "--batch-size", "64", "--d-model", "16", "--blocks", "1", "--checkpoint-every", "2"]
 

@@ -4,9 +4,9 @@ The cluster is started from the project's own pyspark (``bin/spark-class``,
 as ``docs``/the README's cluster command does) and every stage is submitted
 to it with ``spark-submit --master spark://...``, the Delta jars passed as the
 DAG passes them. On the data of the suite's local-mode lake (``model_lake``:
-300 generated users, six days: the fewest with which training at a one-day
-horizon has a train, a validation and a test cutoff after a day of history,
-and free, since the suite builds that lake anyway), ingest, dedupe,
+300 generated users, eight days: few enough to be quick, enough for training
+at a one-day horizon to have train cutoffs, a validation cutoff and three
+test origins, and free, since the suite builds that lake anyway), ingest, dedupe,
 sessionize and features must give the same tables as the local run; training runs with ``--launcher
 spark``, one TensorFlow worker per barrier task, and the two tasks must run on
 two different executors (one per Spark worker, since each has one core);

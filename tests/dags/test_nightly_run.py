@@ -1,6 +1,6 @@
 """The nightly DAG really run by Airflow (``airflow dags test``: SQLite, local Spark via spark-submit).
 
-On a copy of the scored test lake (six generated days, a trained champion,
+On a copy of the scored test lake (eight generated days, a trained champion,
 predictions published by the standalone ``score`` for 2024-10-05 and -06):
 
 - a two-date backfill: ``airflow backfill create`` plans the runs of logical

@@ -52,13 +52,26 @@ def test_evaluate_writes_the_report_and_records_the_promotion_decision(spark, la
     assert code == 0, err
     report = Registry(lake_root).version_dir(trained) / "report"
     metrics = json.loads((report / "metrics.json").read_text())
-    for method in ("model", "popularity", "user_frequency", "markov", "oracle", "behaviour_oracle"):
-        assert set(metrics["ranking"]["all"][method]) >= {"recall@1", "ndcg@5", "hr@10"}
-    assert {"popularity_new", "markov_new", "oracle"} <= set(metrics["ranking"]["migration"])
-    assert 0 <= metrics["calibration"]["category"]["ece"] <= 1
+    overall, migration = metrics["ranking"]["all"], metrics["ranking"]["migration"]
+    assert len(metrics["test_cutoffs"]) == 3 and set(overall["per_origin"]) == set(metrics["test_cutoffs"])
+    for method in ("model", "popularity", "user_frequency", "recency_frequency", "markov", "shallow",
+                   "oracle_latent_focus", "oracle_user_parameters"):
+        assert set(overall["pooled"][method]) >= {"recall@1", "ndcg@5", "hr@10"}
+        if method != "model":
+            interval = overall["intervals"][method]
+            assert interval["low"] <= interval["difference"] <= interval["high"]
+    assert {"popularity", "markov", "focus_transition", "shallow"} <= set(migration["pooled"])
+    assert "user_frequency" not in migration["pooled"]
+    assert 0 <= metrics["calibration"]["category"]["ece_acted_on"] <= 1
+    assert 0 <= metrics["category"]["auc"] <= 1 and 0 <= metrics["new_category"]["f1"] <= 1
+    for origin in metrics["test_cutoffs"]:
+        assert set(metrics["inventory"][origin]) == {"model", "last_horizon"}
+        assert 0 <= metrics["marketing"][origin]["model_share"] <= 1
     assert "<svg" in (report / "report.html").read_text()
-    decisions = spark.read.parquet(str(lake_root / "model_decisions")).collect()
+    decisions = spark.read.format("delta").load(str(lake_root / "model_decisions")).orderBy("decided_at").collect()
     assert decisions[-1]["candidate"] == trained and decisions[-1]["reason"]
+    assert decisions[-1]["test_origins"] == ",".join(metrics["test_cutoffs"])
+    assert decisions[-1]["baseline_low"] <= decisions[-1]["baseline_difference"] <= decisions[-1]["baseline_high"]
     registry = Registry(lake_root)
     assert (registry.champion() == trained) == decisions[-1]["promoted"]
 
