@@ -2,11 +2,14 @@
 
     python bench/bench_train.py --sequences 200000 --workers 2
 
-Writes one Parquet shard per worker (random histories of full length L),
-starts the workers exactly as ``jobs train``
-does (``models.launch.launch_local``), and reports the chief's measured
-throughput inside ``fit`` (sequences trained / seconds) next to the wall time
-including TensorFlow start-up, and peak memory of all workers.
+Writes one training and one validation Parquet shard per worker (random
+histories of full length L; validation is 5% of the rows), starts the workers
+exactly as ``jobs train`` does (``models.launch.launch_local``): the selection
+phase runs every ``--epochs`` epoch (patience = epochs) scoring validation
+after each, then the refit. Reports the steady training rate of the
+selection phase's epochs (after the first; validation scoring excluded), the
+refit's rate inside ``fit``, the wall time including TensorFlow start-up, and
+peak memory of all workers.
 """
 from __future__ import annotations
 
@@ -65,14 +68,19 @@ def main() -> None:
     try:
         per_worker = options.sequences // options.workers
         (run_dir / "shards").mkdir()
+        per_worker_validation = max(options.batch_size, per_worker // 20)
         for i in range(options.workers):
-            pq.write_table(random_shard(per_worker, options.length, i), run_dir / "shards" / f"shard-{i:03d}.parquet")
+            pq.write_table(random_shard(per_worker, options.length, i), run_dir / "shards" / f"train-{i:03d}.parquet")
+            pq.write_table(random_shard(per_worker_validation, options.length, 100 + i),
+                           run_dir / "shards" / f"validation-{i:03d}.parquet")
         vocabulary = Vocabulary(tuple(CATEGORIES))
         threads = max(1, (os.cpu_count() or 1) // options.workers)
         spec = {"model": {"vocabulary_size": vocabulary.size, "sequence_length": options.length, "d_model": options.d_model,
                           "heads": options.heads, "blocks": options.blocks, "feed_forward": 2 * options.d_model},
-                "epochs": options.epochs, "batch_size": options.batch_size, "learning_rate": 2e-3, "seed": 7,
-                "checkpoint_every_steps": 100, "rows_per_shard": [per_worker] * options.workers,
+                "epochs": options.epochs, "patience": options.epochs, "batch_size": options.batch_size,
+                "learning_rate": 2e-3, "seed": 7, "checkpoint_every_steps": 100,
+                "rows_per_shard": [per_worker] * options.workers,
+                "validation_rows_per_shard": [per_worker_validation] * options.workers,
                 "threads_per_worker": threads, "vocabulary": list(vocabulary.categories)}
         (run_dir / "run.json").write_text(json.dumps(spec))
         started = time.perf_counter()
@@ -80,16 +88,20 @@ def main() -> None:
             launch_local(run_dir, options.workers, max_restarts=0, threads=threads)
         wall = time.perf_counter() - started
         attempt = json.loads((run_dir / "attempts.jsonl").read_text().splitlines()[-1])
-        trained = attempt["epochs_run"] * attempt["steps_per_epoch"] * attempt["global_batch"]
+        selection, refit = attempt["selection"], attempt["refit"]
+        batch = attempt["global_batch"]
+        refit_trained = refit["epochs_run"] * refit["steps_per_epoch"] * batch
+        trained = selection["epochs_run"] * selection["steps_per_epoch"] * batch + refit_trained
+        steady = selection["epoch_seconds"][1:]
         print(json.dumps({
             "sequences": options.sequences, "workers": options.workers, "global_batch": options.batch_size,
-            "epochs": options.epochs, "sequences_trained": trained, "fit_seconds": attempt["seconds"],
-            "sequences_per_second_in_fit": round(trained / attempt["seconds"]),
-            "epoch_seconds": attempt["epoch_seconds"],
+            "epochs": options.epochs, "sequences_trained": trained,
             # After the first epoch (graph tracing, collective set-up): the rate a long run trains at.
-            "sequences_per_second_steady": (round(attempt["steps_per_epoch"] * attempt["global_batch"] * (
-                len(attempt["epoch_seconds"]) - 1) / sum(attempt["epoch_seconds"][1:]))
-                if len(attempt["epoch_seconds"]) > 1 else None),
+            "sequences_per_second_steady": round(selection["steps_per_epoch"] * batch * len(steady) / sum(steady))
+            if steady else None,
+            "selection_epoch_seconds": selection["epoch_seconds"],
+            "selection_fit_seconds_with_validation": selection["seconds"],
+            "refit_epochs": refit["epochs_run"], "refit_sequences_per_second_in_fit": round(refit_trained / refit["seconds"]),
             "wall_seconds_with_startup": round(wall, 1), "sequences_per_second_wall": round(trained / wall),
             "peak_rss_gb": round(memory.peak / 2**30, 2), "cpus": os.cpu_count(),
         }, indent=1))

@@ -1,11 +1,14 @@
 """``python -m jobs train --date D``: a new model version from ``user_sequences`` as of D.
 
-Spark reads the training split, fits the category vocabulary (a small
-aggregate) and writes one Parquet shard per worker into the version's run
-folder; then ``--workers N`` TensorFlow workers train under
-``MultiWorkerMirroredStrategy``, each on its own shard: N local processes
-(``--launcher local``, the default) or one per Spark barrier task
-(``--launcher spark``, for a cluster). The version lands in the registry with
+Spark reads the training and validation splits, fits the category
+vocabulary (a small aggregate) and writes one Parquet shard per worker and
+split into the version's run folder; then ``--workers N`` TensorFlow workers
+train under ``MultiWorkerMirroredStrategy``, each on its own shards: N local
+processes (``--launcher local``, the default) or one per Spark barrier task
+(``--launcher spark``, for a cluster). They choose the number of epochs and
+the heads' calibration on the validation cutoff, then refit on training and
+validation cutoffs together (``models/train.py``); the test origins stay for
+``evaluate``. The version lands in the registry with
 its SavedModel, vocabulary, configuration, training window and code version;
 ``evaluate`` then decides whether it becomes the champion.
 """
@@ -26,7 +29,7 @@ from jobs.errors import PipelineError
 from jobs.runs import record_run
 from jobs.stage import open_stage_lake, require_date
 from jobs.tables import USER_SEQUENCES
-from models.cutoffs import TRAIN
+from models.cutoffs import TRAIN, VALIDATION
 from models.encoding import INPUT_COLUMNS, LABEL_COLUMNS
 from models.launch import TrainingFailed, launch_local, launch_spark
 from models.registry import Registry, code_version
@@ -37,12 +40,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="TensorFlow workers (default 2)")
     parser.add_argument("--launcher", choices=["local", "spark"], default="local",
                         help="local: N processes here; spark: one per Spark barrier task (default local)")
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=12,
+                        help="at most this many epochs; validation NDCG@10 chooses how many (default 12)")
+    parser.add_argument("--patience", type=int, default=2,
+                        help="stop after this many epochs without a better validation NDCG@10 (default 2)")
     parser.add_argument("--batch-size", type=int, default=512, help="global batch, split across workers (default 512)")
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--d-model", type=int, default=32, help="embedding width (default 32: bench/bench_train.py)")
     parser.add_argument("--blocks", type=int, default=1, help="attention blocks (default 1: models/transformer.py)")
     parser.add_argument("--heads", type=int, default=2)
+    parser.add_argument("--encoder", choices=["transformer", "lstm"], default="transformer",
+                        help="the sequence encoder (default transformer: bench/bench_model_variants.py)")
+    parser.add_argument("--warm-start", action="store_true",
+                        help="fine-tune the champion's weights on these cutoffs instead of training from scratch "
+                             "(same architecture; categories mapped by name)")
     parser.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default 100)")
     parser.add_argument("--max-restarts", type=int, default=2, help="restarts of the worker group after a failure")
     parser.add_argument("--seed", type=int, default=7)
@@ -59,6 +70,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     with record_run(lake, "train", as_of) as metrics:
         sequences = lake.read(USER_SEQUENCES, partitions={"as_of_date": [as_of.isoformat()]})
         train = sequences.where(F.col("split") == TRAIN)
+        validation = sequences.where(F.col("split") == VALIDATION)
         window = train.agg(F.count(F.lit(1)).alias("rows"), F.min("cutoff_date").alias("first"),
                            F.max("cutoff_date").alias("last"), F.max("history_length").alias("length")).first()
         if not window["rows"]:
@@ -67,19 +79,28 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         if "history_days" not in train.columns:
             raise PipelineError(f"user_sequences for as_of_date {as_of} predates its history_days column: "
                                 f"run features --date {as_of} again")
-        vocabulary = _fit_vocabulary(train)
+        validation_cutoff = validation.agg(F.max("cutoff_date")).first()[0]
+        if validation_cutoff is None:
+            raise PipelineError(f"no validation sequences in user_sequences for as_of_date {as_of}: "
+                                f"run features --date {as_of} --mode train again")
+        vocabulary = _fit_vocabulary(train.unionByName(validation))
         version = registry.new_version(as_of)
         folder = registry.version_dir(version)
         run_dir = folder / "run"
-        shard_rows = _write_shards(train, run_dir / "shards", args.workers, args.seed)
+        shard_rows = _write_shards(train, run_dir / "shards", "train", args.workers, args.seed)
+        validation_rows = _write_shards(validation, run_dir / "shards", "validation", args.workers, args.seed)
         shape = train.select("sequence_length", "history_days", "horizon_days").first()
         length = int(shape["sequence_length"])
         model_config = {"vocabulary_size": vocabulary.size, "sequence_length": length, "d_model": args.d_model,
-                        "heads": args.heads, "blocks": args.blocks, "feed_forward": 2 * args.d_model}
+                        "heads": args.heads, "blocks": args.blocks, "feed_forward": 2 * args.d_model,
+                        "encoder": args.encoder}
         threads = max(1, (os.cpu_count() or 1) // args.workers)
-        spec = {"model": model_config, "epochs": args.epochs, "batch_size": args.batch_size,
+        warm_start = _warm_start_source(registry, model_config) if args.warm_start else None
+        spec = {"model": model_config, "epochs": args.epochs, "patience": args.patience, "batch_size": args.batch_size,
                 "learning_rate": args.learning_rate, "seed": args.seed, "checkpoint_every_steps": args.checkpoint_every,
-                "rows_per_shard": shard_rows, "threads_per_worker": threads, "vocabulary": list(vocabulary.categories)}  # read by each worker
+                "rows_per_shard": shard_rows, "validation_rows_per_shard": validation_rows,
+                "threads_per_worker": threads, "vocabulary": list(vocabulary.categories),
+                "warm_start": warm_start}  # read by each worker
         (run_dir / "run.json").write_text(json.dumps(spec, indent=1))
         vocabulary.save(run_dir / "vocabulary.json")
         print(f"train {as_of}: version {version}, {window['rows']:,} sequences from cutoffs {window['first']} to "
@@ -99,20 +120,30 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         shutil.move(str(run_dir / "saved_model"), folder / "saved_model")
         vocabulary.save(folder / "vocabulary.json")
         final = attempts[-1]
-        trained = final["epochs_run"] * final["steps_per_epoch"] * final["global_batch"]
+        selection = json.loads((run_dir / "selection.json").read_text())
+        refit = final["refit"]
+        trained = refit["epochs_run"] * refit["steps_per_epoch"] * final["global_batch"]
         metadata = {
             "version": version, "as_of_date": as_of.isoformat(), "status": "trained", "code_version": code_version(),
             "model": model_config, "vocabulary_size": vocabulary.size,
             "training": {"workers": args.workers, "launcher": args.launcher, "epochs": args.epochs,
                          "batch_size": args.batch_size, "learning_rate": args.learning_rate, "seed": args.seed,
-                         "sequences": int(window["rows"]), "restarts": restarts, "attempts": attempts,
+                         "patience": args.patience, "sequences": int(window["rows"]),
+                         "warm_start_from": warm_start["version"] if warm_start else None,
+                         "validation_sequences": sum(validation_rows), "restarts": restarts, "attempts": attempts,
+                         "best_epoch": selection["best_epoch"], "validation_ndcg@10": selection["ndcg@10"],
+                         "validation_by_epoch": [{k: e[k] for k in ("epoch", "ndcg@10")} for e in selection["epochs"]],
                          "wall_seconds": round(seconds, 1),
-                         "sequences_per_second": round(trained / final["seconds"], 1) if final["seconds"] else None},
+                         "sequences_per_second": round(trained / refit["seconds"], 1) if refit["seconds"] else None},
+            # Platt scaling of each head (models/calibration.py), fitted on validation; models/predict.py applies it.
+            "calibration": selection["calibration"],
             # score rebuilds sequences exactly so: the window counts depend on history_days.
             "training_window": {"train_cutoffs": [str(window["first"]), str(window["last"])],
                                 "history_days": int(shape["history_days"]), "horizon_days": int(shape["horizon_days"]),
-                                # Test cutoffs before this date saw labels this version trained on.
-                                "labels_end": str(window["last"] + dt.timedelta(days=int(shape["horizon_days"])))},
+                                "validation_cutoff": str(validation_cutoff),
+                                # Test cutoffs before this date saw labels this version trained on (the refit
+                                # includes the validation cutoff).
+                                "labels_end": str(validation_cutoff + dt.timedelta(days=int(shape["horizon_days"])))},
         }
         registry.write_metadata(version, metadata)
         if args.run_id:
@@ -120,11 +151,29 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         shutil.rmtree(run_dir / "shards", ignore_errors=True)
         metrics.rows_in = int(window["rows"])
         metrics.details = {"version": version, "restarts": restarts, "seconds": round(seconds, 1),
-                           "loss": final["loss"]}
+                           "best_epoch": selection["best_epoch"], "validation_ndcg@10": selection["ndcg@10"],
+                           "loss": refit["loss"]}
     print(f"train {as_of}: version {version} trained in {seconds:.1f}s "
-          f"({metadata['training']['sequences_per_second']} sequences/s, loss {final['loss']}, {restarts} restarts) "
+          f"({metadata['training']['sequences_per_second']} sequences/s; {selection['best_epoch'] + 1} epochs chosen on "
+          f"validation, NDCG@10 {selection['ndcg@10']:.4f}; {restarts} restarts) "
           f"-> {folder}")
     return {"version": version, "metadata": metadata}
+
+
+def _warm_start_source(registry: Registry, model_config: dict) -> dict:
+    """The champion to fine-tune: its SavedModel and vocabulary; its architecture must be this run's."""
+    champion = registry.champion()
+    if champion is None:
+        raise PipelineError("--warm-start needs a champion to start from; there is none yet: train without it")
+    theirs = registry.metadata(champion)["model"]
+    different = {k: (theirs.get(k), v) for k, v in model_config.items()
+                 if k != "vocabulary_size" and theirs.get(k, "transformer" if k == "encoder" else None) != v}
+    if different:
+        raise PipelineError(f"--warm-start: champion {champion} has another architecture "
+                            + ", ".join(f"{k} {a} (here {b})" for k, (a, b) in different.items()))
+    folder = registry.version_dir(champion)
+    return {"version": champion, "saved_model": str(folder / "saved_model"),
+            "vocabulary": list(Vocabulary.load(folder / "vocabulary.json").categories)}
 
 
 def _fit_vocabulary(train) -> Vocabulary:
@@ -134,21 +183,21 @@ def _fit_vocabulary(train) -> Vocabulary:
     return Vocabulary.fit(c for row in counts for c in [row["c"]] * int(row["count"]))
 
 
-def _write_shards(train, folder: Path, workers: int, seed: int) -> list[int]:
-    """One Parquet file per worker, rows spread at random; returns the rows per shard."""
+def _write_shards(rows, folder: Path, split: str, workers: int, seed: int) -> list[int]:
+    """One Parquet file per worker (``<split>-<i>.parquet``), rows spread at random; returns the rows per shard."""
     import pyarrow.parquet as pq
 
-    staging = folder.with_name("shards-spark")
+    staging = folder.with_name(f"shards-spark-{split}")
     shutil.rmtree(staging, ignore_errors=True)
-    (train.select(*INPUT_COLUMNS, *LABEL_COLUMNS)
+    (rows.select(*INPUT_COLUMNS, *LABEL_COLUMNS)
      .repartition(workers, F.xxhash64("user_id", "cutoff_date", F.lit(seed))).write.parquet(str(staging)))
     files = sorted(staging.glob("part-*.parquet"))
     if len(files) != workers:
-        raise PipelineError(f"{len(files)} non-empty shards for {workers} workers: too few training sequences")
+        raise PipelineError(f"{len(files)} non-empty {split} shards for {workers} workers: too few {split} sequences")
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for i, file in enumerate(files):
-        target = folder / f"shard-{i:03d}.parquet"
+        target = folder / f"{split}-{i:03d}.parquet"
         shutil.move(str(file), target)
         rows.append(pq.read_metadata(target).num_rows)
     shutil.rmtree(staging, ignore_errors=True)

@@ -1,7 +1,8 @@
 """Encoded arrays on disk, one shard per worker, and the tf.data pipeline over them.
 
-The launcher (Spark) writes ``shard-<i>.parquet`` per worker; each worker
-reads and encodes only its own shard. Sharding by file rather than by
+``jobs train`` (Spark) writes ``train-<i>.parquet`` and ``validation-<i>.parquet``
+per worker; each worker reads and encodes only its own shards (and every
+validation shard, to score the whole validation cutoff). Sharding by file rather than by
 ``tf.data`` auto-sharding keeps each worker's input local and its memory a
 1/N share.
 """

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from models.calibration import apply_platt
 from models.encoding import encode_sequences
 from models.vocabulary import Vocabulary
 
@@ -32,6 +33,8 @@ class LoadedModel:
     model: object
     vocabulary: Vocabulary
     sequence_length: int
+    # Platt scaling per head, fitted on validation by training (models/calibration.py); identity when absent.
+    calibration: dict | None = None
     _serve: object = None
 
     def predict(self, sequences: pa.Table, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
@@ -59,6 +62,9 @@ class LoadedModel:
             out = self.serve(chunk)
             categories[start:start + size] = out["category"].numpy()[:size]
             new[start:start + size] = out["new_category"].numpy()[:size, 0]
+        if self.calibration:
+            categories = apply_platt(categories, self.calibration["category"])
+            new = apply_platt(new, self.calibration["new_category"])
         return categories, new
 
     @property
@@ -92,4 +98,4 @@ def load_version(folder: Path) -> LoadedModel:
     metadata = json.loads((folder / "metadata.json").read_text())
     model = keras.models.load_model(str(folder / "saved_model"), compile=False)
     return LoadedModel(metadata["version"], model, Vocabulary.load(folder / "vocabulary.json"),
-                       int(metadata["model"]["sequence_length"]))
+                       int(metadata["model"]["sequence_length"]), metadata.get("calibration"))

@@ -55,6 +55,9 @@ class ModelConfig:
     feed_forward: int = 64
     wide_hidden: int = 8
     dropout: float = 0.1
+    # "transformer" (causal self-attention, the default) or "lstm": the seeds' recurrent alternative,
+    # compared on validation in bench/bench_model_variants.py.
+    encoder: str = "transformer"
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -120,6 +123,15 @@ def _block(x, padding_mask, config: ModelConfig, name: str, last_only: bool = Fa
     return x + keras.layers.Dropout(config.dropout)(h)
 
 
+def _lstm_encoder(x, not_padding, config: ModelConfig):
+    """``blocks`` stacked LSTMs over the steps, padding masked; the last one's final state summarises the user."""
+    for b in range(config.blocks):
+        last = b == config.blocks - 1
+        x = keras.layers.LSTM(config.d_model, return_sequences=not last, dropout=config.dropout,
+                              name=f"lstm{b}")(x, mask=not_padding)
+    return keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")(x)
+
+
 def build_model(config: ModelConfig) -> keras.Model:
     """Inputs: the five (batch, L) int id sequences of ``models.encoding`` and its three (batch, V) count vectors."""
     length = config.sequence_length
@@ -135,12 +147,18 @@ def build_model(config: ModelConfig) -> keras.Model:
     x = x + keras.layers.Embedding(length, config.d_model, name="position_embedding")(positions)[None]
     x = keras.layers.Dropout(config.dropout)(x)
     not_padding = keras.layers.Lambda(lambda c: tf.not_equal(c, 0), name="not_padding")(inputs["categories"])
-    # (batch, query, key): any query may attend to a real (non-padding) key; causality is added by the layer.
-    padding_mask = keras.layers.Lambda(lambda m: tf.tile(m[:, None, :], [1, length, 1]), name="padding_mask")(not_padding)
-    for b in range(config.blocks):
-        x = _block(x, padding_mask, config, f"block{b}", last_only=b == config.blocks - 1)
-    x = keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")(x)
-    user = keras.layers.Lambda(lambda t: t[:, -1, :], name="last_position")(x)
+    if config.encoder == "lstm":
+        user = _lstm_encoder(x, not_padding, config)
+    elif config.encoder == "transformer":
+        # (batch, query, key): any query may attend to a real (non-padding) key; causality is added by the layer.
+        padding_mask = keras.layers.Lambda(lambda m: tf.tile(m[:, None, :], [1, length, 1]),
+                                           name="padding_mask")(not_padding)
+        for b in range(config.blocks):
+            x = _block(x, padding_mask, config, f"block{b}", last_only=b == config.blocks - 1)
+        x = keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")(x)
+        user = keras.layers.Lambda(lambda t: t[:, -1, :], name="last_position")(x)
+    else:
+        raise ValueError(f"unknown encoder {config.encoder!r}: transformer or lstm")
     shares = [keras.layers.Lambda(lambda s: s / tf.maximum(tf.reduce_sum(s, axis=-1, keepdims=True), 1.0),
                                   name=f"{name}_share")(inputs[name]) for name in COUNTS]
     seen_flag = keras.layers.Lambda(lambda s: tf.cast(s > 0, tf.float32), name="seen_flag")(inputs["window_events"])
@@ -163,12 +181,23 @@ def build_model(config: ModelConfig) -> keras.Model:
     return keras.Model(inputs, {"category": category, "new_category": new_category}, name="interest_migration")
 
 
-def compile_model(model: keras.Model, learning_rate: float = 2e-3) -> keras.Model:
-    """Binary cross-entropy on both heads; the category head's loss summed over categories."""
+def compile_model(model: keras.Model, learning_rate: float = 2e-3, decay_steps: int | None = None) -> keras.Model:
+    """Binary cross-entropy on both heads, weighted so that every binary decision counts the same.
+
+    The category head's loss is a mean over its V sigmoid outputs, so it is
+    weighted by V (the sum over categories): each (user, category) cell
+    then weighs as much as the user's one "moves to a new category" flag,
+    and the new-category head no longer pulls on the shared layers as hard
+    as all category logits together. The learning rate follows a cosine
+    decay to a tenth over ``decay_steps`` (the whole run), so late epochs
+    refine rather than jump.
+    """
+    rate = learning_rate if not decay_steps else keras.optimizers.schedules.CosineDecay(
+        learning_rate, decay_steps=decay_steps, alpha=0.1)
+    categories = int(model.get_layer("deep_logit").units)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss={"category": keras.losses.BinaryCrossentropy(reduction="sum_over_batch_size"),
-              "new_category": keras.losses.BinaryCrossentropy()},
-        loss_weights={"category": 1.0, "new_category": 0.2},
+        optimizer=keras.optimizers.Adam(rate),
+        loss={"category": keras.losses.BinaryCrossentropy(), "new_category": keras.losses.BinaryCrossentropy()},
+        loss_weights={"category": float(categories), "new_category": 1.0},
     )
     return model

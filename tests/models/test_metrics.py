@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from models.calibration import apply_platt, fit_platt
 from models.intervals import paired_interval, verdict
 from models.metrics import calibration, classification, per_user_ranking, ranking_metrics, roc_auc
 
@@ -100,3 +101,14 @@ def test_a_user_counted_at_several_origins_is_resampled_as_one():
     naive = paired_interval(rows, np.zeros(120), np.arange(120))
     assert clustered["clusters"] == 40 and clustered["rows"] == 120
     assert (clustered["high"] - clustered["low"]) > 1.4 * (naive["high"] - naive["low"])
+
+
+def test_platt_scaling_repairs_an_overconfident_head():
+    # Truth: P(y) = 0.2 wherever the head says 0.6, and 0.05 where it says 0.3.
+    rng = np.random.default_rng(4)
+    p = np.where(rng.random(40_000) < 0.5, 0.6, 0.3)
+    y = rng.random(40_000) < np.where(p == 0.6, 0.2, 0.05)
+    before = calibration(p, y)["ece"]
+    fixed = apply_platt(p, fit_platt(p, y))
+    assert before > 0.2 and calibration(fixed, y)["ece"] < 0.01
+    assert fit_platt(p, np.zeros_like(y)) == (1.0, 0.0)  # nothing to fit: left as it is

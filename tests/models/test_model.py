@@ -57,10 +57,14 @@ def test_vocabulary_orders_by_frequency_and_round_trips(tmp_path):
 
 
 def test_model_builds_and_a_few_training_steps_lower_the_loss():
-    run_isolated(check_a_few_training_steps_lower_the_loss)
+    run_isolated(check_a_few_training_steps_lower_the_loss, "transformer")
 
 
-def check_a_few_training_steps_lower_the_loss() -> None:
+def test_the_lstm_encoder_builds_and_learns_too():
+    run_isolated(check_a_few_training_steps_lower_the_loss, "lstm")
+
+
+def check_a_few_training_steps_lower_the_loss(encoder: str) -> None:
     from models.dataset import make_dataset
     from models.transformer import ModelConfig, build_model, compile_model
 
@@ -82,7 +86,9 @@ def check_a_few_training_steps_lower_the_loss() -> None:
         "label_has_new": (rng.random((n, 1)) < 0.3).astype(np.float32),
     }
     model = compile_model(build_model(ModelConfig(vocabulary_size=size, sequence_length=length, d_model=16,
-                                                  heads=2, blocks=1, feed_forward=32)), learning_rate=1e-2)
+                                                  heads=2, blocks=1, feed_forward=32, encoder=encoder)),
+                          learning_rate=1e-2)
+    assert any(layer.name.startswith("lstm") for layer in model.layers) == (encoder == "lstm")
     dataset = make_dataset(arrays, batch_size=64, repeat=False)
     before = model.evaluate(dataset, verbose=0, return_dict=True)["loss"]
     model.fit(dataset, epochs=4, verbose=0)
@@ -91,3 +97,37 @@ def check_a_few_training_steps_lower_the_loss() -> None:
     out = model.predict({k: v[:5] for k, v in arrays.items() if not k.startswith("label_")}, verbose=0)
     assert out["category"].shape == (5, size) and out["new_category"].shape == (5, 1)
     assert ((out["category"] >= 0) & (out["category"] <= 1)).all()
+
+
+def test_a_warm_start_copies_the_champions_weights_by_category_name():
+    run_isolated(check_warm_start_maps_categories)
+
+
+def check_warm_start_maps_categories() -> None:
+    from models.transformer import ModelConfig, build_model
+    from models.warm_start import copy_weights
+
+    old_categories, new_categories = ["a", "b", "c"], ["c", "a", "d"]  # "d" is new, "b" is gone
+    config = dict(sequence_length=6, d_model=8, heads=2, blocks=1, feed_forward=16)
+    champion = build_model(ModelConfig(vocabulary_size=5, **config))
+    model = build_model(ModelConfig(vocabulary_size=5, **config))
+    rng = np.random.default_rng(0)
+    for layer in champion.layers:
+        layer.set_weights([rng.normal(size=w.shape) for w in layer.get_weights()])
+    fresh_d = model.get_layer("categories_embedding").get_weights()[0][4].copy()
+    assert copy_weights(model, champion, old_categories, new_categories, d_model=8) > 10
+    old_rows = champion.get_layer("categories_embedding").get_weights()[0]
+    new_rows = model.get_layer("categories_embedding").get_weights()[0]
+    # New ids: c 2, a 3, d 4; old ids: a 2, b 3, c 4.
+    np.testing.assert_allclose(new_rows[2], old_rows[4])
+    np.testing.assert_allclose(new_rows[3], old_rows[2])
+    np.testing.assert_allclose(new_rows[4], fresh_d)
+    np.testing.assert_allclose(new_rows[:2], old_rows[:2])
+    kernel_old, bias_old = champion.get_layer("deep_logit").get_weights()
+    kernel_new, bias_new = model.get_layer("deep_logit").get_weights()
+    np.testing.assert_allclose(kernel_new[:, 3], kernel_old[:, 2])
+    assert bias_new[2] == bias_old[4]
+    head_old, head_new = champion.get_layer("head_hidden").get_weights()[0], model.get_layer("head_hidden").get_weights()[0]
+    np.testing.assert_allclose(head_new[:8], head_old[:8])
+    np.testing.assert_allclose(head_new[8 + 5 + 3], head_old[8 + 5 + 2])  # second share block, category "a"
+    np.testing.assert_allclose(model.get_layer("wide_logit").get_weights()[0], champion.get_layer("wide_logit").get_weights()[0])

@@ -37,7 +37,14 @@ def test_two_workers_train_a_registered_version(lake_root, trained):
     folder = Registry(lake_root).version_dir(trained)
     metadata = json.loads((folder / "metadata.json").read_text())
     assert metadata["training"]["workers"] == 2 and metadata["training"]["restarts"] == 0
-    assert metadata["training"]["attempts"][-1]["epochs_run"] == 2
+    attempt = metadata["training"]["attempts"][-1]
+    # Validation chose the epoch count (of at most 2), and the refit on train + validation ran that many.
+    best = metadata["training"]["best_epoch"]
+    assert 1 <= attempt["selection"]["epochs_run"] <= 2 and attempt["refit"]["epochs_run"] == best + 1
+    assert [e["epoch"] for e in metadata["training"]["validation_by_epoch"]] == list(range(attempt["selection"]["epochs_run"]))
+    assert metadata["training"]["validation_sequences"] > 0
+    assert set(metadata["calibration"]) == {"category", "new_category"}
+    assert metadata["training_window"]["labels_end"] > metadata["training_window"]["validation_cutoff"]
     assert (folder / "saved_model" / "saved_model.pb").is_file()
     assert json.loads((folder / "vocabulary.json").read_text())["categories"]
     assert metadata["code_version"] and metadata["training_window"]["horizon_days"] == 1
@@ -77,15 +84,16 @@ def test_evaluate_writes_the_report_and_records_the_promotion_decision(spark, la
 
 
 def test_a_killed_worker_resumes_from_the_last_checkpoint(lake_root, trained):
-    """Kill worker 1 once the chief has finished epoch 2 of 4; the group restarts and resumes, not from zero."""
+    """Kill worker 1 once the chief has finished epoch 2 of 4 (of the selection phase); the group restarts and
+    resumes, not from zero. Patience 4: validation must not stop the run before the kill."""
     registry = Registry(lake_root)
     before = set(registry.versions())
     result = {}
 
     def train():
         result["run"] = run("train", "--lake", str(lake_root), "--date", AS_OF.isoformat(), "--workers", "2",
-                            "--epochs", "4", "--batch-size", "64", "--d-model", "16", "--blocks", "1",
-                            "--checkpoint-every", "2")
+                            "--epochs", "4", "--patience", "4", "--batch-size", "64", "--d-model", "16",
+                            "--blocks", "1", "--checkpoint-every", "2")
 
     thread = threading.Thread(target=train)
     thread.start()
@@ -106,8 +114,8 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(lake_root, trained):
     version = (set(registry.versions()) - before).pop()
     attempts = registry.metadata(version)["training"]["attempts"]
     assert registry.metadata(version)["training"]["restarts"] == 1
-    # The restarted group began at epoch 3 or later (index >= 2), not at epoch 1.
-    assert attempts[-1]["first_epoch"] >= 2 and attempts[-1]["epochs_run"] <= 2
+    # The restarted group began the selection phase at epoch 3 or later (index >= 2), not at epoch 1.
+    assert attempts[-1]["selection"]["first_epoch"] >= 2 and attempts[-1]["selection"]["epochs_run"] <= 2
 
 
 def test_spark_barrier_launcher_trains_on_two_tasks(lake_root):
@@ -117,3 +125,26 @@ def test_spark_barrier_launcher_trains_on_two_tasks(lake_root):
     registry = Registry(lake_root)
     metadata = registry.metadata(registry.latest())
     assert metadata["training"]["launcher"] == "spark" and (registry.version_dir(registry.latest()) / "saved_model").is_dir()
+
+
+def test_a_warm_started_version_fine_tunes_the_champion(lake_root, trained):
+    registry = Registry(lake_root)
+    pointer = registry.root / "champion.json"
+    before = pointer.read_text() if pointer.exists() else None
+    registry.set_champion(trained, {"reason": "set by the warm-start test"})
+    try:
+        code, out, err = run("train", "--lake", str(lake_root), "--date", AS_OF.isoformat(), "--workers", "2",
+                             "--warm-start", *TINY)
+        assert code == 0, err + out
+        version = registry.latest()
+        assert version != trained and registry.metadata(version)["training"]["warm_start_from"] == trained
+        log = (registry.version_dir(version) / "run" / "logs" / "worker-0.attempt-0.log").read_text()
+        assert f"warm start from {trained}" in log
+        code, out, err = run("train", "--lake", str(lake_root), "--date", AS_OF.isoformat(), "--warm-start",
+                             "--encoder", "lstm", *TINY)
+        assert code == 1 and "another architecture encoder transformer (here lstm)" in err
+    finally:
+        if before is None:
+            pointer.unlink()
+        else:
+            pointer.write_text(before)
