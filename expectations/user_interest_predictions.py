@@ -16,7 +16,8 @@ from expectations.params import SuiteParams
 
 COLUMNS = {
     "score_date": "DateType", "user_id": "StringType", "top_categories": "ArrayType",
-    "current_top_category": "StringType", "migration_probability": "DoubleType", "model_version": "StringType",
+    "current_top_category": "StringType", "migration_probability": "DoubleType", "explanation": "StringType",
+    "model_version": "StringType",
     "scored_at": "TimestampType",
 }
 # Without lambda functions (exists, array_sort's default comparator), which Spark interprets row by row:

@@ -85,6 +85,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
             "baselines": {"decay_days": fit.decay_days, "validation_ndcg@10_by_decay": {str(k): v for k, v in decays.items()}},
             "ranking": results, **classification_views(origins),
             "inventory": inventory_forecast(origins), "marketing": marketing_segments(origins),
+            "explanations": origins[-1].examples or [],
         }
         decision = decide(version, champion, results, cutoffs) if args.promote else None
         metrics["promotion"] = decision
@@ -143,7 +144,8 @@ def _origin(lake, config, table, candidate, champion_model, fit, shallow) -> Ori
     encoded = candidate.encode(table)
     categories = list(candidate.vocabulary.categories)
     size = candidate.vocabulary.size
-    probabilities, new_probability = candidate.predict_encoded(encoded)
+    explained: dict = {}
+    probabilities, new_probability = candidate.predict_encoded(encoded, explained=explained)
     cutoff = table["cutoff_date"][0].as_py()
     horizon = int(table["horizon_days"][0].as_py())
     scores = {"model": probabilities.astype(np.float64),
@@ -159,7 +161,27 @@ def _origin(lake, config, table, candidate, champion_model, fit, shallow) -> Ori
     users = np.asarray(table["user_id"].to_pylist())
     return Origin(cutoff, users, encoded["label_categories"], encoded["window_events"] > 0,
                   encoded["window_events"].sum(axis=1), _last_horizon_users(lake, users, cutoff, horizon, candidate),
-                  scores, new_probability)
+                  scores, new_probability, _examples(candidate, users, encoded, probabilities, new_probability,
+                                                     explained))
+
+
+def _examples(candidate, users, encoded, probabilities, new_probability, explained, count: int = 5) -> list[dict]:
+    """The explanations of the users most likely to move into a new category, for the report."""
+    from models.explain import explain, habit_at_zero
+
+    if "habit_logit" not in explained:
+        return []
+    rows = np.argsort(-new_probability, kind="stable")[:count]
+    ranked = probabilities[rows].copy()
+    ranked[:, [PAD, OOV]] = -1
+    top = np.argsort(-ranked, axis=1, kind="stable")[:, :3]
+    names = np.array(["", "(other)", *candidate.vocabulary.categories], dtype=object)
+    lines = explain(top, np.take_along_axis(ranked, top, axis=1), names, explained["habit_logit"][rows],
+                    explained["sequence_logit"][rows], habit_at_zero(candidate.model),
+                    encoded["window_events"][rows] > 0, encoded["categories"][rows],
+                    explained["attention"][rows] if "attention" in explained else None)
+    return [{"user_id": str(users[r]), "migration_probability": round(float(new_probability[r]), 4),
+             "explanation": line} for r, line in zip(rows, lines)]
 
 
 def _last_horizon_users(lake, users: np.ndarray, cutoff: dt.date, horizon: int, candidate) -> np.ndarray:

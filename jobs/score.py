@@ -79,6 +79,9 @@ PREDICTIONS_SCHEMA = StructType([
                                                          StructField("probability", DoubleType())]))),
     StructField("current_top_category", StringType()),
     StructField("migration_probability", DoubleType()),
+    # Why, in a line a marketer reads: each top category's share from the user's own habits against the
+    # sequence model, and the recent categories that drove it (models/explain.py).
+    StructField("explanation", StringType()),
     StructField("model_version", StringType(), False),
     StructField("scored_at", TimestampType(), False),
 ])
@@ -98,6 +101,7 @@ ROW_GROUP_ROWS = 65_536
 SCRATCH_DIR = "_scratch"
 # Python workers keep the champion between partitions: loaded once per worker and version.
 _LOADED: dict[str, object] = {}
+_HABIT_ZERO: dict[str, float] = {}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -352,6 +356,7 @@ def score_batches(job: WorkerJob, batches):
     import pyarrow.compute as pc
     from pyspark import TaskContext
 
+    from models.explain import explain, habit_at_zero
     from models.predict import limit_threads, load_version
     from models.vocabulary import OOV, PAD
 
@@ -361,6 +366,10 @@ def score_batches(job: WorkerJob, batches):
             limit_threads(job.threads)
         model = _LOADED[job.version_dir] = load_version(Path(job.version_dir))
     vocabulary = model.vocabulary
+    habit_zero = _HABIT_ZERO.get(job.version_dir)
+    if habit_zero is None:
+        habit_zero = _HABIT_ZERO[job.version_dir] = habit_at_zero(model.model)
+    names_by_id = np.array(["", "(other)", *vocabulary.categories], dtype=object)
     ranked = np.ones(vocabulary.size, bool)
     ranked[[PAD, OOV]] = False
     names = pa.array(np.array(["", ""] + list(vocabulary.categories), dtype=object)[ranked], pa.string())
@@ -376,7 +385,9 @@ def score_batches(job: WorkerJob, batches):
     segment_candidates = SegmentCandidates(job.segment_size)
     for table in _regrouped(batches, job.batch_rows):
         encoded = model.encode(table)
-        probabilities, migration = model.predict_encoded(encoded, job.batch_rows, pad_to=job.batch_rows)
+        explained: dict = {}
+        probabilities, migration = model.predict_encoded(encoded, job.batch_rows, pad_to=job.batch_rows,
+                                                         explained=explained)
         probabilities = probabilities[:, ranked].astype(np.float64)
         rows = table.num_rows
         users += rows
@@ -397,8 +408,11 @@ def score_batches(job: WorkerJob, batches):
             pa.StructArray.from_arrays([pc.take(names, pa.array(order.ravel())), pa.array(top_p.ravel())],
                                        names=["category", "probability"]))
         current = pc.take(names, pa.array(recent.argmax(axis=1), mask=recent.max(axis=1) == 0))
+        why = (explain(order + 2, top_p, names_by_id, explained["habit_logit"], explained["sequence_logit"],
+                       habit_zero, encoded["window_events"] > 0, encoded["categories"], explained.get("attention"))
+               if "habit_logit" in explained else [None] * rows)  # a model from before the explanation outputs
         files.write("predictions", pa.RecordBatch.from_arrays([
-            user_ids, top, current, pa.array(migration.astype(np.float64)),
+            user_ids, top, current, pa.array(migration.astype(np.float64)), pa.array(why, pa.string()),
             pa.repeat(version, rows), pa.repeat(scored_at, rows),
         ], schema=PREDICTION_FILE_ARROW))
     files.write("candidates", segment_candidates.batch(files.KINDS["candidates"]))

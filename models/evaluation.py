@@ -50,6 +50,8 @@ class Origin:
     last_horizon_users: np.ndarray
     scores: dict[str, np.ndarray]
     new_probability: np.ndarray
+    # A few users' explanations (models/explain.py), for the report: [{"user_id", "explanation"}].
+    examples: list | None = None
 
     @property
     def has_new(self) -> np.ndarray:

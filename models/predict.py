@@ -25,6 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 SMALLEST_BATCH = 256
+EXPLANATION_OUTPUTS = ("habit_logit", "sequence_logit", "attention")
 
 
 @dataclass
@@ -45,15 +46,18 @@ class LoadedModel:
         return encode_sequences(sequences, self.vocabulary, self.sequence_length)
 
     def predict_encoded(self, encoded: dict[str, np.ndarray], batch_size: int = 4096,
-                        pad_to: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                        pad_to: int | None = None, explained: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``predict`` for rows ``encode`` already encoded: score reuses their category counts.
 
         ``pad_to``: pad every batch to this many rows instead of the next power of two, so that a
         caller whose batches all fit compiles one shape (each compilation costs about a second).
+        ``explained``: a dict that receives the model's explanation outputs (``habit_logit``,
+        ``sequence_logit`` and, for the Transformer, ``attention``) for every row: models/explain.py.
         """
         inputs = {k: v for k, v in encoded.items() if not k.startswith("label_")}
         rows = len(inputs["categories"])
         categories, new = np.zeros((rows, self.vocabulary.size), np.float32), np.zeros(rows, np.float32)
+        parts: dict[str, list] = {}
         for start in range(0, rows, batch_size):
             chunk = {k: v[start:start + batch_size] for k, v in inputs.items()}
             size = len(chunk["categories"])
@@ -62,6 +66,12 @@ class LoadedModel:
             out = self.serve(chunk)
             categories[start:start + size] = out["category"].numpy()[:size]
             new[start:start + size] = out["new_category"].numpy()[:size, 0]
+            if explained is not None:
+                for name in EXPLANATION_OUTPUTS:
+                    if name in out:
+                        parts.setdefault(name, []).append(out[name].numpy()[:size])
+        if explained is not None:
+            explained.update({name: np.concatenate(values) for name, values in parts.items()})
         if self.calibration:
             categories = apply_platt(categories, self.calibration["category"])
             new = apply_platt(new, self.calibration["new_category"])

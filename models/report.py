@@ -107,6 +107,11 @@ def write_report(folder: Path, metrics: dict) -> Path:
     sections.append(_table(["origin", "segments", "audience", "model", "most active (naive)", "base rate"],
                            [[o, m["segments"], m["audience"], m["model_share"], m["naive_share"], m["base_rate"]]
                             for o, m in metrics["marketing"].items()]))
+    if metrics.get("explanations"):
+        sections.append("<h2>Why: the users most likely to move, as the predictions table explains them</h2>")
+        sections.append(_table(["user", "P(moves to a new category)", "explanation"],
+                               [[e["user_id"], e["migration_probability"], e["explanation"]]
+                                for e in metrics["explanations"]]))
     if metrics.get("promotion"):
         sections.append(f"<h2>Promotion</h2><p>{html.escape(metrics['promotion']['reason'])}</p>")
     page = folder / "report.html"

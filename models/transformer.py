@@ -99,7 +99,8 @@ class OneHotEmbedding(keras.layers.Layer):
 
 
 def _block(x, padding_mask, config: ModelConfig, name: str, last_only: bool = False):
-    """Pre-norm causal self-attention then a position-wise feed-forward, both residual.
+    """Pre-norm causal self-attention then a position-wise feed-forward, both residual; returns the output and,
+    for the last block, the last position's attention over the steps averaged over heads ((batch, L)).
 
     ``last_only``: only the last position is computed (its query attends to
     every real step, which is what causality allows it anyway). The final
@@ -113,14 +114,17 @@ def _block(x, padding_mask, config: ModelConfig, name: str, last_only: bool = Fa
         query = keras.layers.Lambda(lambda t: t[:, -1:, :], name=f"{name}_last_query")(h)
         last_mask = keras.layers.Lambda(lambda m: m[:, -1:, :], name=f"{name}_last_mask")(padding_mask)
         x = keras.layers.Lambda(lambda t: t[:, -1:, :], name=f"{name}_last_residual")(x)
-        h = attention(query, h, attention_mask=last_mask)
+        h, scores = attention(query, h, attention_mask=last_mask, return_attention_scores=True)
+        # Which history steps the user's summary attends to: the "recent drivers" of models/explain.py.
+        attended = keras.layers.Lambda(lambda s: tf.reduce_mean(s[:, :, 0, :], axis=1), name="attention")(scores)
     else:
         h = attention(h, h, attention_mask=padding_mask, use_causal_mask=True)
+        attended = None
     x = x + keras.layers.Dropout(config.dropout)(h)
     h = keras.layers.LayerNormalization(epsilon=1e-6, name=f"{name}_norm2")(x)
     h = keras.layers.Dense(config.feed_forward, activation="gelu", name=f"{name}_ff1")(h)
     h = keras.layers.Dense(config.d_model, name=f"{name}_ff2")(h)
-    return x + keras.layers.Dropout(config.dropout)(h)
+    return x + keras.layers.Dropout(config.dropout)(h), attended
 
 
 def _lstm_encoder(x, not_padding, config: ModelConfig):
@@ -147,6 +151,7 @@ def build_model(config: ModelConfig) -> keras.Model:
     x = x + keras.layers.Embedding(length, config.d_model, name="position_embedding")(positions)[None]
     x = keras.layers.Dropout(config.dropout)(x)
     not_padding = keras.layers.Lambda(lambda c: tf.not_equal(c, 0), name="not_padding")(inputs["categories"])
+    attended = None
     if config.encoder == "lstm":
         user = _lstm_encoder(x, not_padding, config)
     elif config.encoder == "transformer":
@@ -154,7 +159,7 @@ def build_model(config: ModelConfig) -> keras.Model:
         padding_mask = keras.layers.Lambda(lambda m: tf.tile(m[:, None, :], [1, length, 1]),
                                            name="padding_mask")(not_padding)
         for b in range(config.blocks):
-            x = _block(x, padding_mask, config, f"block{b}", last_only=b == config.blocks - 1)
+            x, attended = _block(x, padding_mask, config, f"block{b}", last_only=b == config.blocks - 1)
         x = keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")(x)
         user = keras.layers.Lambda(lambda t: t[:, -1, :], name="last_position")(x)
     else:
@@ -178,7 +183,14 @@ def build_model(config: ModelConfig) -> keras.Model:
         keras.layers.Dropout(config.dropout)(hidden))
     category = keras.layers.Activation("sigmoid", name="category")(keras.layers.Add(name="category_logit")([deep, wide]))
     new_category = keras.layers.Dense(1, activation="sigmoid", name="new_category")(hidden)
-    return keras.Model(inputs, {"category": category, "new_category": new_category}, name="interest_migration")
+    # What models/explain.py reads, beside the two trained heads (no loss on them): each category logit's
+    # two parts, and (Transformer only) which history steps the summary attended to.
+    outputs = {"category": category, "new_category": new_category,
+               "habit_logit": keras.layers.Activation("linear", name="habit_logit")(wide),
+               "sequence_logit": keras.layers.Activation("linear", name="sequence_logit")(deep)}
+    if attended is not None:
+        outputs["attention"] = attended
+    return keras.Model(inputs, outputs, name="interest_migration")
 
 
 def compile_model(model: keras.Model, learning_rate: float = 2e-3, decay_steps: int | None = None) -> keras.Model:

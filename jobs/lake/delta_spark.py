@@ -218,8 +218,9 @@ class DeltaSparkLake(Lake):
         writer = df.write.format("delta").mode(mode).option("userMetadata", tag)
         if replace:
             writer = writer.option("replaceWhere", replace_where(replace))
-        else:
-            writer = writer.option("mergeSchema", "true")
+        # Tables gain columns over releases (a contract's "add columns freely"): a new column is added to the
+        # table's schema by the write that first has it, whether it appends or replaces partitions.
+        writer = writer.option("mergeSchema", "true")
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         try:

@@ -59,6 +59,15 @@ def test_replacing_an_empty_partition_with_no_rows_still_commits_a_version(spark
     assert _rows(lake.read("t")) == [(1, "a", D1)]
 
 
+def test_a_partition_replaced_with_a_new_column_adds_it_to_the_table(spark, lake):
+    """A release that adds a column (the contracts allow it) writes into a table its predecessor made."""
+    lake.overwrite_partitions("t", _frame(spark, [(1, "a", D1)]), ["event_date"], {"event_date": [D1]})
+    wider = spark.createDataFrame([(2, "b", D2, "why")], SCHEMA + ", explanation string")
+    lake.overwrite_partitions("t", wider, ["event_date"], {"event_date": [D2]})
+    rows = sorted(tuple(r) for r in lake.read("t").select("id", "explanation").collect())
+    assert rows == [(1, None), (2, "why")]
+
+
 def test_append_and_time_travel(spark, lake):
     v0 = lake.append("t", _frame(spark, [(1, "a", D1)]), ["event_date"])
     v1 = lake.append("t", _frame(spark, [(2, "b", D3)]), ["event_date"])

@@ -13,7 +13,8 @@ import pytest
 from deltalake import DeltaTable
 
 from models.registry import Registry
-from tests.conftest import SCORE_DATES, SCORE_OPTIONS, run_jobs as run
+from models.cutoffs import plan_cutoffs
+from tests.conftest import MODEL_AS_OF, MODEL_START, SCORE_DATES, SCORE_OPTIONS, run_jobs as run
 
 PREVIOUS_DATE, SCORE_DATE = SCORE_DATES
 BREAK_MODEL = """
@@ -38,8 +39,8 @@ def scored(scored_lake):
     return scored_lake
 
 
-def _active_users(lake: Path) -> set[str]:
-    start = dt.datetime.combine(SCORE_DATE - dt.timedelta(days=27), dt.time(), dt.timezone.utc)
+def _active_users(lake: Path, history_days: int) -> set[str]:
+    start = dt.datetime.combine(SCORE_DATE - dt.timedelta(days=history_days - 1), dt.time(), dt.timezone.utc)
     events = DeltaTable(str(lake / "events")).to_pyarrow_table(columns=["user_id", "event_ts", "category"])
     return {r["user_id"] for r in events.to_pylist() if r["event_ts"] >= start}
 
@@ -52,16 +53,25 @@ def _window_categories(lake: Path) -> dict[str, set[str]]:
 
 
 def test_predictions_one_row_per_active_user_with_sorted_probabilities(scored, trained_version):
-    # Scoring rebuilds sequences over the window the champion was trained on (features' default here).
-    assert Registry(scored).metadata(trained_version)["training_window"]["history_days"] == 28
+    # Scoring rebuilds sequences over the window the champion was trained on: on this young lake, the
+    # history every training cutoff had (models/cutoffs.py).
+    metadata = Registry(scored).metadata(trained_version)
+    history_days = metadata["training_window"]["history_days"]
+    assert history_days == plan_cutoffs(MODEL_AS_OF, 1, 2, first_event_date=MODEL_START).history_days == 2
+    categories = len(json.loads((Registry(scored).version_dir(trained_version) / "vocabulary.json").read_text())[
+        "categories"])
     rows = _read(scored, "user_interest_predictions")
-    assert sorted(r["user_id"] for r in rows) == sorted(_active_users(scored))
+    assert sorted(r["user_id"] for r in rows) == sorted(_active_users(scored, history_days))
     for row in rows:
         probabilities = [t["probability"] for t in row["top_categories"]]
-        assert len(probabilities) == 36 and probabilities == sorted(probabilities, reverse=True)
+        assert len(probabilities) == categories and probabilities == sorted(probabilities, reverse=True)
         assert all(0 <= p <= 1 for p in probabilities) and 0 <= row["migration_probability"] <= 1
         assert row["model_version"] == trained_version and row["score_date"] == SCORE_DATE
         assert row["current_top_category"] is not None
+        # Why: the first three top categories, each with its habit share or marked new, and recent drivers.
+        shown = [t["category"] for t in row["top_categories"][:3]]
+        assert row["explanation"].startswith(shown[0]) and all(c in row["explanation"] for c in shown)
+        assert "own habits" in row["explanation"] or "new: sequence" in row["explanation"]
     # The scored rows' scratch copy is gone once the tables are written.
     assert not any((scored / "_scratch").glob("*"))
 

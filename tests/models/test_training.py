@@ -74,7 +74,9 @@ def test_evaluate_writes_the_report_and_records_the_promotion_decision(spark, la
     for origin in metrics["test_cutoffs"]:
         assert set(metrics["inventory"][origin]) == {"model", "last_horizon"}
         assert 0 <= metrics["marketing"][origin]["model_share"] <= 1
-    assert "<svg" in (report / "report.html").read_text()
+    assert metrics["explanations"] and any("recent:" in e["explanation"] for e in metrics["explanations"])
+    page = (report / "report.html").read_text()
+    assert "<svg" in page and metrics["explanations"][0]["explanation"].split(" ")[0] in page
     decisions = spark.read.format("delta").load(str(lake_root / "model_decisions")).orderBy("decided_at").collect()
     assert decisions[-1]["candidate"] == trained and decisions[-1]["reason"]
     assert decisions[-1]["test_origins"] == ",".join(metrics["test_cutoffs"])

@@ -1,0 +1,77 @@
+"""Why a user got their predictions, in a line a marketer can read.
+
+For each of a user's top categories the model's logit is the sum of two
+parts (``models/transformer.py``): the *habit* part, a small network on the
+user's own history with that category (its shares over the last day, three
+days, last L events and the whole window), and the *sequence* part, what the
+encoder adds from the order and timing of everything the user did. The
+explanation gives each part's share of the evidence *for* the category:
+
+- habit: how far the user's own history with the category lifts its logit
+  above a user who never touched it (the habit part at zero shares);
+- sequence: how far the sequence part lifts it (it starts at zero);
+
+so "72% own habits" means the user keeps doing this, "100% sequence" that
+the model expects a move the user's own counts do not show. With the
+Transformer it also names the recent categories the user's summary attended
+to most (attention of the last position, by category), the "recent
+drivers". For example::
+
+    audio 0.62 (80% own habits), phones 0.41 (35% own habits), tv 0.20 (new: sequence) | recent: audio 46%, phones 21%
+"""
+from __future__ import annotations
+
+import numpy as np
+
+SHOWN = 3
+DRIVERS = 2
+MIN_DRIVER_SHARE = 0.1
+
+
+def habit_at_zero(model) -> float:
+    """The habit part's logit for a category the user has no history with (all its shares zero)."""
+    import tensorflow as tf
+
+    hidden, logit = model.get_layer("wide_hidden"), model.get_layer("wide_logit")
+    zeros = tf.zeros((1, 1, hidden.kernel.shape[0]))
+    return float(logit(hidden(zeros))[0, 0, 0])
+
+
+def explain(top_ids: np.ndarray, top_probabilities: np.ndarray, names: np.ndarray, habit_logit: np.ndarray,
+            sequence_logit: np.ndarray, habit_zero: float, seen: np.ndarray, history_ids: np.ndarray,
+            attention: np.ndarray | None = None) -> list[str]:
+    """One explanation per row. ``top_ids`` (rows, k) are vocabulary ids, ``names`` indexed by id."""
+    rows = len(top_ids)
+    shown = top_ids[:, :SHOWN]
+    habit = np.maximum(np.take_along_axis(habit_logit, shown, axis=1) - habit_zero, 0.0)
+    sequence = np.maximum(np.take_along_axis(sequence_logit, shown, axis=1), 0.0)
+    total = habit + sequence
+    share = np.divide(habit, total, out=np.full(habit.shape, np.nan), where=total > 0)
+    is_new = ~np.take_along_axis(seen, shown, axis=1)
+    drivers = drivers_text(history_ids, attention, names) if attention is not None else [""] * rows
+    lines = []
+    for r in range(rows):
+        parts = []
+        for j, category in enumerate(shown[r]):
+            name, p = names[category], top_probabilities[r, j]
+            if is_new[r, j]:
+                parts.append(f"{name} {p:.2f} (new: sequence)")
+            elif np.isnan(share[r, j]):
+                parts.append(f"{name} {p:.2f} (weak signals)")
+            else:
+                parts.append(f"{name} {p:.2f} ({share[r, j]:.0%} own habits)")
+        lines.append(", ".join(parts) + (f" | recent: {drivers[r]}" if drivers[r] else ""))
+    return lines
+
+
+def drivers_text(history_ids: np.ndarray, attention: np.ndarray, names: np.ndarray) -> list[str]:
+    """Per row, "name NN%, name NN%": the categories the user's summary attended to most."""
+    size = len(names)
+    rows = len(history_ids)
+    flat = (np.arange(rows)[:, None] * size + history_ids).ravel()
+    mass = np.bincount(flat, weights=np.where(history_ids > 0, attention, 0.0).ravel(),
+                       minlength=rows * size).reshape(rows, size)
+    mass /= np.maximum(mass.sum(axis=1, keepdims=True), 1e-12)
+    order = np.argsort(-mass, axis=1, kind="stable")[:, :DRIVERS]
+    return [", ".join(f"{names[c]} {mass[r, c]:.0%}" for c in order[r] if mass[r, c] >= MIN_DRIVER_SHARE)
+            for r in range(rows)]
