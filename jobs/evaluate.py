@@ -18,6 +18,7 @@ Which version: ``--version``, or the one a pipeline run trained
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 
 import numpy as np
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     lake = open_stage_lake(config, "evaluate", USER_SEQUENCES, made_by="features")
     with record_run(lake, "evaluate", as_of) as run_metrics:
         splits = _read_splits(lake, as_of, args.max_users)
+        _refuse_seen_labels(version, metadata, splits[TEST])
         candidate = load_version(registry.version_dir(version))
         encode = candidate.encode
         train, validation = encode(splits[TRAIN]), encode(splits[VALIDATION])
@@ -66,15 +68,21 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         fit = baselines.fit_baselines(train, train_cutoffs == train_cutoffs.max())
         fit, decays = baselines.choose_decay(validation, fit, validation["label_categories"],
                                              _not_ranked(validation["seen"].shape))
-        shallow = fit_shallow(train, fit)
+        # Like the model's refit: the baselines then learn from train + validation, popularity from the
+        # validation cutoff (the newest labels the model saw), with the decay chosen above.
+        both = {k: np.concatenate([train[k], validation[k]]) for k in train}
+        newest = np.r_[np.zeros(len(train_cutoffs), bool), np.ones(len(validation["seen"]), bool)]
+        fit = dataclasses.replace(baselines.fit_baselines(both, newest), decay_days=fit.decay_days)
+        shallow = fit_shallow(both, fit)
         champion = registry.champion()
         champion_model = load_version(registry.version_dir(champion)) if champion and champion != version else None
         origins = [_origin(lake, config, table, candidate, champion_model, fit, shallow)
                    for table in _by_cutoff(splits[TEST])]
         compared = None
         if champion_model is not None:
+            # Only origins whose labels the champion never trained on (none when its window is unknown).
             labels_end = _labels_end(registry.metadata(champion))
-            compared = {"champion": [o.cutoff for o in origins if labels_end is None or o.cutoff >= labels_end]}
+            compared = {"champion": [o.cutoff for o in origins if labels_end is not None and o.cutoff >= labels_end]}
         cutoffs = [o.cutoff for o in origins]
         results = ranking(origins, compared)
         metrics = {
@@ -114,6 +122,15 @@ def _version(args, registry: Registry) -> str:
     if version is None:
         raise PipelineError(f"no trained model under {registry.root}: run train first")
     return version
+
+
+def _refuse_seen_labels(version: str, metadata: dict, test) -> None:
+    """A version is never judged on a test origin whose labels it trained on (``--date`` earlier than its own)."""
+    labels_end = _labels_end(metadata)
+    earliest = min(test["cutoff_date"].to_pylist())
+    if labels_end is not None and earliest < labels_end:
+        raise PipelineError(f"version {version} trained on labels up to {labels_end}, after the test origin "
+                            f"{earliest} of this --date: evaluate it on its own as-of date or a later one")
 
 
 def _read_splits(lake, as_of: dt.date, max_users: int) -> dict:
@@ -156,17 +173,18 @@ def _origin(lake, config, table, candidate, champion_model, fit, shallow) -> Ori
               "focus_transition": baselines.focus_transition_scores(encoded, fit),
               "shallow": shallow.scores(encoded)}
     if champion_model is not None:
-        scores["champion"] = _align(champion_model, table, categories)
+        scores["champion"] = _champion_scores(lake, table, champion_model, scores["popularity"], categories)
     scores.update(_oracles(lake, config, table, cutoff, horizon, categories, size))
     users = np.asarray(table["user_id"].to_pylist())
     return Origin(cutoff, users, encoded["label_categories"], encoded["window_events"] > 0,
                   encoded["window_events"].sum(axis=1), _last_horizon_users(lake, users, cutoff, horizon, candidate),
-                  scores, new_probability, _examples(candidate, users, encoded, probabilities, new_probability,
+                  scores, new_probability, encoded["label_has_new"][:, 0] > 0, _examples(candidate, users, encoded, probabilities, new_probability,
                                                      explained))
 
 
 def _examples(candidate, users, encoded, probabilities, new_probability, explained, count: int = 5) -> list[dict]:
-    """The explanations of the users most likely to move into a new category, for the report."""
+    """For the report: the users most likely to move into a new category, each with their three most likely
+    new categories explained (what a marketing segment would target them for)."""
     from models.explain import explain, habit_at_zero
 
     if "habit_logit" not in explained:
@@ -174,6 +192,7 @@ def _examples(candidate, users, encoded, probabilities, new_probability, explain
     rows = np.argsort(-new_probability, kind="stable")[:count]
     ranked = probabilities[rows].copy()
     ranked[:, [PAD, OOV]] = -1
+    ranked[encoded["window_events"][rows] > 0] = -1
     top = np.argsort(-ranked, axis=1, kind="stable")[:, :3]
     names = np.array(["", "(other)", *candidate.vocabulary.categories], dtype=object)
     lines = explain(top, np.take_along_axis(ranked, top, axis=1), names, explained["habit_logit"][rows],
@@ -220,6 +239,36 @@ def _oracles(lake, config, table, cutoff: dt.date, horizon: int, categories: lis
     filtered, _ = oracle.engagement_probabilities(truth, ids, cutoff, horizon, focus_belief=belief)
     return {"oracle_latent_focus": _from_truth_order(probabilities, categories, size),
             "oracle_user_parameters": _from_truth_order(filtered, categories, size)}
+
+
+def _champion_scores(lake, table, champion, fallback: np.ndarray, categories: list[str]) -> np.ndarray:
+    """The champion's scores for these test users, from sequences built as scoring builds them for it.
+
+    On a young lake each night's history is a day longer (models/cutoffs.py): the champion then gets its
+    users' sequences over its own ``history_days``, as ``score`` would give it. A test user with no event in
+    that shorter window is one the champion would not have scored: such rows get ``fallback`` (popularity).
+    """
+    history = champion.history_days
+    if history is None or history == int(table["history_days"][0].as_py()):
+        return _align(champion, table, categories)
+    from jobs.features import build_sequences
+
+    cutoff, horizon = table["cutoff_date"][0].as_py(), int(table["horizon_days"][0].as_py())
+    dates = [(cutoff - dt.timedelta(days=d)).isoformat() for d in range(-horizon - 1, history + 2)]
+    users = table["user_id"].to_pylist()
+    events = (lake.read(EVENTS, partitions={"event_date": dates})
+              .join(F.broadcast(lake.spark.createDataFrame([(u,) for u in users], "user_id string")), "user_id")
+              .select("user_id", "event_id", "category", "event_type", "event_ts", "session_id"))
+    rebuilt = build_sequences(events, cutoff, champion.sequence_length, history, horizon).toArrow()
+    position = {u: i for i, u in enumerate(rebuilt["user_id"].to_pylist())}
+    out = fallback.copy()
+    present = [i for i, u in enumerate(users) if u in position]
+    if present:
+        import pyarrow as pa
+
+        ordered = rebuilt.take(pa.array([position[users[i]] for i in present]))
+        out[present] = _align(champion, ordered, categories)
+    return out
 
 
 def _align(model, table, categories: list[str]) -> np.ndarray:

@@ -31,15 +31,33 @@ def fit_platt(probabilities: np.ndarray, labels: np.ndarray, seed: int = 0, iter
         return IDENTITY
     features = np.stack([x, np.ones_like(x)], axis=1)
     weights = np.array(IDENTITY)
+    loss = _log_loss(features, y, weights)
     for _ in range(iterations):
         p = 1 / (1 + np.exp(-(features @ weights)))
         gradient = features.T @ (p - y) + 1e-6 * weights
         hessian = (features * (p * (1 - p))[:, None]).T @ features + 1e-6 * np.eye(2)
         step = np.linalg.solve(hessian, gradient)
-        weights = weights - step
+        # Damped: halve the step until the loss does not grow (near-separable data overshoots).
+        for _ in range(30):
+            candidate = weights - step
+            candidate_loss = _log_loss(features, y, candidate)
+            if candidate_loss <= loss:
+                break
+            step = step / 2
+        else:
+            break
+        weights, loss = candidate, candidate_loss
         if np.abs(step).max() < 1e-8:
             break
+    # A slope that is not positive would flatten or invert every ranking: keep the model's own probabilities.
+    if not np.isfinite(weights).all() or weights[0] <= 0:
+        return IDENTITY
     return float(weights[0]), float(weights[1])
+
+
+def _log_loss(features: np.ndarray, y: np.ndarray, weights: np.ndarray) -> float:
+    z = features @ weights
+    return float(np.mean(np.logaddexp(0, z) - y * z))
 
 
 def apply_platt(probabilities: np.ndarray, params: tuple[float, float] | list[float]) -> np.ndarray:

@@ -50,12 +50,11 @@ class Origin:
     last_horizon_users: np.ndarray
     scores: dict[str, np.ndarray]
     new_probability: np.ndarray
+    # Whether the user engaged with a category absent from their window (by name, as the model was trained:
+    # several unknown categories share the out-of-vocabulary id).
+    has_new: np.ndarray
     # A few users' explanations (models/explain.py), for the report: [{"user_id", "explanation"}].
     examples: list | None = None
-
-    @property
-    def has_new(self) -> np.ndarray:
-        return ((self.relevant > 0) & ~self.seen).any(axis=1)
 
 
 def _excluded(origin: Origin, migration: bool) -> np.ndarray:
@@ -73,13 +72,14 @@ def ranking(origins: list[Origin], methods_compared: dict[str, list[dt.date]] | 
     """Per origin and pooled ranking metrics of every method, and the model's paired intervals against each.
 
     ``methods_compared`` limits a method's comparison to some origins (the
-    champion only where it never saw the labels); by default every origin.
+    champion only where it never saw the labels); by default every origin
+    where the method has scores. A method and the model are paired on exactly
+    the same (origin, user) rows: the users with something relevant at the
+    origins both are compared on.
     """
     out: dict = {}
     for subset, migration in (("all", False), ("migration", True)):
-        values: dict[str, dict[str, list]] = {}
-        clusters: dict[str, list] = {}
-        per_origin = {}
+        per_origin, rows_of = {}, {}  # rows_of[method][cutoff] = (per-user values, user ids)
         for origin in origins:
             relevant = origin.relevant * (~origin.seen if migration else 1)
             exclude = _excluded(origin, migration)
@@ -88,33 +88,30 @@ def ranking(origins: list[Origin], methods_compared: dict[str, list[dt.date]] | 
                 users, per_user = per_user_ranking(origin.scores[method], relevant, exclude)
                 rows[method] = {"users": int(users.sum()), **{k: float(v.mean()) if len(v) else float("nan")
                                                                for k, v in per_user.items()}}
-                if methods_compared and method in methods_compared and origin.cutoff not in methods_compared[method]:
-                    continue
-                for name, v in per_user.items():
-                    values.setdefault(method, {}).setdefault(name, []).append(v)
-                clusters.setdefault(method, []).append(origin.users[users])
+                allowed = methods_compared.get(method) if methods_compared else None
+                if allowed is None or origin.cutoff in allowed:
+                    rows_of.setdefault(method, {})[origin.cutoff] = (per_user, origin.users[users])
             per_origin[str(origin.cutoff)] = rows
-        pooled = {m: {k: float(np.concatenate(v).mean()) for k, v in named.items()} for m, named in values.items()}
+        pooled = {m: {k: float(np.concatenate([v[k] for v, _ in by_cutoff.values()]).mean())
+                      for k in next(iter(by_cutoff.values()))[0]} for m, by_cutoff in rows_of.items()}
         metric = RANKING_METRIC if not migration else MIGRATION_METRIC
         intervals = {}
-        for method in values:
+        for method, by_cutoff in rows_of.items():
             if method == REFERENCE:
                 continue
-            # The model's values on the same (origin, user) rows as the method's.
-            reference = _matching(values[REFERENCE][metric], clusters[REFERENCE], origins, methods_compared, method)
-            intervals[method] = paired_interval(reference, np.concatenate(values[method][metric]),
-                                                np.concatenate(clusters[method]))
+            shared = [c for c in by_cutoff if c in rows_of[REFERENCE]]
+            reference = [rows_of[REFERENCE][c] for c in shared]
+            other = [by_cutoff[c] for c in shared]
+            for (_, a), (_, b) in zip(reference, other):
+                assert np.array_equal(a, b), "methods must be scored on the same users"
+            intervals[method] = paired_interval(
+                np.concatenate([v[metric] for v, _ in reference]) if shared else np.zeros(0),
+                np.concatenate([v[metric] for v, _ in other]) if shared else np.zeros(0),
+                np.concatenate([u for _, u in other]) if shared else np.zeros(0))
+            intervals[method]["origins"] = [str(c) for c in shared]
             intervals[method]["verdict"] = verdict(intervals[method])
         out[subset] = {"per_origin": per_origin, "pooled": pooled, "metric": metric, "intervals": intervals}
     return out
-
-
-def _matching(reference_values: list, reference_clusters: list, origins: list[Origin],
-              methods_compared: dict | None, method: str) -> np.ndarray:
-    if not methods_compared or method not in methods_compared:
-        return np.concatenate(reference_values)
-    kept = [i for i, origin in enumerate(origins) if origin.cutoff in methods_compared[method]]
-    return np.concatenate([reference_values[i] for i in kept]) if kept else np.zeros(0)
 
 
 def classification_views(origins: list[Origin], threshold: float = 0.5) -> dict:
@@ -123,7 +120,7 @@ def classification_views(origins: list[Origin], threshold: float = 0.5) -> dict:
     p = np.concatenate([o.scores[REFERENCE][:, ranked].ravel() for o in origins])
     y = np.concatenate([(o.relevant[:, ranked] > 0).ravel() for o in origins])
     new_p = np.concatenate([o.new_probability for o in origins])
-    new_y = np.concatenate([o.has_new for o in origins])
+    new_y = np.concatenate([o.has_new for o in origins]).astype(bool)
     return {"category": classification(p, y, threshold), "new_category": classification(new_p, new_y, threshold),
             "calibration": {"category": calibration(p, y), "new_category": calibration(new_p, new_y)}}
 

@@ -9,15 +9,20 @@ explanation gives each part's share of the evidence *for* the category:
 
 - habit: how far the user's own history with the category lifts its logit
   above a user who never touched it (the habit part at zero shares);
-- sequence: how far the sequence part lifts it (it starts at zero);
+- the rest of the model: how far the other part lifts it (it starts at
+  zero). That part reads the encoder's summary of the sequence, the user's
+  shares of *all* categories and each category's learned base rate, so it is
+  "everything beyond the user's own counts of this category", not the
+  sequence alone;
 
-so "72% own habits" means the user keeps doing this, "100% sequence" that
-the model expects a move the user's own counts do not show. With the
+so "72% own habits" means the user keeps doing this, "0% own habits" that
+the model expects it from the rest of the user's behaviour and what is
+popular; "new to the user" marks a category absent from their history. With the
 Transformer it also names the recent categories the user's summary attended
 to most (attention of the last position, by category), the "recent
 drivers". For example::
 
-    audio 0.62 (80% own habits), phones 0.41 (35% own habits), tv 0.20 (new: sequence) | recent: audio 46%, phones 21%
+    audio 0.62 (80% own habits), phones 0.41 (35% own habits), tv 0.20 (new to the user) | recent: audio 46%, phones 21%
 """
 from __future__ import annotations
 
@@ -55,7 +60,7 @@ def explain(top_ids: np.ndarray, top_probabilities: np.ndarray, names: np.ndarra
         for j, category in enumerate(shown[r]):
             name, p = names[category], top_probabilities[r, j]
             if is_new[r, j]:
-                parts.append(f"{name} {p:.2f} (new: sequence)")
+                parts.append(f"{name} {p:.2f} (new to the user)")
             elif np.isnan(share[r, j]):
                 parts.append(f"{name} {p:.2f} (weak signals)")
             else:

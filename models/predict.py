@@ -36,6 +36,8 @@ class LoadedModel:
     sequence_length: int
     # Platt scaling per head, fitted on validation by training (models/calibration.py); identity when absent.
     calibration: dict | None = None
+    # How far back its users' histories reach (training_window.history_days): scoring builds sequences so.
+    history_days: int | None = None
     _serve: object = None
 
     def predict(self, sequences: pa.Table, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
@@ -108,4 +110,5 @@ def load_version(folder: Path) -> LoadedModel:
     metadata = json.loads((folder / "metadata.json").read_text())
     model = keras.models.load_model(str(folder / "saved_model"), compile=False)
     return LoadedModel(metadata["version"], model, Vocabulary.load(folder / "vocabulary.json"),
-                       int(metadata["model"]["sequence_length"]), metadata.get("calibration"))
+                       int(metadata["model"]["sequence_length"]), metadata.get("calibration"),
+                       metadata.get("training_window", {}).get("history_days"))

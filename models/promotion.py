@@ -32,11 +32,12 @@ def decide(version: str, champion: str | None, ranking: dict, test_cutoffs: list
     best_migration = _strongest(migration["pooled"], MIGRATION_BASELINES, migration["metric"])
     against_baseline = overall["intervals"][best]
     reasons, promoted = [], True
-    if against_baseline["low"] <= 0:
+    # "not low > 0" rather than "low <= 0": an interval over no rows is NaN, and NaN proves nothing.
+    if not against_baseline.get("rows") or not against_baseline["low"] > 0:
         promoted = False
         reasons.append(f"its lead over {best} is not significant: NDCG@10 {_interval(against_baseline)}")
     migration_interval = migration["intervals"].get(best_migration)
-    if migration_interval and migration_interval["high"] < 0:
+    if migration_interval and migration_interval.get("rows") and migration_interval["high"] < 0:
         promoted = False
         reasons.append(f"its migration Recall@10 is below {best_migration}'s: {_interval(migration_interval)}")
     against_champion = overall["intervals"].get(CHAMPION)
@@ -48,7 +49,7 @@ def decide(version: str, champion: str | None, ranking: dict, test_cutoffs: list
         if against_champion is None or not against_champion.get("rows"):
             promoted = False
             reasons.append(f"no test origin is free of champion {champion}'s training labels")
-        elif against_champion["low"] <= 0:
+        elif not against_champion["low"] > 0:
             promoted = False
             reasons.append(f"its lead over champion {champion} is not significant: NDCG@10 {_interval(against_champion)}")
         if champion_migration and champion_migration.get("rows") and champion_migration["high"] < 0:

@@ -108,7 +108,8 @@ def write_report(folder: Path, metrics: dict) -> Path:
                            [[o, m["segments"], m["audience"], m["model_share"], m["naive_share"], m["base_rate"]]
                             for o, m in metrics["marketing"].items()]))
     if metrics.get("explanations"):
-        sections.append("<h2>Why: the users most likely to move, as the predictions table explains them</h2>")
+        sections.append("<h2>Why: the users most likely to move, and their most likely new categories, "
+                        "explained as in user_interest_predictions.explanation</h2>")
         sections.append(_table(["user", "P(moves to a new category)", "explanation"],
                                [[e["user_id"], e["migration_probability"], e["explanation"]]
                                 for e in metrics["explanations"]]))

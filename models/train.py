@@ -81,14 +81,15 @@ def train_worker(run_dir: Path) -> dict:
         steps = _steps(min(spec["rows_per_shard"]), per_worker_batch)
         selector = _ValidationSelection(_concat(validation), spec["patience"], run_dir / PROGRESS, is_chief)
         summary["selection"] = _fit(strategy, spec, train, spec["epochs"], steps, run_dir / "backup-selection",
-                                    [selector], index)
+                                    [selector], index, decay_epochs=spec["epochs"])
         selection = selector.result()
         summary["selection"].update(best_epoch=selection["best_epoch"], validation_ndcg=selection["ndcg@10"])
         if is_chief:
-            selection_file.write_text(json.dumps(selection, indent=1))
+            _atomic_write(selection_file, json.dumps(selection, indent=1))
     refit_rows = [t + v for t, v in zip(spec["rows_per_shard"], spec["validation_rows_per_shard"])]
     summary["refit"] = _fit(strategy, spec, _concat([train, validation[index]]), selection["best_epoch"] + 1,
                             _steps(min(refit_rows), per_worker_batch), run_dir / "backup-refit", [], index,
+                            decay_epochs=spec["epochs"],
                             save_to=run_dir / "saved_model" if is_chief else run_dir / "scratch" / f"worker-{index}")
     if not is_chief:
         shutil.rmtree(run_dir / "scratch" / f"worker-{index}", ignore_errors=True)
@@ -100,6 +101,13 @@ def train_worker(run_dir: Path) -> dict:
     return summary
 
 
+def _atomic_write(path: Path, text: str) -> None:
+    """Write then rename: a chief killed mid-write leaves the previous file, never half of one."""
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
 def _steps(rows: int, per_worker_batch: int) -> int:
     steps = rows // per_worker_batch
     if steps < 1:
@@ -108,8 +116,12 @@ def _steps(rows: int, per_worker_batch: int) -> int:
 
 
 def _fit(strategy, spec: dict, arrays: dict, epochs: int, steps: int, backup: Path, callbacks: list,
-         index: int, save_to: Path | None = None) -> dict:
-    """One phase: build and compile in ``strategy.scope()``, fit with checkpoints; returns its record."""
+         index: int, decay_epochs: int, save_to: Path | None = None) -> dict:
+    """One phase: build and compile in ``strategy.scope()``, fit with checkpoints; returns its record.
+
+    The learning rate decays over ``decay_epochs`` (the selection's maximum) in both phases, so the refit
+    stopped after the chosen number of epochs is where the selection run was at its best epoch.
+    """
     import tf_keras as keras
 
     from models.dataset import make_dataset
@@ -121,7 +133,7 @@ def _fit(strategy, spec: dict, arrays: dict, epochs: int, steps: int, backup: Pa
 
     with strategy.scope():
         model = compile_model(build_model(ModelConfig(**spec["model"])), spec["learning_rate"],
-                              decay_steps=epochs * steps)
+                              decay_steps=decay_epochs * steps)
     if spec.get("warm_start"):
         _warm_start(model, spec)
     epoch_seconds: list[float] = []
@@ -193,13 +205,19 @@ class _ValidationSelection:
                          for s in range(0, len(labels), 4096)]
                 category = np.concatenate([p["category"].numpy() for p in parts])
                 new = np.concatenate([p["new_category"].numpy()[:, 0] for p in parts])
-                ndcg = ranking_metrics(category, labels, exclude)["ndcg@10"]
+                local = ranking_metrics(category, labels, exclude)["ndcg@10"]
+                # Every worker computes the same number from the same rows and weights, but floating point may
+                # differ in the last bit across machines: the all-reduced mean is bit-identical everywhere, so
+                # every worker stops at the same epoch (a worker that left fit alone would hang the others).
+                strategy = self.model.distribute_strategy
+                ndcg = float(strategy.reduce(tf.distribute.ReduceOp.MEAN, strategy.run(
+                    lambda: tf.constant(local, tf.float64)), axis=None))
                 self.epochs = [e for e in self.epochs if e["epoch"] < epoch] + [{
                     "epoch": epoch, "ndcg@10": round(float(ndcg), 6),
                     "calibration": {"category": fit_platt(category[:, 2:], labels[:, 2:]),
                                     "new_category": fit_platt(new, has_new)}}]
                 if is_chief:
-                    progress.write_text(json.dumps({"epochs": self.epochs}))
+                    _atomic_write(progress, json.dumps({"epochs": self.epochs}))
                 best = self._best()
                 print(f"epoch {epoch + 1}: validation NDCG@10 {ndcg:.4f} (best {best['ndcg@10']:.4f} at epoch "
                       f"{best['epoch'] + 1})", flush=True)

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from models.encoding import COUNTS
+
 # Layer name -> which weight (by position) has a category axis, and which axis.
 CATEGORY_AXES = {"categories_embedding": {0: 0}, "deep_logit": {0: 1, 1: 0}}
 # The hidden layer reads [user summary (d_model), 6 per-category blocks (COUNTS shares and the seen flag)].
-HEAD_HIDDEN, CATEGORY_BLOCKS = "head_hidden", 6
+HEAD_HIDDEN, CATEGORY_BLOCKS = "head_hidden", len(COUNTS) + 1
 
 
 def column_map(old_categories: list[str], new_categories: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -14,8 +14,8 @@ LAKE=${LAKE:-lake}
 DAYS=${DAYS:-21}
 USERS=${USERS:-2000}
 START=${START:-2024-11-01}
-# A 3-day horizon lets three weeks hold history, train, validation and test
-# windows (12 days), so training is due on day 12; production uses 7.
+# A 3-day horizon lets three weeks hold history, train, validation and three
+# test origins (4H + 2 = 14 days), so training is due on day 14; production uses 7.
 HORIZON=${HORIZON:-3}
 
 mkdir -p "$LAKE"

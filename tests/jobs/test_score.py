@@ -71,7 +71,7 @@ def test_predictions_one_row_per_active_user_with_sorted_probabilities(scored, t
         # Why: the first three top categories, each with its habit share or marked new, and recent drivers.
         shown = [t["category"] for t in row["top_categories"][:3]]
         assert row["explanation"].startswith(shown[0]) and all(c in row["explanation"] for c in shown)
-        assert "own habits" in row["explanation"] or "new: sequence" in row["explanation"]
+        assert "own habits" in row["explanation"] or "new to the user" in row["explanation"]
     # The scored rows' scratch copy is gone once the tables are written.
     assert not any((scored / "_scratch").glob("*"))
 

@@ -17,7 +17,7 @@ def test_habit_and_sequence_shares_and_the_recent_drivers():
     attention = np.array([[0.0, 0.3, 0.3, 0.35, 0.05]])
     line, = explain(top, np.array([[0.6, 0.4, 0.2]]), NAMES, habit, sequence, -2.0, seen, history, attention)
     # audio: habit lift 3 against sequence 1 -> 75%; phones: lift 0 against 3 -> 0%; tv is new to the user.
-    assert line == "audio 0.60 (75% own habits), phones 0.40 (0% own habits), tv 0.20 (new: sequence) " \
+    assert line == "audio 0.60 (75% own habits), phones 0.40 (0% own habits), tv 0.20 (new to the user) " \
                    "| recent: audio 60%, phones 35%"
 
 

@@ -112,3 +112,6 @@ def test_platt_scaling_repairs_an_overconfident_head():
     fixed = apply_platt(p, fit_platt(p, y))
     assert before > 0.2 and calibration(fixed, y)["ece"] < 0.01
     assert fit_platt(p, np.zeros_like(y)) == (1.0, 0.0)  # nothing to fit: left as it is
+    # A head whose higher probabilities come true less often: no scaling may invert its ranking.
+    inverted = rng.random(40_000) < np.where(p == 0.6, 0.05, 0.2)
+    assert fit_platt(p, inverted) == (1.0, 0.0)

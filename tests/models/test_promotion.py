@@ -31,7 +31,8 @@ def _origins(model_skill: float, baseline_skill: float = 1.0, champion_skill: fl
         if champion_skill is not None:
             scores["champion"] = noisy(champion_skill)
         origins.append(Origin(cutoff, np.array([f"u{i}" for i in range(USERS)]), relevant, seen,
-                              np.ones(USERS), np.zeros(SIZE), scores, np.full(USERS, 0.5)))
+                              np.ones(USERS), np.zeros(SIZE), scores, np.full(USERS, 0.5),
+                              ((relevant > 0) & ~seen).any(axis=1)))
     return origins
 
 
@@ -55,6 +56,21 @@ def test_the_candidate_must_beat_the_champion_by_more_than_noise_too():
     assert not tied["promoted"] and "champion v1" in tied["reason"]
     better = decide("v2", "v1", ranking(_origins(model_skill=4.0, champion_skill=2.0)), CUTOFFS)
     assert better["promoted"] and better["previous_champion"] == "v1" and better["champion_low"] > 0
+
+
+def test_an_interval_over_no_users_proves_nothing():
+    origins = _origins(model_skill=3.0)
+    for origin in origins:
+        origin.relevant[:] = 0  # nobody engaged with anything: no row to rank
+    decision = decide("v2", None, ranking(origins), CUTOFFS)
+    assert not decision["promoted"] and "not significant" in decision["reason"]
+
+
+def test_a_method_missing_at_an_origin_is_paired_on_the_others():
+    origins = _origins(model_skill=3.0)
+    del origins[1].scores["shallow"]
+    interval = ranking(origins)["all"]["intervals"]["shallow"]
+    assert interval["origins"] == [str(CUTOFFS[0]), str(CUTOFFS[2])] and interval["low"] > 0
 
 
 def test_no_comparison_on_origins_the_champion_trained_on():

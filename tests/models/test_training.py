@@ -142,6 +142,20 @@ def test_a_warm_started_version_fine_tunes_the_champion(lake_root, trained):
         assert version != trained and registry.metadata(version)["training"]["warm_start_from"] == trained
         log = (registry.version_dir(version) / "run" / "logs" / "worker-0.attempt-0.log").read_text()
         assert f"warm start from {trained}" in log
+        # Judged against the champion on sequences built as scoring builds them for it: here a history one
+        # day shorter than this lake's cutoffs (as on a young lake, where each night's is a day longer).
+        metadata = registry.metadata(trained)
+        shorter = {**metadata, "training_window": {**metadata["training_window"], "history_days": 1}}
+        registry.write_metadata(trained, shorter)
+        try:
+            code, out, err = run_jobs_isolated("evaluate", "--lake", str(lake_root), "--version", version,
+                                               "--no-promote")
+        finally:
+            registry.write_metadata(trained, metadata)
+        assert code == 0, err
+        metrics = json.loads((registry.version_dir(version) / "report" / "metrics.json").read_text())
+        champion = metrics["ranking"]["all"]["intervals"]["champion"]
+        assert champion["rows"] > 0 and champion["origins"] == metrics["test_cutoffs"]
         code, out, err = run("train", "--lake", str(lake_root), "--date", AS_OF.isoformat(), "--warm-start",
                              "--encoder", "lstm", *TINY)
         assert code == 1 and "another architecture encoder transformer (here lstm)" in err
