@@ -16,5 +16,6 @@ SELECT f.score_date,
        round(f.expected_new_users_change, 1) AS expected_new_users_change
 FROM category_demand_forecast AS f
 JOIN latest USING (score_date)
-ORDER BY expected_users_change DESC NULLS LAST, expected_users DESC, category
+-- Qualified: the unrounded values, not the rounded output columns of the same names (engines differ there).
+ORDER BY f.expected_users_change DESC NULLS LAST, f.expected_users DESC, f.category
 LIMIT 20

@@ -32,7 +32,7 @@ def _lake(tmp_path, days: int, drift: float | None = None, champion_as_of: dt.da
 
 def test_a_young_lake_without_a_champion_neither_trains_nor_scores(tmp_path):
     decision = decide_retraining(_lake(tmp_path, 10), RUN, "auto")
-    assert not decision.retrain and not decision.score and "at least 28 days" in decision.reason
+    assert not decision.retrain and not decision.score and "at least 30 days" in decision.reason
 
 
 def test_no_champion_with_enough_history_trains(tmp_path):

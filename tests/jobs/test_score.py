@@ -14,7 +14,7 @@ from deltalake import DeltaTable
 
 from models.registry import Registry
 from models.cutoffs import plan_cutoffs
-from tests.conftest import MODEL_AS_OF, MODEL_START, SCORE_DATES, SCORE_OPTIONS, run_jobs as run
+from tests.conftest import MIN_PROPENSITY, MODEL_AS_OF, MODEL_START, SCORE_DATES, SCORE_OPTIONS, run_jobs as run
 
 PREVIOUS_DATE, SCORE_DATE = SCORE_DATES
 BREAK_MODEL = """
@@ -46,9 +46,14 @@ def _active_users(lake: Path, history_days: int) -> set[str]:
 
 
 def _window_categories(lake: Path) -> dict[str, set[str]]:
+    """Each user's categories over the champion's history window before the score cutoff (what "new" is against)."""
+    registry = Registry(lake)
+    history_days = registry.metadata(registry.champion())["training_window"]["history_days"]
+    start = dt.datetime.combine(SCORE_DATE - dt.timedelta(days=history_days - 1), dt.time(), dt.timezone.utc)
     out: dict[str, set[str]] = {}
-    for r in DeltaTable(str(lake / "events")).to_pyarrow_table(columns=["user_id", "category"]).to_pylist():
-        out.setdefault(r["user_id"], set()).add(r["category"])
+    for r in DeltaTable(str(lake / "events")).to_pyarrow_table(columns=["user_id", "category", "event_ts"]).to_pylist():
+        if r["event_ts"] >= start:
+            out.setdefault(r["user_id"], set()).add(r["category"])
     return out
 
 
@@ -109,19 +114,19 @@ def test_marketing_segments_rank_users_new_to_the_category(scored):
     by_category: dict[str, list[dict]] = {}
     for row in _read(scored, "marketing_segments"):
         by_category.setdefault(row["category"], []).append(row)
-    assert by_category, "no segment rows at a 0.05 threshold"
+    assert by_category, f"no segment rows at a {MIN_PROPENSITY} threshold"
     for category, members in by_category.items():
         members.sort(key=lambda r: r["rank"])
         assert [m["rank"] for m in members] == list(range(1, len(members) + 1)) and len(members) <= 20
         propensities = [m["propensity"] for m in members]
-        assert propensities == sorted(propensities, reverse=True) and min(propensities) >= 0.05
+        assert propensities == sorted(propensities, reverse=True) and min(propensities) >= MIN_PROPENSITY
         for m in members:
             assert category not in seen[m["user_id"]]
             assert m["propensity"] == pytest.approx(probability[(m["user_id"], category)])
         # Nobody left out ranks above the last member.
         outside = [p for (u, c), p in probability.items() if c == category and c not in seen[u]
                    and u not in {m["user_id"] for m in members}]
-        assert len(members) == 20 or all(p < 0.05 for p in outside)
+        assert len(members) == 20 or all(p < MIN_PROPENSITY for p in outside)
         assert all(p <= propensities[-1] + 1e-12 for p in outside)
 
 
