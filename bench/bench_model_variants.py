@@ -1,6 +1,6 @@
 """The seeds' alternatives compared: Transformer or LSTM encoder, trained from scratch or warm-started.
 
-    python bench/bench_model_variants.py --users 20000 --days 42 --lake /tmp/variants-lake
+    python bench/bench_model_variants.py --users 20000 --days 42 --lake variants-lake
 
 Builds a generated lake with the pipeline's own stages (generate, ingest,
 dedupe, sessionize with validation off: the data, not the gates, is measured
