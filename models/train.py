@@ -85,6 +85,8 @@ def train_worker(run_dir: Path) -> dict:
         selection = selector.result()
         summary["selection"].update(best_epoch=selection["best_epoch"], validation_ndcg=selection["ndcg@10"])
         if is_chief:
+            from models.registry import _atomic_write  # write then rename: never half a file
+
             _atomic_write(selection_file, json.dumps(selection, indent=1))
     refit_rows = [t + v for t, v in zip(spec["rows_per_shard"], spec["validation_rows_per_shard"])]
     summary["refit"] = _fit(strategy, spec, _concat([train, validation[index]]), selection["best_epoch"] + 1,
@@ -99,13 +101,6 @@ def train_worker(run_dir: Path) -> dict:
     with open(run_dir / "attempts.jsonl", "a") as out:
         out.write(json.dumps(summary) + "\n")
     return summary
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write then rename: a chief killed mid-write leaves the previous file, never half of one."""
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 def _steps(rows: int, per_worker_batch: int) -> int:
@@ -217,6 +212,8 @@ class _ValidationSelection:
                     "calibration": {"category": fit_platt(category[:, 2:], labels[:, 2:]),
                                     "new_category": fit_platt(new, has_new)}}]
                 if is_chief:
+                    from models.registry import _atomic_write
+
                     _atomic_write(progress, json.dumps({"epochs": self.epochs}))
                 best = self._best()
                 print(f"epoch {epoch + 1}: validation NDCG@10 {ndcg:.4f} (best {best['ndcg@10']:.4f} at epoch "
