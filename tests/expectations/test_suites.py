@@ -115,12 +115,13 @@ def test_events_clean_suite_bounds_the_malformed_rate_but_not_bots(spark, tmp_pa
 
 
 PREDICTIONS_SCHEMA = ("score_date date, user_id string, top_categories array<struct<category: string, probability: "
-                      "double>>, current_top_category string, migration_probability double, model_version string, "
-                      "scored_at timestamp")
+                      "double>>, current_top_category string, migration_probability double, explanation string, "
+                      "model_version string, scored_at timestamp")
 
 
 def _prediction(user, *top):
-    return (DAY, user, [{"category": c, "probability": p} for c, p in top], "a.x", 0.2, "v1", ts("2024-11-03 01:00:00"))
+    return (DAY, user, [{"category": c, "probability": p} for c, p in top], "a.x", 0.2,
+            "habit 0.60, recent sequence 0.40", "v1", ts("2024-11-03 01:00:00"))
 
 
 def test_predictions_suite_refuses_each_kind_of_bad_top_list(spark, tmp_path):
