@@ -70,13 +70,26 @@ def explain(top_ids: np.ndarray, top_probabilities: np.ndarray, names: np.ndarra
 
 
 def drivers_text(history_ids: np.ndarray, attention: np.ndarray, names: np.ndarray) -> list[str]:
-    """Per row, "name NN%, name NN%": the categories the user's summary attended to most."""
-    size = len(names)
-    rows = len(history_ids)
-    flat = (np.arange(rows)[:, None] * size + history_ids).ravel()
-    mass = np.bincount(flat, weights=np.where(history_ids > 0, attention, 0.0).ravel(),
-                       minlength=rows * size).reshape(rows, size)
-    mass /= np.maximum(mass.sum(axis=1, keepdims=True), 1e-12)
-    order = np.argsort(-mass, axis=1, kind="stable")[:, :DRIVERS]
-    return [", ".join(f"{names[c]} {mass[r, c]:.0%}" for c in order[r] if mass[r, c] >= MIN_DRIVER_SHARE)
-            for r in range(rows)]
+    """Per row, "name NN%, name NN%": the categories the user's summary attended to most.
+
+    Attention is summed per (row, category) by sorting each row's own history, so time and memory grow
+    with rows x history length, not rows x vocabulary (real catalogues have thousands of categories).
+    """
+    rows, length = history_ids.shape
+    by_id = np.argsort(history_ids, axis=1, kind="stable")
+    ids = np.take_along_axis(history_ids, by_id, axis=1)
+    weights = np.take_along_axis(np.where(history_ids > 0, attention, 0.0), by_id, axis=1)
+    starts = np.ones(ids.shape, dtype=bool)
+    starts[:, 1:] = ids[:, 1:] != ids[:, :-1]
+    first = np.flatnonzero(starts)  # one run per (row, category), in row order
+    mass = np.add.reduceat(weights.ravel(), first)
+    run_rows, run_ids = first // length, ids.ravel()[first]
+    mass = mass / np.maximum(np.bincount(run_rows, weights=mass, minlength=rows), 1e-12)[run_rows]
+    keep = (run_ids > 0) & (mass >= MIN_DRIVER_SHARE)  # at most 1 / MIN_DRIVER_SHARE runs per row remain
+    run_rows, run_ids, mass = run_rows[keep], run_ids[keep], mass[keep]
+    order = np.lexsort((-mass, run_rows))  # by row, then largest mass first (ties: the smaller id first)
+    rank = np.arange(len(order)) - np.searchsorted(run_rows[order], run_rows[order])
+    texts: list[list[str]] = [[] for _ in range(rows)]
+    for k in order[rank < DRIVERS]:
+        texts[run_rows[k]].append(f"{names[run_ids[k]]} {mass[k]:.0%}")
+    return [", ".join(t) for t in texts]
