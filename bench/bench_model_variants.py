@@ -6,8 +6,9 @@ Builds a generated lake with the pipeline's own stages (generate, ingest,
 dedupe, sessionize with validation off: the data, not the gates, is measured
 here), then:
 
-1. trains a Transformer from scratch on the as-of date one horizon before the
-   last, and makes it the champion (what a warm start starts from);
+1. for each encoder a warm-start variant uses, trains a version from scratch
+   on the as-of date one horizon before the last: the champion its warm
+   start fine-tunes (an LSTM cannot start from a Transformer's weights);
 2. on the last as-of date trains four versions: {transformer, lstm} x
    {scratch, warm start}; each chooses its epoch count on validation;
 3. evaluates each with ``evaluate --no-promote`` on the same rolling test
@@ -18,7 +19,9 @@ here), then:
 
 Training and evaluation run as ``python -m jobs`` subprocesses, as in
 production. A lake given with ``--lake`` is reused if it already has events
-(so that a second run only trains and evaluates).
+(so that a second run only trains and evaluates), and each variant's result
+is kept there (``bench_variant_results.json``), so a run with ``--variants``
+adds to the comparison rather than replacing it.
 """
 from __future__ import annotations
 
@@ -83,13 +86,16 @@ def main() -> None:
     from models.registry import Registry
 
     registry = Registry(lake)
-    if registry.champion() is None:
-        jobs("features", *common, "--date", earlier.isoformat(), *horizon, "--no-validate")
-        jobs("train", *common, "--date", earlier.isoformat(), "--epochs", str(options.epochs))
-        registry.set_champion(registry.latest(), {"reason": "bench_model_variants: the warm start's source"})
+    names = options.variants.split(",")
+    sources = _warm_start_sources(lake, registry, {_encoder(n) for n in names if "--warm-start" in VARIANTS[n]},
+                                  earlier, horizon, options.epochs)
     jobs("features", *common, "--date", as_of.isoformat(), *horizon, "--no-validate")
-    results = {}
-    for name in options.variants.split(","):
+    # Every variant's result is kept in the lake: a later run with --variants adds to the comparison.
+    record = lake / "bench_variant_results.json"
+    results = json.loads(record.read_text()) if record.exists() else {}
+    for name in names:
+        if "--warm-start" in VARIANTS[name]:  # a warm start fine-tunes a champion of its own architecture
+            registry.set_champion(sources[_encoder(name)], {"reason": "bench_model_variants: the warm start's source"})
         before = set(registry.versions())
         jobs("train", *common, "--date", as_of.isoformat(), "--epochs", str(options.epochs), *VARIANTS[name])
         version = (set(registry.versions()) - before).pop()
@@ -97,9 +103,32 @@ def main() -> None:
         metadata = registry.metadata(version)
         metrics = json.loads((registry.version_dir(version) / "report" / "metrics.json").read_text())
         results[name] = _summary(version, metadata, metrics)
+        record.write_text(json.dumps(results))
     chosen = max(results, key=lambda n: results[n]["validation_ndcg@10"])
     print(json.dumps({"users": options.users, "days": options.days, "as_of": str(as_of), "variants": results,
                       "chosen_on_validation": chosen}, indent=1))
+
+
+def _encoder(variant: str) -> str:
+    return VARIANTS[variant][VARIANTS[variant].index("--encoder") + 1]
+
+
+def _warm_start_sources(lake: Path, registry, encoders: set[str], earlier: dt.date, horizon: list[str],
+                        epochs: int) -> dict[str, str]:
+    """Per encoder, a version trained from scratch one horizon earlier: what its warm start fine-tunes.
+    Recorded in the lake, so a second run of the bench reuses them."""
+    record = lake / "bench_warm_start_sources.json"
+    sources = json.loads(record.read_text()) if record.exists() else {}
+    missing = sorted(encoders - set(sources))
+    if missing:
+        jobs("features", "--lake", str(lake), "--date", earlier.isoformat(), *horizon, "--no-validate")
+    for encoder in missing:
+        before = set(registry.versions())
+        jobs("train", "--lake", str(lake), "--date", earlier.isoformat(), "--epochs", str(epochs),
+             "--encoder", encoder)
+        sources[encoder] = (set(registry.versions()) - before).pop()
+        record.write_text(json.dumps(sources))
+    return sources
 
 
 def _summary(version: str, metadata: dict, metrics: dict) -> dict:
