@@ -54,7 +54,7 @@ def explain(top_ids: np.ndarray, top_probabilities: np.ndarray, names: np.ndarra
     share = np.divide(habit, total, out=np.full(habit.shape, np.nan), where=total > 0)
     is_new = ~np.take_along_axis(seen, shown, axis=1)
     drivers = drivers_text(history_ids, attention, names) if attention is not None else [""] * rows
-    # Python lists, not numpy scalars, in the per-row loop: about 3x faster per user.
+    # Python lists, not numpy scalars, in the per-row loop: 1.2-1.7x faster per user (measured here).
     names_of, probabilities = names.tolist(), top_probabilities[:, :SHOWN].tolist()
     notes = np.where(is_new, -1.0, np.where(np.isnan(share), -2.0, share)).tolist()
     lines = []

@@ -75,7 +75,7 @@ class Registry:
         return json.loads(path.read_text())
 
     def write_metadata(self, version: str, metadata: dict) -> None:
-        _atomic_write(self.version_dir(version) / "metadata.json", json.dumps(metadata, indent=1, default=str))
+        atomic_write(self.version_dir(version) / "metadata.json", json.dumps(metadata, indent=1, default=str))
 
     def latest(self) -> str | None:
         """The newest trained version: by as-of date, then by run number (``.10`` after ``.9``)."""
@@ -84,7 +84,7 @@ class Registry:
 
     def record_training_run(self, run_id: str, version: str) -> None:
         """Remember which version a pipeline run (an Airflow run id) trained, for its evaluate task."""
-        _atomic_write(self._run_path(run_id), json.dumps({"run_id": run_id, "version": version}))
+        atomic_write(self._run_path(run_id), json.dumps({"run_id": run_id, "version": version}))
 
     def trained_in_run(self, run_id: str) -> str:
         path = self._run_path(run_id)
@@ -100,7 +100,7 @@ class Registry:
         return json.loads(path.read_text())["version"] if path.exists() else None
 
     def set_champion(self, version: str, decision: dict) -> None:
-        _atomic_write(self.root / "champion.json", json.dumps({"version": version, "decision": decision}, indent=1,
+        atomic_write(self.root / "champion.json", json.dumps({"version": version, "decision": decision}, indent=1,
                                                                default=str))
 
     def record_decision(self, decision: dict) -> None:
@@ -129,7 +129,8 @@ def code_version() -> str:
     return f"{commit or 'no-git'}+models-{digest.hexdigest()[:12]}"
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
+    """Write then rename: a writer killed mid-write leaves the previous file, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(path.suffix + ".tmp")
     temporary.write_text(text)

@@ -30,6 +30,8 @@ import sys
 import time
 from pathlib import Path
 
+from models.registry import atomic_write
+
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -85,9 +87,7 @@ def train_worker(run_dir: Path) -> dict:
         selection = selector.result()
         summary["selection"].update(best_epoch=selection["best_epoch"], validation_ndcg=selection["ndcg@10"])
         if is_chief:
-            from models.registry import _atomic_write  # write then rename: never half a file
-
-            _atomic_write(selection_file, json.dumps(selection, indent=1))
+            atomic_write(selection_file, json.dumps(selection, indent=1))
     refit_rows = [t + v for t, v in zip(spec["rows_per_shard"], spec["validation_rows_per_shard"])]
     summary["refit"] = _fit(strategy, spec, _concat([train, validation[index]]), selection["best_epoch"] + 1,
                             _steps(min(refit_rows), per_worker_batch), run_dir / "backup-refit", [], index,
@@ -212,9 +212,7 @@ class _ValidationSelection:
                     "calibration": {"category": fit_platt(category[:, 2:], labels[:, 2:]),
                                     "new_category": fit_platt(new, has_new)}}]
                 if is_chief:
-                    from models.registry import _atomic_write
-
-                    _atomic_write(progress, json.dumps({"epochs": self.epochs}))
+                    atomic_write(progress, json.dumps({"epochs": self.epochs}))
                 best = self._best()
                 print(f"epoch {epoch + 1}: validation NDCG@10 {ndcg:.4f} (best {best['ndcg@10']:.4f} at epoch "
                       f"{best['epoch'] + 1})", flush=True)
