@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"evaluate a stable sample of at most this many users per cutoff (default {MAX_USERS})")
     parser.add_argument("--promote", action=argparse.BooleanOptionalAction, default=True,
                         help="move the champion pointer when the candidate wins (default on)")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="on generated data, also score oracle_generator_process, the behaviour-only ceiling "
+                             "(models/ceiling.py; about 10 ms per test user, so use it with --max-users)")
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
@@ -76,7 +79,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         shallow = fit_shallow(both, fit)
         champion = registry.champion()
         champion_model = load_version(registry.version_dir(champion)) if champion and champion != version else None
-        origins = [_origin(lake, config, table, candidate, champion_model, fit, shallow)
+        origins = [_origin(lake, config, table, candidate, champion_model, fit, shallow, args.ceiling)
                    for table in _by_cutoff(splits[TEST])]
         compared = None
         if champion_model is not None:
@@ -156,7 +159,7 @@ def _by_cutoff(table) -> list:
     return [table.filter(pc.equal(table["cutoff_date"], c)) for c in cutoffs]
 
 
-def _origin(lake, config, table, candidate, champion_model, fit, shallow) -> Origin:
+def _origin(lake, config, table, candidate, champion_model, fit, shallow, with_ceiling: bool = False) -> Origin:
     """Every method's scores for one test cutoff's users."""
     encoded = candidate.encode(table)
     categories = list(candidate.vocabulary.categories)
@@ -174,7 +177,7 @@ def _origin(lake, config, table, candidate, champion_model, fit, shallow) -> Ori
               "shallow": shallow.scores(encoded)}
     if champion_model is not None:
         scores["champion"] = _champion_scores(lake, table, champion_model, scores["popularity"], categories)
-    scores.update(_oracles(lake, config, table, cutoff, horizon, categories, size))
+    scores.update(_oracles(lake, config, table, cutoff, horizon, categories, size, with_ceiling))
     users = np.asarray(table["user_id"].to_pylist())
     return Origin(cutoff, users, encoded["label_categories"], encoded["window_events"] > 0,
                   encoded["window_events"].sum(axis=1), _last_horizon_users(lake, users, cutoff, horizon, candidate),
@@ -220,10 +223,13 @@ def _last_horizon_users(lake, users: np.ndarray, cutoff: dt.date, horizon: int, 
     return out
 
 
-def _oracles(lake, config, table, cutoff: dt.date, horizon: int, categories: list[str], size: int) -> dict:
+def _oracles(lake, config, table, cutoff: dt.date, horizon: int, categories: list[str], size: int,
+             with_ceiling: bool = False) -> dict:
     """On generated data only: ``oracle_latent_focus`` knows each user's true focus the day before the cutoff
     and their parameters; ``oracle_user_parameters`` knows the parameters (stable interests, activity and move
-    rates) and infers the focus from behaviour. Neither is a behaviour-only ceiling: both know more."""
+    rates) and infers the focus from behaviour. Neither is a behaviour-only ceiling: both know more. With
+    ``with_ceiling``, ``oracle_generator_process`` knows only the generator's world and process and infers
+    everything about each user from their events (models/ceiling.py): the behaviour-only ceiling."""
     truth = config.lake / "ground_truth"
     if not oracle.available(truth):
         return {}
@@ -237,8 +243,14 @@ def _oracles(lake, config, table, cutoff: dt.date, horizon: int, categories: lis
               .select("user_id", "session_id", "event_ts", "category", "event_type").toArrow())
     belief = oracle.filtered_focus(truth, ids, events, cutoff)
     filtered, _ = oracle.engagement_probabilities(truth, ids, cutoff, horizon, focus_belief=belief)
-    return {"oracle_latent_focus": _from_truth_order(probabilities, categories, size),
-            "oracle_user_parameters": _from_truth_order(filtered, categories, size)}
+    scores = {"oracle_latent_focus": _from_truth_order(probabilities, categories, size),
+              "oracle_user_parameters": _from_truth_order(filtered, categories, size)}
+    if with_ceiling:
+        from models import ceiling
+
+        behaviour = ceiling.engagement_probabilities(truth, ids, events, cutoff, horizon)
+        scores["oracle_generator_process"] = _from_truth_order(behaviour, categories, size)
+    return scores
 
 
 def _champion_scores(lake, table, champion, fallback: np.ndarray, categories: list[str]) -> np.ndarray:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -73,10 +74,22 @@ def engagement_probabilities(truth: Path, user_ids: list[str], cutoff: dt.date, 
     if not known.any():
         return result, known
     idx = np.flatnonzero(known)
-    p_active, p_move, stable = users["p_active"][idx], users["p_move"][idx], users["stable"][idx]
-    m = len(idx)
+    if focus_belief is None:
+        belief = np.eye(c)[users["focus"][idx]]
+    else:
+        belief = focus_belief[idx]
+    result[idx] = forward_engagement(world, _base_mix(world, users["stable"][idx]), users["p_active"][idx],
+                                     users["p_move"][idx], belief, cutoff, horizon_days)
+    return result, known
+
+
+def forward_engagement(world, base: np.ndarray, p_active: np.ndarray, p_move: np.ndarray, belief: np.ndarray,
+                       cutoff: dt.date, horizon_days: int) -> np.ndarray:
+    """(users, categories) P(engage within the horizon) given each user's base mix (``_base_mix``), activity and
+    move rates, and belief about the focus on the day before the cutoff: an HMM forward pass per target category."""
+    m, c = belief.shape
     # mix[u, g, :]: the session-category distribution of user u when the focus is g.
-    mix = _base_mix(world, stable)[:, None, :] + MIX_FOCUS * np.eye(c)[None, :, :]  # (m, g, c)
+    mix = base[:, None, :] + MIX_FOCUS * np.eye(c)[None, :, :]  # (m, g, c)
     wander = EVENT_OFF_SESSION_CATEGORY
     # P(no event of c in one session | focus g), summed over the session's own category s.
     own_miss = wander * (1 - mix)                 # s == c: only wandering events could hit c, and miss
@@ -84,17 +97,12 @@ def engagement_probabilities(truth: Path, user_ids: list[str], cutoff: dt.date, 
     session_none = mix * _pgf_events(own_miss) + (1 - mix) * _pgf_events(other_miss)
     day_none = (1 - p_active)[:, None, None] + p_active[:, None, None] * session_none * np.exp(
         MEAN_EXTRA_SESSIONS * (session_none - 1))  # (m, g, c)
-    alpha = np.zeros((m, c, c))  # (user, target c, focus g): P(focus = g, no c yet)
-    if focus_belief is None:
-        alpha[np.arange(m), :, users["focus"][idx]] = 1.0
-    else:
-        alpha[:] = focus_belief[idx][:, None, :]
+    alpha = np.repeat(belief[:, None, :], c, axis=1)  # (user, target c, focus g): P(focus = g, no c yet)
     for d in range(horizon_days):
-        moved = alpha @ _transitions(world, cutoff + dt.timedelta(days=d))  # (m, c, g)
+        moved = alpha @ transitions(world, cutoff + dt.timedelta(days=d))  # (m, c, g)
         alpha = (1 - p_move)[:, None, None] * alpha + p_move[:, None, None] * moved
         alpha = alpha * np.transpose(day_none, (0, 2, 1))  # day_none[u, g, c] -> [u, c, g]
-    result[idx] = 1.0 - alpha.sum(axis=2)
-    return result, known
+    return 1.0 - alpha.sum(axis=2)
 
 
 def filtered_focus(truth: Path, user_ids: list[str], events, cutoff: dt.date) -> np.ndarray:
@@ -133,7 +141,7 @@ def filtered_focus(truth: Path, user_ids: list[str], events, cutoff: dt.date) ->
     current = np.repeat((start / start.sum())[None, :], n, 0)
     p_move = users["p_move"][:, None]
     for d in range(n_days):
-        current = (1 - p_move) * current + p_move * (current @ _transitions(world, first_day + dt.timedelta(days=d)))
+        current = (1 - p_move) * current + p_move * (current @ transitions(world, first_day + dt.timedelta(days=d)))
         day = log_likelihood[:, d, :]
         current = current * np.exp(day - day.max(axis=1, keepdims=True))
         current /= current.sum(axis=1, keepdims=True)
@@ -150,7 +158,7 @@ def _base_mix(world, stable: np.ndarray) -> np.ndarray:
     return base
 
 
-def _transitions(world, day: dt.date) -> np.ndarray:
+def transitions(world, day: dt.date) -> np.ndarray:
     """(from, to) probabilities of a focus move on ``day``, from the world's cumulative rows."""
     cdf = world.transition_cdf(day)
     return np.diff(np.concatenate([np.zeros((len(cdf), 1)), cdf], axis=1), axis=1)
@@ -162,10 +170,9 @@ def _daily_log_likelihood(events, user_ids: list[str], tz_offset_min: np.ndarray
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    n, c = len(user_ids), len(CATEGORIES)
-    out = np.zeros((n, n_days, c))
+    n = len(user_ids)
     if events.num_rows == 0:
-        return out
+        return np.zeros((n, n_days, len(CATEGORIES)))
     table = events.select(["user_id", "session_id", "event_ts", "category", "event_type"]).sort_by(
         [("user_id", "ascending"), ("session_id", "ascending"), ("event_ts", "ascending")])
     user = pc.index_in(table["user_id"], value_set=pa.array(user_ids)).to_numpy(zero_copy_only=False)
@@ -179,27 +186,62 @@ def _daily_log_likelihood(events, user_ids: list[str], tz_offset_min: np.ndarray
     copies = ~is_view & same_session_as_previous & np.r_[False, category[1:] == category[:-1]]
     keep = (user >= 0) & (category >= 0) & ~copies
     session_start = np.r_[True, ~same_session_as_previous[1:]]
-    start_ts = np.maximum.accumulate(np.where(session_start, np.arange(len(ts_us)), 0))
-    local_day = (ts_us[start_ts] + tz_offset_min[np.maximum(user, 0)] * 60_000_000) // 86_400_000_000
+    start_ts = ts_us[np.maximum.accumulate(np.where(session_start, np.arange(len(ts_us)), 0))]
+    pairs = session_pairs(user[keep], session[keep], category[keep], start_ts[keep], tz_offset_min, first_day, n_days)
+    return pairs_log_likelihood(pairs, base, n, n_days)
+
+
+@dataclass(frozen=True)
+class SessionPairs:
+    """One row per (session, category) of the sessions inside the days: the category's event count in the
+    session, and the session's user and local day; ``starts`` indexes each session's first row."""
+    owner: np.ndarray
+    owner_day: np.ndarray
+    category: np.ndarray
+    count: np.ndarray
+    starts: np.ndarray
+
+
+def session_pairs(user: np.ndarray, session: np.ndarray, category: np.ndarray, start_us: np.ndarray,
+                  tz_offset_min: np.ndarray, first_day: dt.date, n_days: int) -> SessionPairs:
+    """Kept events (user, session, category, their session's start) grouped per (session, category), each session
+    on the local day it started in (``tz_offset_min`` per user)."""
+    empty = np.zeros(0, np.int64)
+    if not len(user):
+        return SessionPairs(empty, empty, empty, empty, empty)
+    local_day = (start_us + tz_offset_min[user] * 60_000_000) // 86_400_000_000
     day = local_day - (dt.datetime(first_day.year, first_day.month, first_day.day,
                                    tzinfo=dt.timezone.utc).timestamp() * 1_000_000) // 86_400_000_000
-    keep &= (day >= 0) & (day < n_days)
+    keep = (day >= 0) & (day < n_days)
     user, category, session, day = user[keep], category[keep], session[keep], day[keep].astype(np.int64)
     if not len(user):
-        return out
-    # One row per (session, category) with its count n_s.
+        return SessionPairs(empty, empty, empty, empty, empty)
     pairs, counts = np.unique(np.stack([session, category]), axis=1, return_counts=True)
     pair_session, pair_category = pairs
     session_user = np.zeros(session.max() + 1, dtype=np.int64)
     session_day = np.zeros(session.max() + 1, dtype=np.int64)
     session_user[session], session_day[session] = user, day
-    owner, owner_day = session_user[pair_session], session_day[pair_session]
+    starts = np.r_[0, np.flatnonzero(np.diff(pair_session)) + 1]
+    return SessionPairs(session_user[pair_session], session_day[pair_session], pair_category, counts, starts)
+
+
+def pairs_log_likelihood(pairs: SessionPairs, base: np.ndarray, n: int, n_days: int) -> np.ndarray:
+    """(users, days, focus) log P(that local day's sessions | focus) under each user's base mix; 0 on days
+    without events.
+
+    A session of categories e_1..e_n has, given focus g and session category
+    s ~ mix_g, likelihood prod_i (0.85 [e_i = s] + 0.15 mix_g[e_i]); summed over s in closed form.
+    """
+    c = base.shape[1]
+    out = np.zeros((n, n_days, c))
+    if not len(pairs.owner):
+        return out
+    owner, counts, starts = pairs.owner, pairs.count, pairs.starts
     # mix_g[s] = base[u, s] + MIX_FOCUS [g == s], for every row and focus g.
-    m = base[owner, pair_category][:, None] + MIX_FOCUS * (pair_category[:, None] == np.arange(c)[None, :])
+    m = base[owner, pairs.category][:, None] + MIX_FOCUS * (pairs.category[:, None] == np.arange(c)[None, :])
     wander = EVENT_OFF_SESSION_CATEGORY
     log_wander = counts[:, None] * np.log(wander * m)             # contribution to A_g
     boost = np.log(m) + counts[:, None] * np.log1p((1 - wander) / (wander * m))  # log m_s + n_s r_s
-    starts = np.r_[0, np.flatnonzero(np.diff(pair_session)) + 1]
     a = np.add.reduceat(log_wander, starts, axis=0)
     mass = np.add.reduceat(m, starts, axis=0)                      # M_g: the session's categories' mix mass
     top = np.maximum.reduceat(boost, starts, axis=0)
@@ -207,7 +249,7 @@ def _daily_log_likelihood(events, user_ids: list[str], tz_offset_min: np.ndarray
     top = np.maximum(top, rest)
     total = np.add.reduceat(np.exp(boost - np.repeat(top, np.diff(np.r_[starts, len(boost)]), axis=0)), starts, axis=0)
     session_ll = a + top + np.log(total + np.exp(rest - top))
-    np.add.at(out, (owner[starts], owner_day[starts]), session_ll)
+    np.add.at(out, (owner[starts], pairs.owner_day[starts]), session_ll)
     return out
 
 

@@ -1,0 +1,73 @@
+"""The behaviour-only ceiling: between a count of the user's own events and the oracle that knows their parameters."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from jobs.generate.main import _write_truth
+from jobs.generate.simulate import simulate_events, simulate_users
+from jobs.generate.world import CATEGORIES, build_world
+from models import ceiling, oracle
+from models.metrics import ranking_metrics
+
+SEED, USERS, HORIZON = 7, 1200, 3
+DAYS = [dt.date(2024, 10, 1) + dt.timedelta(days=d) for d in range(17)]
+CUTOFF = DAYS[14]
+EVENT_TYPES = np.array(["view", "cart", "purchase", "fav"])
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    """Ground truth as the generator writes it, events before the cutoff, and who engaged with what after it."""
+    truth = tmp_path_factory.mktemp("truth")
+    world = build_world(SEED)
+    for folder in ("users", "latent_focus"):
+        (truth / folder).mkdir()
+    (truth / "world.json").write_text(json.dumps({"days": [d.isoformat() for d in DAYS], "seed": SEED}))
+    rng = np.random.default_rng(SEED)
+    users = simulate_users(rng, world, np.arange(USERS), DAYS)
+    events = simulate_events(rng, world, users, DAYS)
+    _write_truth(truth, 0, users, DAYS)
+    ids = [f"u{u:07d}" for u in range(USERS)]
+    new_session = np.r_[True, (events.user[1:] != events.user[:-1]) | (np.diff(events.ts_us) > 30 * 60 * 1_000_000)]
+    table = pa.table({
+        "user_id": pa.array(np.array(ids)[events.user]),
+        "session_id": pa.array(np.cumsum(new_session).astype(str)),
+        "event_ts": pa.array(events.ts_us, pa.timestamp("us", tz="UTC")),
+        "category": pa.array(np.array(CATEGORIES)[events.category]),
+        "event_type": pa.array(EVENT_TYPES[events.event_type]),
+    })
+    cutoff_us = int(dt.datetime.combine(CUTOFF, dt.time(), dt.timezone.utc).timestamp()) * 1_000_000
+    end_us = cutoff_us + HORIZON * 86_400_000_000
+    before = events.ts_us < cutoff_us
+    after = (events.ts_us >= cutoff_us) & (events.ts_us < end_us)
+    labels = np.zeros((USERS, len(CATEGORIES)))
+    labels[events.user[after], events.category[after]] = 1
+    counts = np.zeros((USERS, len(CATEGORIES)))
+    np.add.at(counts, (events.user[before], events.category[before]), 1)
+    return truth, ids, table.filter(pa.array(before)), labels, counts
+
+
+def test_the_ceiling_lies_between_own_counts_and_the_oracle_that_knows_the_parameters(simulated):
+    truth, ids, events, labels, counts = simulated
+    probabilities = ceiling.engagement_probabilities(truth, ids, events, CUTOFF, HORIZON)
+    assert probabilities.shape == labels.shape and (probabilities >= 0).all() and (probabilities <= 1).all()
+    belief = oracle.filtered_focus(truth, ids, events, CUTOFF)
+    knows_parameters, _ = oracle.engagement_probabilities(truth, ids, CUTOFF, HORIZON, focus_belief=belief)
+    ndcg = {name: ranking_metrics(scores + 1e-9 * counts.sum(axis=0), labels)["ndcg@10"]
+            for name, scores in (("counts", counts), ("ceiling", probabilities), ("parameters", knows_parameters))}
+    assert ndcg["counts"] + 0.01 < ndcg["ceiling"] <= ndcg["parameters"] + 0.005, ndcg
+    # Probabilities, not only a ranking: the expected number of engaged categories matches what happened.
+    assert abs(probabilities.sum() / labels.sum() - 1) < 0.1, probabilities.sum() / labels.sum()
+
+
+def test_a_user_without_events_gets_the_population_prior(simulated):
+    truth, ids, events, _, _ = simulated
+    others = events.filter(pc.invert(pc.is_in(events["user_id"], pa.array(ids[:2]))))
+    probabilities = ceiling.engagement_probabilities(truth, ids[:2], others, CUTOFF, HORIZON)
+    assert np.allclose(probabilities[0], probabilities[1]) and probabilities[0].max() < 0.3
