@@ -49,8 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--promote", action=argparse.BooleanOptionalAction, default=True,
                         help="move the champion pointer when the candidate wins (default on)")
     parser.add_argument("--ceiling", action="store_true",
-                        help="on generated data, also score oracle_generator_process, the behaviour-only ceiling "
-                             "(models/ceiling.py; about 10 ms per test user, so use it with --max-users)")
+                        help="on generated data, also score oracle_generator_process, the behaviour-only ceiling over "
+                             "the model's history window (models/ceiling.py; about 10 ms per test user, so use it "
+                             "with --max-users)")
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
@@ -248,7 +249,9 @@ def _oracles(lake, config, table, cutoff: dt.date, horizon: int, categories: lis
     if with_ceiling:
         from models import ceiling
 
-        behaviour = ceiling.engagement_probabilities(truth, ids, events, cutoff, horizon)
+        # What the model sees: its sequences' history window (on a young lake shorter than the lake's history).
+        behaviour = ceiling.engagement_probabilities(truth, ids, events, cutoff, horizon,
+                                                     history_days=int(table["history_days"][0].as_py()))
         scores["oracle_generator_process"] = _from_truth_order(behaviour, categories, size)
     return scores
 

@@ -7,6 +7,7 @@ same for everybody: the world (category popularity, the day-by-day transition
 matrices of the focus) and the process's constants (session mix, wandering,
 session sizes), and infers everything about the user from their events:
 
+- (optionally) only the events of the model's history window, so that it sees what the model sees;
 - the time zone: the most likely one given the local hours their sessions start at;
 - the activity rate: its Beta(2, 5) prior updated by the days they were active (conjugate; its
   posterior mean is used, and it affects every category of a user alike);
@@ -52,15 +53,24 @@ class Sessions:
 
 
 def engagement_probabilities(truth: Path, user_ids: list[str], events, cutoff: dt.date, horizon_days: int,
-                             observed: int = 5, move_points: int = 5) -> np.ndarray:
+                             history_days: int | None = None, observed: int = 5, move_points: int = 5) -> np.ndarray:
     """(users, categories) P(engage within the horizon | the user's events before ``cutoff``), ``CATEGORIES`` order.
 
     ``events``: an Arrow table of user_id, session_id, event_ts, category, event_type, every event of these
-    users before the cutoff since the generator's first day.
+    users before the cutoff since the generator's first day. ``history_days``: see only the events of that many
+    days before the cutoff, as the model does (its sequences' ``history_days``); the focus on the window's first
+    day then has the generator's starting distribution.
     """
     world_json = json.loads((truth / "world.json").read_text())
     world = build_world(world_json["seed"])
     first_day = dt.date.fromisoformat(world_json["days"][0])
+    if history_days is not None and cutoff - dt.timedelta(days=history_days) > first_day:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        first_day = cutoff - dt.timedelta(days=history_days)
+        start = pa.scalar(dt.datetime.combine(first_day, dt.time(), dt.timezone.utc), events["event_ts"].type)
+        events = events.filter(pc.greater_equal(events["event_ts"], start))
     n_days, n, c = (cutoff - first_day).days, len(user_ids), len(CATEGORIES)
     sessions = _sessions(events, user_ids)
     tz = _likeliest_time_zones(sessions, n)

@@ -53,9 +53,16 @@ def simulated(tmp_path_factory):
     return truth, ids, table.filter(pa.array(before)), labels, counts
 
 
-def test_the_ceiling_lies_between_own_counts_and_the_oracle_that_knows_the_parameters(simulated):
+@pytest.fixture(scope="module")
+def whole_history(simulated):
+    """The ceiling from every event since the generator's first day (about 10 ms per user)."""
+    truth, ids, events, _, _ = simulated
+    return ceiling.engagement_probabilities(truth, ids, events, CUTOFF, HORIZON)
+
+
+def test_the_ceiling_lies_between_own_counts_and_the_oracle_that_knows_the_parameters(simulated, whole_history):
     truth, ids, events, labels, counts = simulated
-    probabilities = ceiling.engagement_probabilities(truth, ids, events, CUTOFF, HORIZON)
+    probabilities = whole_history
     assert probabilities.shape == labels.shape and (probabilities >= 0).all() and (probabilities <= 1).all()
     belief = oracle.filtered_focus(truth, ids, events, CUTOFF)
     knows_parameters, _ = oracle.engagement_probabilities(truth, ids, CUTOFF, HORIZON, focus_belief=belief)
@@ -71,3 +78,16 @@ def test_a_user_without_events_gets_the_population_prior(simulated):
     others = events.filter(pc.invert(pc.is_in(events["user_id"], pa.array(ids[:2]))))
     probabilities = ceiling.engagement_probabilities(truth, ids[:2], others, CUTOFF, HORIZON)
     assert np.allclose(probabilities[0], probabilities[1]) and probabilities[0].max() < 0.3
+
+
+def test_a_shorter_history_window_sees_less_and_ranks_worse(simulated, whole_history):
+    truth, ids, events, labels, counts = simulated
+    full = whole_history
+    week = ceiling.engagement_probabilities(truth, ids, events, CUTOFF, HORIZON, history_days=7)
+    start = pa.scalar(dt.datetime.combine(CUTOFF - dt.timedelta(days=7), dt.time(), dt.timezone.utc),
+                      events["event_ts"].type)
+    only_week = events.filter(pc.greater_equal(events["event_ts"], start))
+    # The window is what it reads: the events before it change nothing.
+    assert np.allclose(week, ceiling.engagement_probabilities(truth, ids, only_week, CUTOFF, HORIZON, history_days=7))
+    ndcg = {name: ranking_metrics(scores, labels)["ndcg@10"] for name, scores in (("full", full), ("week", week))}
+    assert ndcg["week"] < ndcg["full"] - 0.01, ndcg
