@@ -51,9 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--heads", type=int, default=2)
     parser.add_argument("--encoder", choices=["transformer", "lstm"], default="transformer",
                         help="the sequence encoder (default transformer: bench/bench_model_variants.py)")
-    parser.add_argument("--warm-start", action="store_true",
+    parser.add_argument("--warm-start", nargs="?", const="always", default="never",
+                        choices=["never", "auto", "always"],
                         help="fine-tune the champion's weights on these cutoffs instead of training from scratch "
-                             "(same architecture; categories mapped by name)")
+                             "(same architecture; categories mapped by name). always (the bare flag): refuse when "
+                             "there is no such champion; auto: from scratch then (default never)")
     parser.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default 100)")
     parser.add_argument("--max-restarts", type=int, default=2, help="restarts of the worker group after a failure")
     parser.add_argument("--seed", type=int, default=7)
@@ -95,7 +97,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
                         "heads": args.heads, "blocks": args.blocks, "feed_forward": 2 * args.d_model,
                         "encoder": args.encoder}
         threads = max(1, (os.cpu_count() or 1) // args.workers)
-        warm_start = _warm_start_source(registry, model_config) if args.warm_start else None
+        warm_start = _warm_start_source(registry, model_config, args.warm_start)
         spec = {"model": model_config, "epochs": args.epochs, "patience": args.patience, "batch_size": args.batch_size,
                 "learning_rate": args.learning_rate, "seed": args.seed, "checkpoint_every_steps": args.checkpoint_every,
                 "rows_per_shard": shard_rows, "validation_rows_per_shard": validation_rows,
@@ -160,17 +162,30 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     return {"version": version, "metadata": metadata}
 
 
-def _warm_start_source(registry: Registry, model_config: dict) -> dict:
-    """The champion to fine-tune: its SavedModel and vocabulary; its architecture must be this run's."""
+def _warm_start_source(registry: Registry, model_config: dict, mode: str) -> dict | None:
+    """The champion to fine-tune (its SavedModel and vocabulary), or None to train from scratch.
+
+    ``mode`` never: None; always: the champion, which must exist and have this run's architecture;
+    auto: the champion when it does, else None (said in the log: the first model, or a changed architecture).
+    """
+    if mode == "never":
+        return None
     champion = registry.champion()
+    problem = None
     if champion is None:
-        raise PipelineError("--warm-start needs a champion to start from; there is none yet: train without it")
-    theirs = registry.metadata(champion)["model"]
-    different = {k: (theirs.get(k), v) for k, v in model_config.items()
-                 if k != "vocabulary_size" and theirs.get(k, "transformer" if k == "encoder" else None) != v}
-    if different:
-        raise PipelineError(f"--warm-start: champion {champion} has another architecture "
-                            + ", ".join(f"{k} {a} (here {b})" for k, (a, b) in different.items()))
+        problem = "there is no champion yet"
+    else:
+        theirs = registry.metadata(champion)["model"]
+        different = {k: (theirs.get(k), v) for k, v in model_config.items()
+                     if k != "vocabulary_size" and theirs.get(k, "transformer" if k == "encoder" else None) != v}
+        if different:
+            problem = f"champion {champion} has another architecture " + ", ".join(
+                f"{k} {a} (here {b})" for k, (a, b) in different.items())
+    if problem and mode == "always":
+        raise PipelineError(f"--warm-start: {problem}: train without it, or with --warm-start auto")
+    if problem:
+        print(f"warm start: {problem}; training from scratch", flush=True)
+        return None
     folder = registry.version_dir(champion)
     return {"version": champion, "saved_model": str(folder / "saved_model"),
             "vocabulary": list(Vocabulary.load(folder / "vocabulary.json").categories)}

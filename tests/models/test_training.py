@@ -159,6 +159,12 @@ def test_a_warm_started_version_fine_tunes_the_champion(lake_root, trained):
         code, out, err = run("train", "--lake", str(lake_root), "--date", AS_OF.isoformat(), "--warm-start",
                              "--encoder", "lstm", *TINY)
         assert code == 1 and "another architecture encoder transformer (here lstm)" in err
+        # auto: the same mismatch trains from scratch instead, and says so.
+        code, out, err = run("train", "--lake", str(lake_root), "--date", AS_OF.isoformat(), "--warm-start", "auto",
+                             "--encoder", "lstm", *TINY)
+        assert code == 0, err + out
+        assert "another architecture encoder transformer (here lstm); training from scratch" in out
+        assert registry.metadata(registry.latest())["training"]["warm_start_from"] is None
     finally:
         if before is None:
             pointer.unlink()
