@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,15 +40,6 @@ from models import oracle
 MIN_WEIGHT = 1e-3
 P_ACTIVE_PRIOR = (2.0, 5.0)
 P_MOVE_PRIOR = (1.5, 12.0)
-
-
-@dataclass(frozen=True)
-class Sessions:
-    """The users' events as (user, session start, category) rows, copies dropped (``oracle`` explains why)."""
-    user: np.ndarray
-    session: np.ndarray
-    category: np.ndarray
-    start_us: np.ndarray  # each row's session's first event, UTC microseconds
 
 
 def engagement_probabilities(truth: Path, user_ids: list[str], events, cutoff: dt.date, horizon_days: int,
@@ -72,7 +62,7 @@ def engagement_probabilities(truth: Path, user_ids: list[str], events, cutoff: d
         start = pa.scalar(dt.datetime.combine(first_day, dt.time(), dt.timezone.utc), events["event_ts"].type)
         events = events.filter(pc.greater_equal(events["event_ts"], start))
     n_days, n, c = (cutoff - first_day).days, len(user_ids), len(CATEGORIES)
-    sessions = _sessions(events, user_ids)
+    sessions = oracle.kept_events(events, user_ids)
     tz = _likeliest_time_zones(sessions, n)
     pairs = oracle.session_pairs(sessions.user, sessions.session, sessions.category, sessions.start_us, tz,
                                  first_day, n_days)
@@ -135,27 +125,7 @@ def _rows_of(pairs: "oracle.SessionPairs", rows: np.ndarray, n: int) -> "oracle.
                                pairs.count[keep], starts)
 
 
-def _sessions(events, user_ids: list[str]) -> Sessions:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    table = events.select(["user_id", "session_id", "event_ts", "category", "event_type"]).sort_by(
-        [("user_id", "ascending"), ("session_id", "ascending"), ("event_ts", "ascending")])
-    user = pc.index_in(table["user_id"], value_set=pa.array(user_ids)).to_numpy(zero_copy_only=False)
-    category = pc.index_in(table["category"], value_set=pa.array(CATEGORIES)).to_numpy(zero_copy_only=False)
-    session = pc.dictionary_encode(table["session_id"]).combine_chunks().indices.to_numpy(zero_copy_only=False)
-    ts_us = pc.cast(table["event_ts"], pa.timestamp("us")).cast(pa.int64()).to_numpy(zero_copy_only=False)
-    is_view = pc.equal(table["event_type"], "view").to_numpy(zero_copy_only=False)
-    user = np.nan_to_num(user.astype(float), nan=-1).astype(np.int64)
-    category = np.nan_to_num(category.astype(float), nan=-1).astype(np.int64)
-    same_session = np.r_[False, session[1:] == session[:-1]] if len(session) else np.zeros(0, bool)
-    copies = ~is_view & same_session & np.r_[False, category[1:] == category[:-1]]
-    starts = np.maximum.accumulate(np.where(~same_session, np.arange(len(ts_us)), 0)) if len(ts_us) else ts_us
-    keep = (user >= 0) & (category >= 0) & ~copies
-    return Sessions(user[keep], session[keep].astype(np.int64), category[keep], ts_us[starts][keep])
-
-
-def _likeliest_time_zones(sessions: Sessions, n: int) -> np.ndarray:
+def _likeliest_time_zones(sessions: "oracle.KeptEvents", n: int) -> np.ndarray:
     """(users,) each user's most likely UTC offset (minutes) from the local start hours of their sessions."""
     prior = np.log(TIME_ZONE_WEIGHTS / TIME_ZONE_WEIGHTS.sum())
     hourly = np.log(HOURLY_WEIGHTS / HOURLY_WEIGHTS.sum())

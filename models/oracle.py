@@ -167,12 +167,28 @@ def transitions(world, day: dt.date) -> np.ndarray:
 def _daily_log_likelihood(events, user_ids: list[str], tz_offset_min: np.ndarray, base: np.ndarray,
                           first_day: dt.date, n_days: int) -> np.ndarray:
     """(users, days, focus) log P(that local day's sessions | focus), 0 on days without events."""
+    kept = kept_events(events, user_ids)
+    pairs = session_pairs(kept.user, kept.session, kept.category, kept.start_us, tz_offset_min, first_day, n_days)
+    return pairs_log_likelihood(pairs, base, len(user_ids), n_days)
+
+
+@dataclass(frozen=True)
+class KeptEvents:
+    """The events that carry information, in (user, session, time) order: their user (index into the ids),
+    session number, category (index into ``CATEGORIES``) and their session's first event's time (UTC us)."""
+    user: np.ndarray
+    session: np.ndarray
+    category: np.ndarray
+    start_us: np.ndarray
+
+
+def kept_events(events, user_ids: list[str]) -> KeptEvents:
+    """``events`` (Arrow: user_id, session_id, event_ts, category, event_type) of ``user_ids``, without the
+    carts, purchases and favourites that repeat the previous event's category in a session (they copy that
+    event and carry no information of their own) and rows of other users or unknown categories."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    n = len(user_ids)
-    if events.num_rows == 0:
-        return np.zeros((n, n_days, len(CATEGORIES)))
     table = events.select(["user_id", "session_id", "event_ts", "category", "event_type"]).sort_by(
         [("user_id", "ascending"), ("session_id", "ascending"), ("event_ts", "ascending")])
     user = pc.index_in(table["user_id"], value_set=pa.array(user_ids)).to_numpy(zero_copy_only=False)
@@ -182,13 +198,12 @@ def _daily_log_likelihood(events, user_ids: list[str], tz_offset_min: np.ndarray
     is_view = pc.equal(table["event_type"], "view").to_numpy(zero_copy_only=False)
     user = np.nan_to_num(user.astype(float), nan=-1).astype(np.int64)
     category = np.nan_to_num(category.astype(float), nan=-1).astype(np.int64)
-    same_session_as_previous = np.r_[False, session[1:] == session[:-1]]
-    copies = ~is_view & same_session_as_previous & np.r_[False, category[1:] == category[:-1]]
+    session = session.astype(np.int64)
+    same_session = np.r_[False, session[1:] == session[:-1]] if len(session) else np.zeros(0, bool)
+    copies = ~is_view & same_session & np.r_[False, category[1:] == category[:-1]]
+    starts = np.maximum.accumulate(np.where(~same_session, np.arange(len(ts_us)), 0)) if len(ts_us) else ts_us
     keep = (user >= 0) & (category >= 0) & ~copies
-    session_start = np.r_[True, ~same_session_as_previous[1:]]
-    start_ts = ts_us[np.maximum.accumulate(np.where(session_start, np.arange(len(ts_us)), 0))]
-    pairs = session_pairs(user[keep], session[keep], category[keep], start_ts[keep], tz_offset_min, first_day, n_days)
-    return pairs_log_likelihood(pairs, base, n, n_days)
+    return KeptEvents(user[keep], session[keep], category[keep], ts_us[starts][keep])
 
 
 @dataclass(frozen=True)

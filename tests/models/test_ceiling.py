@@ -2,46 +2,27 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from jobs.generate.main import _write_truth
-from jobs.generate.simulate import simulate_events, simulate_users
-from jobs.generate.world import CATEGORIES, build_world
+from jobs.generate.world import CATEGORIES
 from models import ceiling, oracle
 from models.metrics import ranking_metrics
+from tests.models.simulation import simulate
 
 SEED, USERS, HORIZON = 7, 1200, 3
 DAYS = [dt.date(2024, 10, 1) + dt.timedelta(days=d) for d in range(17)]
 CUTOFF = DAYS[14]
-EVENT_TYPES = np.array(["view", "cart", "purchase", "fav"])
 
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
     """Ground truth as the generator writes it, events before the cutoff, and who engaged with what after it."""
     truth = tmp_path_factory.mktemp("truth")
-    world = build_world(SEED)
-    for folder in ("users", "latent_focus"):
-        (truth / folder).mkdir()
-    (truth / "world.json").write_text(json.dumps({"days": [d.isoformat() for d in DAYS], "seed": SEED}))
-    rng = np.random.default_rng(SEED)
-    users = simulate_users(rng, world, np.arange(USERS), DAYS)
-    events = simulate_events(rng, world, users, DAYS)
-    _write_truth(truth, 0, users, DAYS)
-    ids = [f"u{u:07d}" for u in range(USERS)]
-    new_session = np.r_[True, (events.user[1:] != events.user[:-1]) | (np.diff(events.ts_us) > 30 * 60 * 1_000_000)]
-    table = pa.table({
-        "user_id": pa.array(np.array(ids)[events.user]),
-        "session_id": pa.array(np.cumsum(new_session).astype(str)),
-        "event_ts": pa.array(events.ts_us, pa.timestamp("us", tz="UTC")),
-        "category": pa.array(np.array(CATEGORIES)[events.category]),
-        "event_type": pa.array(EVENT_TYPES[events.event_type]),
-    })
+    ids, _, events, table = simulate(truth, SEED, USERS, DAYS)
     cutoff_us = int(dt.datetime.combine(CUTOFF, dt.time(), dt.timezone.utc).timestamp()) * 1_000_000
     end_us = cutoff_us + HORIZON * 86_400_000_000
     before = events.ts_us < cutoff_us

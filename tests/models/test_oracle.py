@@ -2,45 +2,25 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from jobs.generate.main import _write_truth
-from jobs.generate.simulate import simulate_events, simulate_users
-from jobs.generate.world import CATEGORIES, build_world
+from jobs.generate.world import CATEGORIES
 from models import oracle
+from tests.models.simulation import simulate
 
 SEED, USERS = 11, 1500
 DAYS = [dt.date(2024, 10, 1) + dt.timedelta(days=d) for d in range(14)]
 CUTOFF = DAYS[-1] + dt.timedelta(days=1)
-EVENT_TYPES = np.array(["view", "cart", "purchase", "fav"])
 
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
     """Ground truth written as the generator writes it, and the users' events as the lake holds them."""
     truth = tmp_path_factory.mktemp("truth")
-    world = build_world(SEED)
-    for folder in ("users", "latent_focus"):
-        (truth / folder).mkdir()
-    (truth / "world.json").write_text(json.dumps({"days": [d.isoformat() for d in DAYS], "seed": SEED}))
-    rng = np.random.default_rng(SEED)
-    users = simulate_users(rng, world, np.arange(USERS), DAYS)
-    events = simulate_events(rng, world, users, DAYS)
-    _write_truth(truth, 0, users, DAYS)
-    ids = [f"u{u:07d}" for u in range(USERS)]
-    # Generator sessions are at most 60 events 20 min apart; a new session where the gap exceeds 30 min.
-    new_session = np.r_[True, (events.user[1:] != events.user[:-1]) | (np.diff(events.ts_us) > 30 * 60 * 1_000_000)]
-    table = pa.table({
-        "user_id": pa.array(np.array(ids)[events.user]),
-        "session_id": pa.array(np.cumsum(new_session).astype(str)),
-        "event_ts": pa.array(events.ts_us, pa.timestamp("us", tz="UTC")),
-        "category": pa.array(np.array(CATEGORIES)[events.category]),
-        "event_type": pa.array(EVENT_TYPES[events.event_type]),
-    })
+    ids, users, _, table = simulate(truth, SEED, USERS, DAYS)
     return truth, ids, users, table
 
 
