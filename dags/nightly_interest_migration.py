@@ -62,7 +62,12 @@ SCHEDULE = os.environ.get("IM_NIGHTLY_SCHEDULE", "0 2 * * *")
 HORIZON_DAYS = int(os.environ.get("IM_HORIZON_DAYS", "7"))
 HISTORY_DAYS = int(os.environ.get("IM_HISTORY_DAYS", "28"))
 TRAINING_WORKERS = int(os.environ.get("IM_TRAINING_WORKERS", "2"))
-TRAINING_EPOCHS = int(os.environ.get("IM_TRAINING_EPOCHS", "3"))
+# The most epochs; validation NDCG@10 chooses how many (train's own default).
+TRAINING_EPOCHS = int(os.environ.get("IM_TRAINING_EPOCHS", "12"))
+# auto: fine-tune the champion when it has the same architecture, else from scratch. Of the four variants
+# (Transformer or LSTM, from scratch or warm-started) the warm-started Transformer had the best validation
+# NDCG@10 on the 20k-user evaluation (README, bench/bench_model_variants.py); never trains from scratch.
+TRAINING_WARM_START = os.environ.get("IM_TRAINING_WARM_START", "auto")
 TRAINING_BATCH = int(os.environ.get("IM_TRAINING_BATCH_SIZE", "512"))
 # local: TensorFlow workers as processes beside the train task's driver; spark: one per barrier task on the
 # Spark cluster's executors (the compose deployment sets it).
@@ -207,7 +212,8 @@ def interest_migration_nightly():
     features_training = spark_job("features_training", "--mode", "train", "--horizon-days", str(HORIZON_DAYS),
                                   "--history-days", str(HISTORY_DAYS), *sample, stage="features")
     train = spark_job("train", "--workers", str(TRAINING_WORKERS), "--epochs", str(TRAINING_EPOCHS),
-                      "--batch-size", str(TRAINING_BATCH), "--launcher", TRAINING_LAUNCHER, "--run-id", "{{ run_id }}")
+                      "--batch-size", str(TRAINING_BATCH), "--launcher", TRAINING_LAUNCHER,
+                      "--warm-start", TRAINING_WARM_START, "--run-id", "{{ run_id }}")
     # Exactly the version this run's train task produced (not the newest in the registry).
     evaluate = spark_job("evaluate", "--run-id", "{{ run_id }}")
 

@@ -65,9 +65,10 @@ def test_the_training_launcher_comes_from_configuration(monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 
     monkeypatch.setenv("IM_TRAINING_LAUNCHER", "spark")
+    monkeypatch.setenv("IM_TRAINING_WARM_START", "never")
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     args = bag.dags[DAG_ID].get_task("train").application_args
-    assert args[args.index("--launcher") + 1] == "spark"
+    assert args[args.index("--launcher") + 1] == "spark" and args[args.index("--warm-start") + 1] == "never"
 
 
 @pytest.mark.parametrize("day, mode, due", [
