@@ -15,7 +15,10 @@ def main(lake: str) -> int:
     registry = Registry(Path(lake))
     champion = registry.champion()
     if champion is None:
-        print("no champion yet: the lake was too young to train on (see choose_training in the DAG's logs)")
+        trained = registry.versions()
+        print(f"no champion yet: none of the {len(trained)} trained versions beat the baselines by more than noise "
+              "(model_decisions above)" if trained else
+              "no champion yet: the lake was too young to train on (see choose_training in the DAG's logs)")
         return 0
     report = registry.version_dir(champion) / "report" / "metrics.json"
     metrics = json.loads(report.read_text())
