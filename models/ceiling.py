@@ -12,7 +12,7 @@ session sizes), and infers everything about the user from their events:
 - the activity rate: its Beta(2, 5) prior updated by the days they were active (conjugate; its
   posterior mean is used, and it affects every category of a user alike);
 - the two stable interests and the move rate, with the latent focus: a posterior over hypotheses
-  (stable pair x move rate), each an HMM filter over the focus from the generator's first day.
+  (stable pair x move rate), each an HMM filter over the focus from the window's first day.
   Stable interests range over the user's ``observed`` most frequent categories and "one they never
   engaged with" (every unseen category has the same likelihood, so the unseen ones are one hypothesis
   whose mass spreads over them by popularity); the move rate over ``move_points`` equal-probability
@@ -77,8 +77,7 @@ def engagement_probabilities(truth: Path, user_ids: list[str], events, cutoff: d
     unseen_mass = np.clip(1 - (world.popularity[None, :] * (counts > 0)).sum(axis=1), 1e-12, None)
     moves = _beta_points(*P_MOVE_PRIOR, move_points)
     steps = [oracle.transitions(world, first_day + dt.timedelta(days=d)) for d in range(n_days)]
-    start = world.popularity + world.base_transitions.sum(axis=1) / c
-    start = start / start.sum()
+    start = oracle.starting_focus(world)
     hypotheses = [(i, j) for i in range(observed + 1) for j in range(observed + 1)]
     # Pass 1: each hypothesis' evidence, for every user it is possible for (all move rates at once).
     log_weight = np.full((len(hypotheses), len(moves), n), -np.inf)
@@ -88,7 +87,7 @@ def engagement_probabilities(truth: Path, user_ids: list[str], events, cutoff: d
         if not len(rows):
             continue
         log_likelihood = oracle.pairs_log_likelihood(_rows_of(pairs, rows, n), base[rows], len(rows), n_days)
-        _, evidence = _filter(steps, start, np.tile(log_likelihood, (len(moves), 1, 1)), np.repeat(moves, len(rows)))
+        _, evidence = oracle.focus_filter(steps, start, np.tile(log_likelihood, (len(moves), 1, 1)), np.repeat(moves, len(rows)))
         log_weight[h][:, rows] = log_prior[rows][None, :] + evidence.reshape(len(moves), len(rows))
     log_weight -= np.logaddexp.reduce(log_weight.reshape(-1, n), axis=0)[None, None, :]
     weight = np.exp(log_weight)
@@ -104,7 +103,7 @@ def engagement_probabilities(truth: Path, user_ids: list[str], events, cutoff: d
         distinct = np.unique(users)
         log_likelihood = oracle.pairs_log_likelihood(_rows_of(pairs, distinct, n), base[distinct], len(distinct), n_days)
         local = np.searchsorted(distinct, users)
-        belief, _ = _filter(steps, start, log_likelihood[local], moves[points])
+        belief, _ = oracle.focus_filter(steps, start, log_likelihood[local], moves[points])
         probabilities = oracle.forward_engagement(world, base[users], p_active[users], moves[points], belief,
                                                   cutoff, horizon_days)
         np.add.at(result, users, weight[h, points, users][:, None] * probabilities)
@@ -161,25 +160,6 @@ def _hypothesis(popularity, counts, candidates, unseen_mass, i: int, j: int) -> 
             base[np.flatnonzero(present), category[present]] += share
             log_prior += np.where(present, np.log(popularity[np.maximum(category, 0)]), -np.inf)
     return base, log_prior
-
-
-def _filter(steps: list[np.ndarray], start: np.ndarray, log_likelihood: np.ndarray,
-            p_move: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """P(focus on the last day | events) (rows, categories) and log P(events) (rows,), one hypothesis per row:
-    ``log_likelihood`` (rows, days, focus) under its stable pair, ``p_move`` (rows,) its move rate."""
-    rows = len(log_likelihood)
-    current = np.repeat(start[None, :], rows, 0)
-    evidence = np.zeros(rows)
-    p_move = p_move[:, None]
-    for d, step in enumerate(steps):
-        current = (1 - p_move) * current + p_move * (current @ step)
-        day = log_likelihood[:, d, :]
-        top = day.max(axis=1, keepdims=True)
-        current = current * np.exp(day - top)
-        total = current.sum(axis=1, keepdims=True)
-        evidence += np.log(total[:, 0]) + top[:, 0]
-        current /= total
-    return current, evidence
 
 
 def _beta_points(a: float, b: float, points: int) -> np.ndarray:

@@ -137,16 +137,38 @@ def filtered_focus(truth: Path, user_ids: list[str], events, cutoff: dt.date) ->
     known = ~np.isnan(users["p_active"])
     log_likelihood = _daily_log_likelihood(events, user_ids, users["tz_offset_min"], _base_mix(world, users["stable"]),
                                            first_day, n_days)
-    start = world.popularity + world.base_transitions.sum(axis=1) / c
-    current = np.repeat((start / start.sum())[None, :], n, 0)
-    p_move = users["p_move"][:, None]
-    for d in range(n_days):
-        current = (1 - p_move) * current + p_move * (current @ transitions(world, first_day + dt.timedelta(days=d)))
-        day = log_likelihood[:, d, :]
-        current = current * np.exp(day - day.max(axis=1, keepdims=True))
-        current /= current.sum(axis=1, keepdims=True)
+    steps = [transitions(world, first_day + dt.timedelta(days=d)) for d in range(n_days)]
+    current, _ = focus_filter(steps, starting_focus(world), log_likelihood, users["p_move"])
     belief[known] = current[known]
     return belief
+
+
+def starting_focus(world) -> np.ndarray:
+    """(categories,) the focus distribution on the generator's first day: journeys start where migrations do."""
+    start = world.popularity + world.base_transitions.sum(axis=1) / len(world.popularity)
+    return start / start.sum()
+
+
+def focus_filter(steps: list[np.ndarray], start: np.ndarray, log_likelihood: np.ndarray,
+                 p_move: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """HMM filter over the focus: P(focus on the last day | events) (rows, categories) and log P(events) (rows,).
+
+    ``steps``: each day's move matrix; ``log_likelihood`` (rows, days, focus) of each row's daily sessions;
+    ``p_move`` (rows,) each row's move rate.
+    """
+    rows = len(log_likelihood)
+    current = np.repeat(start[None, :], rows, 0)
+    evidence = np.zeros(rows)
+    p_move = np.asarray(p_move)[:, None]
+    for d, step in enumerate(steps):
+        current = (1 - p_move) * current + p_move * (current @ step)
+        day = log_likelihood[:, d, :]
+        top = day.max(axis=1, keepdims=True)
+        current = current * np.exp(day - top)
+        total = current.sum(axis=1, keepdims=True)
+        evidence += np.log(total[:, 0]) + top[:, 0]
+        current /= total
+    return current, evidence
 
 
 def _base_mix(world, stable: np.ndarray) -> np.ndarray:
