@@ -48,6 +48,9 @@ def random_shard(rows: int, length: int, seed: int) -> pa.Table:
         "window_categories": pa.array(windows, pa.list_(pa.string())),
         "window_category_events": pa.array([rng.integers(1, 30, len(w)).tolist() for w in windows], pa.list_(pa.int32())),
         "window_category_sessions": pa.array([rng.integers(1, 5, len(w)).tolist() for w in windows], pa.list_(pa.int32())),
+        "window_category_days": pa.array([rng.integers(1, 5, len(w)).tolist() for w in windows], pa.list_(pa.int32())),
+        "window_category_age_seconds": pa.array([(rng.random(len(w)) * 28 * 86400 + 1).tolist() for w in windows],
+                                                pa.list_(pa.float64())),
         "label_categories": pa.array(labels, pa.list_(pa.string())),
         "has_new_category": pa.array(rng.random(rows) < 0.4),
     })

@@ -18,7 +18,8 @@ COLUMNS = {
     "user_id": "StringType", "history_categories": "ArrayType", "history_event_types": "ArrayType",
     "history_gap_buckets": "ArrayType", "history_age_buckets": "ArrayType", "history_session_starts": "ArrayType",
     "history_length": "IntegerType", "history_last_ts": "TimestampType", "window_categories": "ArrayType",
-    "window_category_events": "ArrayType", "window_category_sessions": "ArrayType", "label_categories": "ArrayType",
+    "window_category_events": "ArrayType", "window_category_sessions": "ArrayType",
+    "window_category_days": "ArrayType", "window_category_age_seconds": "ArrayType", "label_categories": "ArrayType",
     "label_new": "ArrayType", "has_new_category": "BooleanType", "sequence_length": "IntegerType",
     "history_days": "IntegerType", "horizon_days": "IntegerType",
 }
@@ -51,6 +52,10 @@ WHERE size(history_categories) <> history_length OR size(history_event_types) <>
    OR size(window_category_sessions) <> size(window_categories)
    OR size(array_except(history_categories, window_categories)) > 0
    OR aggregate(window_category_events, 0, (total, n) -> total + n) < history_length
+   OR size(window_category_days) <> size(window_categories)
+   OR size(window_category_age_seconds) <> size(window_categories)
+   OR exists(zip_with(window_category_days, window_category_events, (d, n) -> d < 1 OR d > n), bad -> bad)
+   OR exists(window_category_age_seconds, a -> a <= 0 OR a > history_days * 86400)
 """
 
 
@@ -74,7 +79,8 @@ def build_suite(params: SuiteParams) -> gx.ExpectationSuite:
                                       description="validation labels end before the first test origin"),
         gxe.UnexpectedRowsExpectation(unexpected_rows_query=MISALIGNED, severity=CRITICAL,
                                       description="history arrays aligned, one new-flag per label; the window's "
-                                                  "counts cover the last L events"),
+                                                  "counts cover the last L events, each category seen on 1 to "
+                                                  "its event count of days, last inside the window"),
         gxe.ExpectColumnMeanToBeBetween(column="history_length", min_value=2, severity=WARNING,
                                         description="histories long enough to learn from"),
     ])

@@ -4,7 +4,8 @@ For a cutoff T (00:00 UTC) each user active in the ``--history-days`` before T
 gets the last ``--length`` events before T, oldest first: category, event
 type, time-gap bucket (since the previous event), age bucket (time before T)
 and whether the event starts a session; and every category of the whole
-window with its event and session counts. The label is the set of categories
+window with its event, session and active-day counts and the time since its
+last event. The label is the set of categories
 the user engages with in [T, T + horizon), each marked new when it is absent
 from the whole history window. Users with no event in the horizon keep an
 empty label: they are the negatives that calibrate the probabilities.
@@ -83,13 +84,20 @@ def build_sequences(
     # counts: the last L events cover only the user's last few active days, and
     # stable interests show over weeks. "New" in the label means absent from
     # this window, not merely from the last L events.
+    # Also on how many days, and how long before the cutoff it was last seen: a habit kept up every week
+    # and a one-day burst can have the same event count, and an interest lapsed three weeks ago is not
+    # one touched yesterday. Days are UTC dates.
     per_category = history.groupBy("user_id", "category").agg(
-        F.count(F.lit(1)).alias("events"), F.count_distinct("session_id").alias("sessions"))
+        F.count(F.lit(1)).alias("events"), F.count_distinct("session_id").alias("sessions"),
+        F.count_distinct(F.to_date("event_ts")).alias("days"), F.max("event_ts").alias("last_ts"))
     window = per_category.groupBy("user_id").agg(F.sort_array(F.collect_list(
-        F.struct("category", "events", "sessions"))).alias("_window")).select(
+        F.struct("category", "events", "sessions", "days", "last_ts"))).alias("_window")).select(
         "user_id", F.col("_window.category").alias("window_categories"),
         F.col("_window.events").cast("array<int>").alias("window_category_events"),
-        F.col("_window.sessions").cast("array<int>").alias("window_category_sessions"))
+        F.col("_window.sessions").cast("array<int>").alias("window_category_sessions"),
+        F.col("_window.days").cast("array<int>").alias("window_category_days"),
+        F.transform("_window.last_ts", lambda last: F.lit(cutoff_ts.timestamp()) - seconds(last))
+        .cast("array<double>").alias("window_category_age_seconds"))
     sequences = sequences.join(window, "user_id")
     if horizon_days is None:
         joined = sequences.select(
@@ -110,8 +118,8 @@ def build_sequences(
         F.lit(cutoff).alias("cutoff_date"), F.lit(cutoff_ts).alias("cutoff_ts"), "user_id",
         "history_categories", "history_event_types", "history_gap_buckets", "history_age_buckets",
         "history_session_starts", "history_length", "history_last_ts",
-        "window_categories", "window_category_events", "window_category_sessions",
-        "label_categories", "label_new", "label_first_ts", "label_last_ts",
+        "window_categories", "window_category_events", "window_category_sessions", "window_category_days",
+        "window_category_age_seconds", "label_categories", "label_new", "label_first_ts", "label_last_ts",
         F.exists("label_new", lambda new: new).alias("has_new_category"),
         F.lit(length).alias("sequence_length"), F.lit(history_days).alias("history_days"),
         F.lit(horizon_days).cast("int").alias("horizon_days"),

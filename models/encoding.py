@@ -21,13 +21,22 @@ FEATURES = ("categories", "event_types", "gap_buckets", "age_buckets", "session_
 # Category counts over recent history: age buckets (AGE_EDGES_S) up to
 # 2 are the last day before the cutoff, up to 4 the last three days.
 RECENT_WINDOWS = {"recent_1d": 2, "recent_3d": 4}
-# Per-category events and sessions over the whole history window (features'
-# window_* columns), beyond the last L events.
-WINDOW_COUNTS = {"window_events": "window_category_events", "window_sessions": "window_category_sessions"}
+# Per-category events, sessions and active days over the whole history window
+# (features' window_* columns), beyond the last L events.
+WINDOW_COUNTS = {"window_events": "window_category_events", "window_sessions": "window_category_sessions",
+                 "window_days": "window_category_days"}
 COUNTS = ("seen", *RECENT_WINDOWS, *WINDOW_COUNTS)
+# Per category, exp(-days since its last event / RECENCY_SCALE_DAYS), 0 when absent from the window: how
+# fresh an interest is, whatever the user's activity level (counts and shares cannot tell a habit lapsed
+# three weeks ago from one touched yesterday). One horizon's scale; the wide path's MLP bends it as needed.
+RECENCY, RECENCY_SCALE_DAYS = "window_recency", 7.0
+WIDE_INPUTS = (*COUNTS, RECENCY)
+# Which per-category inputs a model reads: part of its architecture (a warm start needs the same set).
+# 2: window active days and recency added to the counts of 1.
+INPUTS_VERSION = 2
 # The user_sequences columns encode_sequences reads (training adds the labels).
 INPUT_COLUMNS = ("history_categories", "history_event_types", "history_gap_buckets", "history_age_buckets",
-                 "history_session_starts", "window_categories", *WINDOW_COUNTS.values())
+                 "history_session_starts", "window_categories", *WINDOW_COUNTS.values(), "window_category_age_seconds")
 LABEL_COLUMNS = ("label_categories", "has_new_category")
 
 
@@ -102,6 +111,10 @@ def encode_sequences(table: pa.Table, vocabulary: Vocabulary, length: int) -> di
     once: encoding is as costly as the model's forward pass at scoring time,
     so it is kept to a few NumPy passes per column (bench/bench_score.py).
     """
+    missing = [c for c in INPUT_COLUMNS if c not in table.column_names]
+    if missing:
+        raise ValueError(f"user_sequences rows lack {', '.join(missing)} (written by an older features job): "
+                         f"run features again for this date")
     index = vocabulary.index()
     categories = _Lists(table["history_categories"])
     category_ids = _mapped(categories.values, index, OOV)
@@ -132,6 +145,9 @@ def encode_sequences(table: pa.Table, vocabulary: Vocabulary, length: int) -> di
     for name, column in WINDOW_COUNTS.items():
         weights = pc.list_flatten(table[column]).to_numpy(zero_copy_only=False).astype(np.float64)
         inputs[name] = window.counts(window_ids, vocabulary.size, weights=weights)
+    ages = pc.list_flatten(table["window_category_age_seconds"]).to_numpy(zero_copy_only=False)
+    inputs[RECENCY] = window.counts(window_ids, vocabulary.size,
+                                    weights=np.exp(-ages.astype(np.float64) / (RECENCY_SCALE_DAYS * 86400)))
     encoded = dict(inputs)
     if "label_categories" in table.column_names and table["label_categories"].null_count < len(table):
         encoded["label_categories"] = np.minimum(multi_hot(table["label_categories"], index, vocabulary.size), 1)

@@ -2,8 +2,9 @@
 
 For each of a user's top categories the model's logit is the sum of two
 parts (``models/transformer.py``): the *habit* part, a small network on the
-user's own history with that category (its shares over the last day, three
-days, last L events and the whole window), and the *sequence* part, what the
+user's own history with that category (its shares and counts over the last
+day, three days, last L events and the whole window, its active days and how
+recently it was touched), and the *sequence* part, what the
 encoder adds from the order and timing of everything the user did. The
 explanation gives each part's share of the evidence *for* the category:
 

@@ -56,7 +56,9 @@ class LoadedModel:
         ``explained``: a dict that receives the model's explanation outputs (``habit_logit``,
         ``sequence_logit`` and, for the Transformer, ``attention``) for every row: models/explain.py.
         """
-        inputs = {k: v for k, v in encoded.items() if not k.startswith("label_")}
+        # Only what this model reads: an older version (an earlier INPUTS_VERSION) reads fewer inputs.
+        wanted = set(getattr(self.model, "input_names", None) or encoded)
+        inputs = {k: v for k, v in encoded.items() if k in wanted and not k.startswith("label_")}
         rows = len(inputs["categories"])
         categories, new = np.zeros((rows, self.vocabulary.size), np.float32), np.zeros(rows, np.float32)
         parts: dict[str, list] = {}

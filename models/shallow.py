@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.baselines import (BaselineFit, focus_transition_scores, markov_scores, recency_scores)
-from models.encoding import COUNTS
+from models.encoding import COUNTS, RECENCY
 from models.vocabulary import OOV, PAD
 
 MAX_ROWS = 20_000
@@ -60,7 +60,9 @@ def cell_features(encoded: dict[str, np.ndarray], fit: BaselineFit) -> np.ndarra
     markov = markov_scores(encoded, fit)
     focus = focus_transition_scores(encoded, fit)
     activity = np.broadcast_to(np.log1p(encoded["window_events"].sum(axis=1, keepdims=True)), seen.shape)
-    columns = [*logs, *shares, seen, recency_share, log_popularity, log_new_popularity, markov, focus, activity,
+    # The same per-category inputs the model's wide path reads (counts, shares, recency since the last event),
+    # so that the model beats the shallow baseline on its sequence, not on features the baseline lacks.
+    columns = [*logs, *shares, seen, encoded[RECENCY].astype(np.float64), recency_share, log_popularity, log_new_popularity, markov, focus, activity,
                seen * log_popularity, (1 - seen) * focus, (1 - seen) * markov]
     return np.stack(columns, axis=-1).astype(np.float32).reshape(rows, seen.shape[1], len(columns))
 

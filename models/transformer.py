@@ -39,7 +39,12 @@ from dataclasses import asdict, dataclass
 import tensorflow as tf
 import tf_keras as keras
 
-from models.encoding import COUNTS, FEATURES
+from models.encoding import COUNTS, FEATURES, INPUTS_VERSION, RECENCY
+
+
+# The head's hidden layer reads [user summary (d_model), then these per-category blocks of V]: COUNTS' shares,
+# the seen flag and the recency (models/warm_start.py maps each block by category name).
+SUMMARY_CATEGORY_BLOCKS = len(COUNTS) + 2
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,9 @@ class ModelConfig:
     # "transformer" (causal self-attention, the default) or "lstm": the seeds' recurrent alternative,
     # compared on validation in bench/bench_model_variants.py.
     encoder: str = "transformer"
+    # The per-category input set (models/encoding.py): recorded so that a warm start only fine-tunes a
+    # champion that reads the same inputs.
+    inputs_version: int = INPUTS_VERSION
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -137,10 +145,11 @@ def _lstm_encoder(x, not_padding, config: ModelConfig):
 
 
 def build_model(config: ModelConfig) -> keras.Model:
-    """Inputs: the five (batch, L) int id sequences of ``models.encoding`` and its three (batch, V) count vectors."""
+    """Inputs: the five (batch, L) int id sequences of ``models.encoding`` and its (batch, V) per-category vectors
+    (the COUNTS and RECENCY)."""
     length = config.sequence_length
     inputs = {name: keras.Input((length,), dtype="int32", name=name) for name in FEATURES}
-    for name in COUNTS:
+    for name in (*COUNTS, RECENCY):
         inputs[name] = keras.Input((config.vocabulary_size,), dtype="float32", name=name)
     sizes = {"categories": config.vocabulary_size, "event_types": config.n_event_types,
              "gap_buckets": config.n_gap_buckets + 1, "age_buckets": config.n_age_buckets + 1, "session_starts": 3}
@@ -166,13 +175,17 @@ def build_model(config: ModelConfig) -> keras.Model:
         raise ValueError(f"unknown encoder {config.encoder!r}: transformer or lstm")
     shares = [keras.layers.Lambda(lambda s: s / tf.maximum(tf.reduce_sum(s, axis=-1, keepdims=True), 1.0),
                                   name=f"{name}_share")(inputs[name]) for name in COUNTS]
+    logs = [keras.layers.Lambda(lambda t: tf.math.log1p(t), name=f"{name}_log")(inputs[name]) for name in COUNTS]
     seen_flag = keras.layers.Lambda(lambda s: tf.cast(s > 0, tf.float32), name="seen_flag")(inputs["window_events"])
-    summary = keras.layers.Concatenate(name="user_summary")([user, *shares, seen_flag])
+    per_category = [*shares, seen_flag, inputs[RECENCY]]
+    summary = keras.layers.Concatenate(name="user_summary")([user, *per_category])
     hidden = keras.layers.Dense(config.feed_forward, activation="gelu", name="head_hidden")(summary)
-    # The wide path: one small MLP, shared by every category, maps that category's own shares to a logit,
-    # so "the user keeps doing what they did" needs a handful of weights, not a (6V x V) mapping learnt
-    # through the hidden layer; the deep path adds what the sequence says beyond it.
-    own = keras.layers.Lambda(lambda t: tf.stack(t, axis=-1), name="category_own_shares")([*shares, seen_flag])
+    # The wide path: one small MLP, shared by every category, maps that category's own shares, log counts
+    # and recency to a logit, so "the user keeps doing what they did" needs a handful of weights, not a
+    # (8V x V) mapping learnt through the hidden layer; the deep path adds what the sequence says beyond it.
+    # Shares say how much of the user's attention a category has, log counts how much there is in absolute
+    # terms (a heavy user's 5% is still many events).
+    own = keras.layers.Lambda(lambda t: tf.stack(t, axis=-1), name="category_own_shares")([*per_category, *logs])
     own = keras.layers.Dense(config.wide_hidden, activation="gelu", name="wide_hidden")(own)
     wide = keras.layers.Lambda(lambda t: tf.squeeze(t, -1), name="wide_squeeze")(
         keras.layers.Dense(1, name="wide_logit")(own))

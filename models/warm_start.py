@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.encoding import COUNTS
+from models.transformer import SUMMARY_CATEGORY_BLOCKS as CATEGORY_BLOCKS
 
 # Layer name -> which weight (by position) has a category axis, and which axis.
 CATEGORY_AXES = {"categories_embedding": {0: 0}, "deep_logit": {0: 1, 1: 0}}
-# The hidden layer reads [user summary (d_model), 6 per-category blocks (COUNTS shares and the seen flag)].
-HEAD_HIDDEN, CATEGORY_BLOCKS = "head_hidden", len(COUNTS) + 1
+# The hidden layer reads the user summary (d_model rows), then CATEGORY_BLOCKS per-category blocks.
+HEAD_HIDDEN = "head_hidden"
 
 
 def column_map(old_categories: list[str], new_categories: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -59,12 +59,17 @@ def test_history_label_and_new_flags_on_edge_rows(spark):
     # The whole window, not only the last L: e1 (a.x) fell out of the sequence but stays in the counts.
     assert u1["window_categories"] == ["a.x", "b.y"]
     assert u1["window_category_events"] == [2, 2] and u1["window_category_sessions"] == [1, 1]
+    # Each on one UTC day; a.x last at 11-08 10:00:30 (38 h less 30 s before the cutoff), b.y 1 s before it.
+    assert u1["window_category_days"] == [1, 1]
+    assert u1["window_category_age_seconds"] == [38 * 3600 - 30, 1]
     assert u1["label_categories"] == ["b.y", "c.z"] and u1["label_new"] == [False, True]
     assert u1["has_new_category"] is True
     assert u1["label_first_ts"] == ts("2024-11-10 00:00:00") and u1["label_last_ts"] == ts("2024-11-11 12:00:00")
     u5 = rows["u5"]
     assert u5["history_categories"] == ["a.x", "a.x", "a.x"] and u5["window_categories"] == ["a.x", "d.w"]
     assert u5["window_category_events"] == [3, 1] and u5["window_category_sessions"] == [1, 1]
+    # d.w's 11-10 event is a label: its last history event is e11, 5 days 16 h before the cutoff.
+    assert u5["window_category_days"] == [1, 1] and u5["window_category_age_seconds"] == [57_480, 5 * 86400 + 16 * 3600]
     assert u5["label_categories"] == ["d.w"] and u5["label_new"] == [False] and u5["has_new_category"] is False
     u2 = rows["u2"]
     assert u2["label_categories"] == [] and u2["has_new_category"] is False and u2["history_gap_buckets"] == [0]
@@ -89,3 +94,10 @@ def test_the_suite_catches_a_history_event_at_the_cutoff(spark, tmp_path):
     report = run_suite(tmp_path / "gx", "user_sequences", CUTOFF, leaked, SUITES["user_sequences"](params))
     assert report.severity == "critical"
     assert any("history strictly before the cutoff" in f.line() or "unexpected_rows" in f.line() for f in report.critical)
+    # A window age at or before zero is an event at the cutoff too, whatever history_last_ts says.
+    aged = framed.selectExpr("*", "CASE WHEN user_id = 'u5' THEN array(0.0D, 60.0D) "
+                                  "ELSE window_category_age_seconds END AS aged") \
+        .drop("window_category_age_seconds").withColumnRenamed("aged", "window_category_age_seconds")
+    report = run_suite(tmp_path / "gx", "user_sequences", CUTOFF, aged, SUITES["user_sequences"](params))
+    assert report.severity == "critical" and any("last inside the window" in f.line() for f in report.critical), \
+        [f.line() for f in report.failures]

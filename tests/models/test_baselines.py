@@ -33,6 +33,8 @@ def _table(users: list[dict]) -> pa.Table:
         "window_categories": [[c for c, _ in w] for w in windows],
         "window_category_events": [[n for _, n in w] for w in windows],
         "window_category_sessions": [[1 for _ in w] for w in windows],
+        "window_category_days": [[1 for _ in w] for w in windows],
+        "window_category_age_seconds": [[3600.0 for _ in w] for w in windows],
         "label_categories": pa.array([u["label"] for u in users], pa.list_(pa.string())),
         "has_new_category": [any(c not in dict(w) for c in u["label"]) for u, w in zip(users, windows)],
     })

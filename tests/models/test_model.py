@@ -22,6 +22,8 @@ def _rows() -> pa.Table:
         "window_categories": [["a.x", "b.y", "c.z", "new.one", "old.one"], ["c.z"]],
         "window_category_events": [[1, 1, 1, 1, 5], [1]],
         "window_category_sessions": [[1, 1, 1, 1, 2], [1]],
+        "window_category_days": [[1, 1, 1, 1, 2], [1]],
+        "window_category_age_seconds": [[9 * 86400.0, 8 * 86400.0, 100.0, 3 * 86400.0, 20 * 86400.0], [7 * 86400.0]],
         "label_categories": [["b.y", "unseen.cat"], []],
         "has_new_category": [True, False],
     })
@@ -43,8 +45,17 @@ def test_histories_are_right_aligned_truncated_to_length_and_unknown_categories_
     assert encoded["window_events"][0].tolist() == [0, 6, 1, 1, 1]
     assert encoded["window_sessions"][0].tolist() == [0, 3, 1, 1, 1]
     assert encoded["window_events"][1].tolist() == [0, 0, 0, 0, 1]
+    assert encoded["window_days"][0].tolist() == [0, 3, 1, 1, 1]
+    # Recency exp(-age / 7 days): c.z touched 100 s before the cutoff is ~1, b.y 8 days ago ~0.32; unseen 0.
+    assert encoded["window_recency"][0][[2, 3, 4]] == pytest.approx([np.exp(-9 / 7), np.exp(-8 / 7), 1.0], abs=1e-3)
+    assert encoded["window_recency"][1].tolist() == pytest.approx([0, 0, 0, 0, np.exp(-1)], abs=1e-6)
     assert encoded["label_categories"].tolist() == [[0, 1, 0, 1, 0], [0, 0, 0, 0, 0]]
     assert encoded["label_has_new"].ravel().tolist() == [1.0, 0.0]
+
+
+def test_sequences_from_an_older_features_job_get_a_clear_error():
+    with pytest.raises(ValueError, match="window_category_days, window_category_age_seconds.*run features again"):
+        encode_sequences(_rows().drop_columns(["window_category_days", "window_category_age_seconds"]), VOCAB, 3)
 
 
 def test_vocabulary_orders_by_frequency_and_round_trips(tmp_path):
@@ -81,6 +92,8 @@ def check_a_few_training_steps_lower_the_loss(encoder: str) -> None:
         "recent_3d": np.eye(size, dtype=np.float32)[categories[:, -1]],
         "window_events": np.stack([np.bincount(r, minlength=size) for r in categories]).astype(np.float32),
         "window_sessions": np.stack([np.bincount(r, minlength=size) for r in categories]).astype(np.float32),
+        "window_days": np.stack([np.bincount(r, minlength=size) for r in categories]).astype(np.float32),
+        "window_recency": np.eye(size, dtype=np.float32)[categories[:, -1]],
         # Learnable: the label is the last category.
         "label_categories": np.eye(size, dtype=np.float32)[categories[:, -1]],
         "label_has_new": (rng.random((n, 1)) < 0.3).astype(np.float32),
