@@ -111,7 +111,9 @@ def encode_sequences(table: pa.Table, vocabulary: Vocabulary, length: int) -> di
     once: encoding is as costly as the model's forward pass at scoring time,
     so it is kept to a few NumPy passes per column (bench/bench_score.py).
     """
-    missing = [c for c in INPUT_COLUMNS if c not in table.column_names]
+    # Absent, or null in every row: a snapshot an older features job wrote before the table gained the column.
+    missing = [c for c in INPUT_COLUMNS
+               if c not in table.column_names or (table.num_rows and table[c].null_count == table.num_rows)]
     if missing:
         raise ValueError(f"user_sequences rows lack {', '.join(missing)} (written by an older features job): "
                          f"run features again for this date")

@@ -56,6 +56,12 @@ def test_histories_are_right_aligned_truncated_to_length_and_unknown_categories_
 def test_sequences_from_an_older_features_job_get_a_clear_error():
     with pytest.raises(ValueError, match="window_category_days, window_category_age_seconds.*run features again"):
         encode_sequences(_rows().drop_columns(["window_category_days", "window_category_age_seconds"]), VOCAB, 3)
+    # The same snapshot read through the Delta table after it gained the columns: nulls in every row.
+    old = _rows().drop_columns(["window_category_days", "window_category_age_seconds"])
+    old = old.append_column("window_category_days", pa.nulls(old.num_rows, pa.list_(pa.int32())))
+    with pytest.raises(ValueError, match="lack window_category_days, window_category_age_seconds"):
+        encode_sequences(old.append_column("window_category_age_seconds", pa.nulls(old.num_rows, pa.list_(pa.float64()))),
+                         VOCAB, 3)
 
 
 def test_vocabulary_orders_by_frequency_and_round_trips(tmp_path):
