@@ -117,8 +117,13 @@ def _warm_start_sources(lake: Path, registry, encoders: set[str], earlier: dt.da
                         epochs: int) -> dict[str, str]:
     """Per encoder, a version trained from scratch one horizon earlier: what its warm start fine-tunes.
     Recorded in the lake, so a second run of the bench reuses them."""
+    from models.encoding import INPUTS_VERSION
+
     record = lake / "bench_warm_start_sources.json"
     sources = json.loads(record.read_text()) if record.exists() else {}
+    # A source trained on another input set cannot be warm-started from (jobs/train.py refuses): train anew.
+    sources = {encoder: version for encoder, version in sources.items()
+               if registry.metadata(version)["model"].get("inputs_version", 1) == INPUTS_VERSION}
     missing = sorted(encoders - set(sources))
     if missing:
         jobs("features", "--lake", str(lake), "--date", earlier.isoformat(), *horizon, "--no-validate")
@@ -135,7 +140,8 @@ def _summary(version: str, metadata: dict, metrics: dict) -> dict:
     overall, migration = metrics["ranking"]["all"], metrics["ranking"]["migration"]
     round_ = lambda i: {k: round(i[k], 4) for k in ("difference", "low", "high")}  # noqa: E731
     return {
-        "version": version, "validation_ndcg@10": metadata["training"]["validation_ndcg@10"],
+        "version": version, "inputs_version": metadata["model"].get("inputs_version", 1),
+        "validation_ndcg@10": metadata["training"]["validation_ndcg@10"],
         "best_epoch": metadata["training"]["best_epoch"], "train_seconds": metadata["training"]["wall_seconds"],
         "sequences_per_second": metadata["training"]["sequences_per_second"],
         "test_ndcg@10": {m: round(v["ndcg@10"], 4) for m, v in overall["pooled"].items()},
