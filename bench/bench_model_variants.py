@@ -104,7 +104,11 @@ def main() -> None:
         metrics = json.loads((registry.version_dir(version) / "report" / "metrics.json").read_text())
         results[name] = _summary(version, metadata, metrics)
         record.write_text(json.dumps(results))
-    chosen = max(results, key=lambda n: results[n]["validation_ndcg@10"])
+    from models.encoding import INPUTS_VERSION
+
+    # Chosen among the variants of this input set only: a kept result of an older one is shown, not chosen.
+    current = [n for n in results if results[n].get("inputs_version", 1) == INPUTS_VERSION]
+    chosen = max(current, key=lambda n: results[n]["validation_ndcg@10"])
     print(json.dumps({"users": options.users, "days": options.days, "as_of": str(as_of), "variants": results,
                       "chosen_on_validation": chosen}, indent=1))
 
