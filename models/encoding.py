@@ -29,14 +29,15 @@ COUNTS = ("seen", *RECENT_WINDOWS, *WINDOW_COUNTS)
 # Per category, exp(-days since its last event / RECENCY_SCALE_DAYS), 0 when absent from the window: how
 # fresh an interest is, whatever the user's activity level (counts and shares cannot tell a habit lapsed
 # three weeks ago from one touched yesterday). One horizon's scale; the wide path's MLP bends it as needed.
-RECENCY, RECENCY_SCALE_DAYS = "window_recency", 7.0
+RECENCY, RECENCY_SCALE_DAYS, AGE_COLUMN = "window_recency", 7.0, "window_category_age_seconds"
+# Every (batch, V) per-category input the model reads.
 WIDE_INPUTS = (*COUNTS, RECENCY)
 # Which per-category inputs a model reads: part of its architecture (a warm start needs the same set).
 # 2: window active days and recency added to the counts of 1.
 INPUTS_VERSION = 2
 # The user_sequences columns encode_sequences reads (training adds the labels).
 INPUT_COLUMNS = ("history_categories", "history_event_types", "history_gap_buckets", "history_age_buckets",
-                 "history_session_starts", "window_categories", *WINDOW_COUNTS.values(), "window_category_age_seconds")
+                 "history_session_starts", "window_categories", *WINDOW_COUNTS.values(), AGE_COLUMN)
 LABEL_COLUMNS = ("label_categories", "has_new_category")
 
 
@@ -147,7 +148,7 @@ def encode_sequences(table: pa.Table, vocabulary: Vocabulary, length: int) -> di
     for name, column in WINDOW_COUNTS.items():
         weights = pc.list_flatten(table[column]).to_numpy(zero_copy_only=False).astype(np.float64)
         inputs[name] = window.counts(window_ids, vocabulary.size, weights=weights)
-    ages = pc.list_flatten(table["window_category_age_seconds"]).to_numpy(zero_copy_only=False)
+    ages = pc.list_flatten(table[AGE_COLUMN]).to_numpy(zero_copy_only=False)
     inputs[RECENCY] = window.counts(window_ids, vocabulary.size,
                                     weights=np.exp(-ages.astype(np.float64) / (RECENCY_SCALE_DAYS * 86400)))
     encoded = dict(inputs)

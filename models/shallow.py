@@ -62,8 +62,9 @@ def cell_features(encoded: dict[str, np.ndarray], fit: BaselineFit) -> np.ndarra
     activity = np.broadcast_to(np.log1p(encoded["window_events"].sum(axis=1, keepdims=True)), seen.shape)
     # The same per-category inputs the model's wide path reads (counts, shares, recency since the last event),
     # so that the model beats the shallow baseline on its sequence, not on features the baseline lacks.
-    columns = [*logs, *shares, seen, encoded[RECENCY].astype(np.float64), recency_share, log_popularity, log_new_popularity, markov, focus, activity,
-               seen * log_popularity, (1 - seen) * focus, (1 - seen) * markov]
+    columns = [*logs, *shares, seen, encoded[RECENCY].astype(np.float64), recency_share, log_popularity,
+               log_new_popularity, markov, focus, activity, seen * log_popularity, (1 - seen) * focus,
+               (1 - seen) * markov]
     return np.stack(columns, axis=-1).astype(np.float32).reshape(rows, seen.shape[1], len(columns))
 
 

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 import tensorflow as tf
 import tf_keras as keras
 
-from models.encoding import COUNTS, FEATURES, INPUTS_VERSION, RECENCY
+from models.encoding import COUNTS, FEATURES, INPUTS_VERSION, RECENCY, WIDE_INPUTS
 
 
 # The head's hidden layer reads [user summary (d_model), then these per-category blocks of V]: COUNTS' shares,
@@ -146,10 +146,10 @@ def _lstm_encoder(x, not_padding, config: ModelConfig):
 
 def build_model(config: ModelConfig) -> keras.Model:
     """Inputs: the five (batch, L) int id sequences of ``models.encoding`` and its (batch, V) per-category vectors
-    (the COUNTS and RECENCY)."""
+    (WIDE_INPUTS)."""
     length = config.sequence_length
     inputs = {name: keras.Input((length,), dtype="int32", name=name) for name in FEATURES}
-    for name in (*COUNTS, RECENCY):
+    for name in WIDE_INPUTS:
         inputs[name] = keras.Input((config.vocabulary_size,), dtype="float32", name=name)
     sizes = {"categories": config.vocabulary_size, "event_types": config.n_event_types,
              "gap_buckets": config.n_gap_buckets + 1, "age_buckets": config.n_age_buckets + 1, "session_starts": 3}
