@@ -202,7 +202,7 @@ def _examples(candidate, users, encoded, probabilities, new_probability, explain
     lines = explain(top, np.take_along_axis(ranked, top, axis=1), names, explained["habit_logit"][rows],
                     explained["sequence_logit"][rows], habit_at_zero(candidate.model),
                     encoded["window_events"][rows] > 0, encoded["categories"][rows],
-                    explained["attention"][rows] if "attention" in explained else None)
+                    explained["attention"][rows] if "attention" in explained else None).to_pylist()
     return [{"user_id": str(users[r]), "migration_probability": round(float(new_probability[r]), 4),
              "explanation": line} for r, line in zip(rows, lines)]
 
