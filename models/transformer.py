@@ -75,6 +75,9 @@ class ModelConfig:
 class OneHotEmbedding(keras.layers.Layer):
     """An embedding looked up by a one-hot matrix product, so that its gradient is dense.
 
+    Versions trained before StepEmbedding have one of these per feature (``<feature>_embedding``): kept
+    registered so that they load, score and warm-start new versions (models/warm_start.py).
+
     Why not ``keras.layers.Embedding``: its gather has a sparse
     (``IndexedSlices``) gradient, one row per looked-up id, and
     ``MultiWorkerMirroredStrategy`` all-gathers those across workers, batch x L
@@ -104,6 +107,47 @@ class OneHotEmbedding(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim}
+
+
+@keras.utils.register_keras_serializable(package="interest_migration")
+class StepEmbedding(keras.layers.Layer):
+    """Each history step's embedding: the sum of its FEATURES' embeddings, kept as one table whose rows are
+    each feature's ids in turn (the categories' first, at offset 0).
+
+    Training looks the rows up by a multi-hot product (a dense gradient, as
+    OneHotEmbedding explains). Inference takes all five rows in one gather
+    from the one table and sums them with a reduction. With five tables and
+    five gathers, XLA fused the gathers into every consumer of their sum (the
+    layer normalisation reads it three times) and gathered each row again
+    there: the embedding and that normalisation cost 15 us of the 30 us a
+    user's forward pass took. Gathering from the tables concatenated at run
+    time was no better (the concatenation is fused into the gather); one
+    stored table is (bench/bench_score.py).
+    """
+
+    def __init__(self, sizes: dict[str, int], output_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.sizes, self.output_dim = dict(sizes), output_dim
+        self.offsets, start = [], 0
+        for size in self.sizes.values():
+            self.offsets.append(start)
+            start += size
+        self.rows = start
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight(name="embeddings", shape=(self.rows, self.output_dim),
+                                          initializer=keras.initializers.RandomUniform(-0.05, 0.05))
+        super().build(input_shape)
+
+    def call(self, ids: list, training=None):
+        rows = tf.stack([i + offset for i, offset in zip(ids, self.offsets)], axis=-1)  # (batch, L, features)
+        if training:
+            hot = tf.reduce_sum(tf.one_hot(rows, self.rows, dtype=self.compute_dtype), axis=-2)
+            return tf.einsum("blv,vd->bld", hot, tf.cast(self.embeddings, self.compute_dtype))
+        return tf.cast(tf.reduce_sum(tf.gather(self.embeddings, rows), axis=-2), self.compute_dtype)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "sizes": self.sizes, "output_dim": self.output_dim}
 
 
 def _block(x, padding_mask, config: ModelConfig, name: str, last_only: bool = False):
@@ -153,9 +197,8 @@ def build_model(config: ModelConfig) -> keras.Model:
         inputs[name] = keras.Input((config.vocabulary_size,), dtype="float32", name=name)
     sizes = {"categories": config.vocabulary_size, "event_types": config.n_event_types,
              "gap_buckets": config.n_gap_buckets + 1, "age_buckets": config.n_age_buckets + 1, "session_starts": 3}
-    x = keras.layers.Add(name="step_embedding")([
-        OneHotEmbedding(sizes[name], config.d_model, name=f"{name}_embedding")(inputs[name])
-        for name in FEATURES])
+    x = StepEmbedding({name: sizes[name] for name in FEATURES}, config.d_model, name="step_embedding")(
+        [inputs[name] for name in FEATURES])
     positions = tf.range(length)
     x = x + keras.layers.Embedding(length, config.d_model, name="position_embedding")(positions)[None]
     x = keras.layers.Dropout(config.dropout)(x)

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from models.encoding import FEATURES
 from models.transformer import SUMMARY_CATEGORY_BLOCKS as CATEGORY_BLOCKS
 
 # Layer name -> which weight (by position) has a category axis, and which axis.
-CATEGORY_AXES = {"categories_embedding": {0: 0}, "deep_logit": {0: 1, 1: 0}}
+CATEGORY_AXES = {"deep_logit": {0: 1, 1: 0}}
+# One table of every feature's rows, the categories' first (models/transformer.py StepEmbedding).
+STEP_EMBEDDING = "step_embedding"
 # The hidden layer reads the user summary (d_model rows), then CATEGORY_BLOCKS per-category blocks.
 HEAD_HIDDEN = "head_hidden"
 
@@ -49,16 +52,25 @@ def _head_rows(fresh: np.ndarray, old: np.ndarray, d_model: int, new_ids, old_id
     return out
 
 
+def _step_rows(fresh: np.ndarray, old: np.ndarray, new_ids, old_ids, new_size: int, old_size: int) -> np.ndarray:
+    """The step embedding's table: the categories' rows mapped by name, the other features' rows copied."""
+    if fresh.shape[0] - new_size != old.shape[0] - old_size:
+        raise ValueError("the step embedding's other features differ from the champion's: cannot warm-start")
+    out = fresh.copy()
+    out[new_ids] = old[old_ids]
+    out[new_size:] = old[old_size:]
+    return out
+
+
 def copy_weights(model, champion, old_categories: list[str], new_categories: list[str], d_model: int) -> int:
     """Copy ``champion``'s weights into ``model``; returns how many layers were copied."""
     new_ids, old_ids = column_map(old_categories, new_categories)
-    names = {layer.name for layer in champion.layers}
     copied = 0
     for layer in model.layers:
         fresh = layer.get_weights()
-        if not fresh or layer.name not in names:
+        old = _champion_weights(champion, layer.name)
+        if not fresh or old is None:
             continue
-        old = champion.get_layer(layer.name).get_weights()
         if len(old) != len(fresh):
             raise ValueError(f"layer {layer.name} differs from the champion's: cannot warm-start")
         weights = []
@@ -66,6 +78,8 @@ def copy_weights(model, champion, old_categories: list[str], new_categories: lis
             axis = CATEGORY_AXES.get(layer.name, {}).get(position)
             if axis is not None:
                 weights.append(_mapped(f, o, axis, new_ids, old_ids))
+            elif layer.name == STEP_EMBEDDING:
+                weights.append(_step_rows(f, o, new_ids, old_ids, len(new_categories) + 2, len(old_categories) + 2))
             elif layer.name == HEAD_HIDDEN and position == 0:
                 weights.append(_head_rows(f, o, d_model, new_ids, old_ids))
             elif f.shape == o.shape:
@@ -76,3 +90,15 @@ def copy_weights(model, champion, old_categories: list[str], new_categories: lis
         layer.set_weights(weights)
         copied += 1
     return copied
+
+
+def _champion_weights(champion, name: str) -> list[np.ndarray] | None:
+    """The champion's weights for layer ``name``; None when it has no such layer.
+
+    A champion from before StepEmbedding has one ``<feature>_embedding`` layer per feature and a weightless
+    ``step_embedding`` (an Add): their tables stacked in FEATURES' order are the new layer's table.
+    """
+    layers = {layer.name: layer for layer in champion.layers}
+    if name == STEP_EMBEDDING and all(f"{feature}_embedding" in layers for feature in FEATURES):
+        return [np.concatenate([layers[f"{feature}_embedding"].get_weights()[0] for feature in FEATURES])]
+    return layers[name].get_weights() if name in layers else None

@@ -133,15 +133,16 @@ def check_warm_start_maps_categories() -> None:
     rng = np.random.default_rng(0)
     for layer in champion.layers:
         layer.set_weights([rng.normal(size=w.shape) for w in layer.get_weights()])
-    fresh_d = model.get_layer("categories_embedding").get_weights()[0][4].copy()
+    fresh_d = model.get_layer("step_embedding").get_weights()[0][4].copy()
     assert copy_weights(model, champion, old_categories, new_categories, d_model=8) > 10
-    old_rows = champion.get_layer("categories_embedding").get_weights()[0]
-    new_rows = model.get_layer("categories_embedding").get_weights()[0]
+    old_rows = champion.get_layer("step_embedding").get_weights()[0]
+    new_rows = model.get_layer("step_embedding").get_weights()[0]
     # New ids: c 2, a 3, d 4; old ids: a 2, b 3, c 4.
     np.testing.assert_allclose(new_rows[2], old_rows[4])
     np.testing.assert_allclose(new_rows[3], old_rows[2])
     np.testing.assert_allclose(new_rows[4], fresh_d)
     np.testing.assert_allclose(new_rows[:2], old_rows[:2])
+    np.testing.assert_allclose(new_rows[5:], old_rows[5:])  # the other features' rows
     kernel_old, bias_old = champion.get_layer("deep_logit").get_weights()
     kernel_new, bias_new = model.get_layer("deep_logit").get_weights()
     np.testing.assert_allclose(kernel_new[:, 3], kernel_old[:, 2])
@@ -150,3 +151,35 @@ def check_warm_start_maps_categories() -> None:
     np.testing.assert_allclose(head_new[:8], head_old[:8])
     np.testing.assert_allclose(head_new[8 + 5 + 3], head_old[8 + 5 + 2])  # second share block, category "a"
     np.testing.assert_allclose(model.get_layer("wide_logit").get_weights()[0], champion.get_layer("wide_logit").get_weights()[0])
+
+
+def test_a_champion_with_one_embedding_layer_per_feature_still_warm_starts():
+    run_isolated(check_warm_start_from_separate_embeddings)
+
+
+def check_warm_start_from_separate_embeddings() -> None:
+    """Champions trained before StepEmbedding hold one OneHotEmbedding per feature: their tables become the
+    new layer's, the category table mapped by name, and both layouts give the same step embeddings."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from models.encoding import FEATURES
+    from models.transformer import ModelConfig, OneHotEmbedding, build_model
+    from models.warm_start import copy_weights
+
+    config = ModelConfig(vocabulary_size=5, sequence_length=6, d_model=8, heads=2, blocks=1, feed_forward=16)
+    model = build_model(config)
+    sizes = model.get_layer("step_embedding").sizes
+    inputs = {name: keras.Input((6,), dtype="int32", name=name) for name in FEATURES}
+    old = keras.layers.Add(name="step_embedding")([OneHotEmbedding(sizes[name], 8, name=f"{name}_embedding")(inputs[name])
+                                                    for name in FEATURES])
+    champion = keras.Model(inputs, old)
+    rng = np.random.default_rng(1)
+    for layer in champion.layers:
+        layer.set_weights([rng.normal(size=w.shape) for w in layer.get_weights()])
+    assert copy_weights(model, champion, ["a", "b", "c"], ["a", "b", "c"], d_model=8) == 1
+    ids = {name: tf.constant(rng.integers(0, sizes[name], (3, 6)), tf.int32) for name in FEATURES}
+    layer = model.get_layer("step_embedding")
+    for training in (False, True):
+        np.testing.assert_allclose(layer([ids[n] for n in FEATURES], training=training).numpy(),
+                                   champion(ids).numpy(), rtol=1e-5, atol=1e-6)
