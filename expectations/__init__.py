@@ -1,6 +1,7 @@
 """Great Expectations suites as code, one module per dataset.
 
-Each module has ``build_suite(params: SuiteParams) -> gx.ExpectationSuite``:
+Each module has ``build_suite(params: SuiteParams) -> gx.ExpectationSuite``
+(and, where a check reads a value computed from the row, ``prepare(frame, params)``):
 a short list of ``gxe.Expect...`` objects, each with a severity. A
 **critical** failure stops the run before the partition is published; a
 **warning** is recorded and shown in Data Docs, and the run goes on. The
@@ -25,4 +26,7 @@ SUITES: dict[str, Callable[[SuiteParams], gx.ExpectationSuite]] = {
     "user_interest_predictions": user_interest_predictions.build_suite,
 }
 
-__all__ = ["SUITES", "SuiteParams"]
+# Columns a suite checks that are computed from the rows (each table's ``prepare``), added to the batch first.
+PREPARE: dict[str, Callable] = {"user_interest_predictions": user_interest_predictions.prepare}
+
+__all__ = ["PREPARE", "SUITES", "SuiteParams"]

@@ -45,7 +45,7 @@ def check_partition(
     """
     # Imported here, not at the top: Great Expectations takes about 6 s to import, which a stage run with
     # --no-validate should not pay and a validating one overlaps with the JVM's start (jobs.stage.open_stage_lake).
-    from expectations import SUITES, SuiteParams
+    from expectations import PREPARE, SUITES, SuiteParams
     from jobs.quality.gx_run import run_suite
 
     if table not in SUITES:
@@ -71,6 +71,8 @@ def check_partition(
         expected_rows=expected_rows,
         top_k=top_k,
     )
+    if table in PREPARE:
+        frame = PREPARE[table](frame, params)
     report = run_suite(config.lake / "_gx", table, last, frame, SUITES[table](params),
                        cache=table not in UNCACHED)
     print(f"validate {table} {', '.join(d.isoformat() for d in dates)}: {report.evaluated} expectations, "

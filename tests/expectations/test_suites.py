@@ -9,7 +9,7 @@ import datetime as dt
 
 import pytest
 
-from expectations import SUITES, SuiteParams
+from expectations import PREPARE, SUITES, SuiteParams
 from jobs.quality.gx_run import run_suite
 from tests.conftest import ts
 
@@ -31,7 +31,10 @@ def _failed(report) -> set[tuple[str, str | None, str]]:
 
 
 def _validate(spark, tmp_path, table, rows, schema, params=PARAMS):
-    return run_suite(tmp_path / "gx", table, DAY, spark.createDataFrame(rows, schema), SUITES[table](params))
+    frame = spark.createDataFrame(rows, schema)
+    if table in PREPARE:  # as jobs.quality.gate.check_partition does
+        frame = PREPARE[table](frame, params)
+    return run_suite(tmp_path / "gx", table, DAY, frame, SUITES[table](params))
 
 
 def test_events_suite_passes_on_good_rows(spark, tmp_path):
@@ -138,8 +141,14 @@ def test_predictions_suite_refuses_each_kind_of_bad_top_list(spark, tmp_path):
             *[_prediction(user, *top) for user, top in bad.items()]]
     params = SuiteParams(run_date=DAY, window_start=None, window_end=None, expected_rows=len(rows), top_k=2)
     report = _validate(spark, tmp_path, "user_interest_predictions", rows, PREDICTIONS_SCHEMA, params)
-    assert _failed(report) == {("unexpected_rows_expectation", None, "critical")}
-    assert report.failures[0].observed == str(len(bad))  # every bad list, and not the good one
+    assert _failed(report) == {("expect_column_values_to_be_null", "top_list_problem", "critical")}
+    assert report.failures[0].observed.startswith(str(len(bad)))  # every bad list, and not the good one
+    reasons = {r["user_id"]: r["top_list_problem"] for r in PREPARE["user_interest_predictions"](
+        spark.createDataFrame(rows, PREDICTIONS_SCHEMA), params).collect()}
+    assert reasons == {"good": None, "unsorted": "probabilities not highest first", "null category": "a null category",
+                       "null probability": "a null probability", "nan": "a NaN probability",
+                       "above one": "a probability outside [0, 1]", "below zero": "a probability outside [0, 1]",
+                       "short": "1 categories, not 2"}
 
 
 def test_predictions_suite_passes_good_rows_and_counts_users(spark, tmp_path):
