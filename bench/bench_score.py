@@ -7,10 +7,14 @@ one block, L = 50, the generator's 36 categories). Its weights are random
 unless ``--model-from LAKE`` copies that lake's trained champion: the work per
 user is the same either way. It then writes ``--users`` score-time sequences
 with full-length histories (random, like bench_train.py, so every user costs
-the most a user can), and times ``jobs.score.score_sequences`` on them as
-``score`` runs it: ``mapInArrow`` inference in Spark's Python workers, the
-demand forecast and marketing segments, the predictions' expectation suite
-and the Delta commits of all three tables.
+the most a user can) into the lake's ``user_sequences`` table through
+delta-spark, as the score-mode snapshot ``features --mode score`` writes, and
+times ``jobs.score.score_sequences`` on them as the nightly ``score
+--from-features`` runs it: the Python workers reading the snapshot's files
+and scoring them, the demand forecast and marketing segments, the
+predictions' expectation suite and the Delta commits of all three tables.
+``--through-spark`` feeds the same rows through ``mapInArrow`` instead (the
+path of ``score`` without ``--from-features``).
 
 Building the sequences from ``events`` is not included here. It is the same
 code as ``features``, and its cost depends on each user's events: time the
@@ -44,10 +48,10 @@ from bench_ingest_pipeline import PeakMemory  # noqa: E402
 from bench_train import random_shard  # noqa: E402
 from jobs.config import PipelineConfig  # noqa: E402
 from jobs.generate.world import CATEGORIES  # noqa: E402
-from jobs.lake import open_lake  # noqa: E402
 from jobs.runs import record_run  # noqa: E402
-from jobs.score import ScoreOptions, score_sequences  # noqa: E402
-from jobs.spark import build_spark  # noqa: E402
+from jobs.score import ScoreOptions, feature_sequences, score_sequences  # noqa: E402
+from jobs.stage import open_stage_lake  # noqa: E402
+from jobs.tables import PARTITIONS, USER_SEQUENCES  # noqa: E402
 from models.encoding import INPUT_COLUMNS  # noqa: E402
 from models.registry import Registry  # noqa: E402
 from models.vocabulary import Vocabulary  # noqa: E402
@@ -108,6 +112,20 @@ def write_sequences(folder: Path, users: int, length: int, source: pa.Table | No
         pq.write_table(table.add_column(0, "user_id", ids), folder / f"part-{i:05d}.parquet")
 
 
+def write_snapshot(spark, lake, folder: Path, length: int, history_days: int, files: int):
+    """The sequences under ``folder`` as the score-mode snapshot for SCORE_DATE, in ``files`` files per
+    partition like features writes (one per shuffle partition)."""
+    from pyspark.sql import functions as F
+
+    cutoff = SCORE_DATE + dt.timedelta(days=1)
+    rows = spark.read.parquet(str(folder)).repartition(files).select(
+        "*", F.lit(length).alias("sequence_length"), F.lit(history_days).alias("history_days"),
+        F.lit(SCORE_DATE).alias("as_of_date"), F.lit(cutoff).alias("cutoff_date"))
+    lake.overwrite_partitions(USER_SEQUENCES, rows, PARTITIONS[USER_SEQUENCES],
+                              {"as_of_date": [SCORE_DATE.isoformat()], "cutoff_date": [cutoff.isoformat()]})
+    return feature_sequences(lake, cutoff, length, history_days)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=1_000_000)
@@ -118,6 +136,8 @@ def main() -> None:
                              "full-length ones: real history lengths, and probabilities like production's when "
                              "the model comes from the same lake")
     parser.add_argument("--batch-rows", type=int, default=4096)
+    parser.add_argument("--through-spark", action="store_true",
+                        help="score the snapshot read through Spark (mapInArrow) instead of the workers reading its files")
     parser.add_argument("--keep", action="store_true", help="keep the scratch lake and print its path")
     options = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="bench-score-"))
@@ -129,9 +149,16 @@ def main() -> None:
         write_sequences(scratch / "sequences", options.users, options.length, source)
         print(f"wrote {options.users:,} sequences in {time.perf_counter() - started:.0f}s", file=sys.stderr)
         config = PipelineConfig().with_overrides(lake=lake_root)
-        spark = build_spark(config, "bench-score")
-        lake = open_lake(spark, lake_root)
-        sequences = spark.read.parquet(str(scratch / "sequences"))
+        # As the score stage opens it: Great Expectations is imported while Spark starts, not while scoring.
+        lake = open_stage_lake(config, "bench-score", validates=True)
+        spark = lake.spark
+        history_days = int(Registry(lake_root).metadata(champion)["training_window"]["history_days"])
+        sequences = write_snapshot(spark, lake, scratch / "sequences", options.length, history_days,
+                                   config.shuffle_partitions)
+        if options.through_spark:
+            cutoff = (SCORE_DATE + dt.timedelta(days=1)).isoformat()
+            sequences = lake.read(USER_SEQUENCES, partitions={"as_of_date": [SCORE_DATE.isoformat()],
+                                                              "cutoff_date": [cutoff]})
         started = time.perf_counter()
         with PeakMemory() as memory, record_run(lake, "score", SCORE_DATE) as metrics:
             rows = score_sequences(lake, config, Registry(lake_root), champion, sequences, SCORE_DATE,
@@ -141,6 +168,7 @@ def main() -> None:
             "users": options.users, "history_length": options.length, "model_version": champion,
             "trained_model": options.model_from is not None,
             "sequences": f"{source.num_rows:,} real ones repeated" if source is not None else "random, full length",
+            "read_by": "Spark (mapInArrow)" if options.through_spark else "the Python workers (SequenceFiles)",
             "rows": rows, "seconds": round(seconds, 1),
             "users_per_second": round(options.users / seconds),
             "peak_rss_gb": round(memory.peak / 2**30, 2), "peak_anonymous_gb": round(memory.peak_anonymous / 2**30, 2),

@@ -2,9 +2,12 @@
 
 Each user with an event in the ``--history-days`` through D gets the sequence
 ``features`` would build for the cutoff D + 1 (the same ``build_sequences``),
-scored in Spark by ``mapInArrow``: every Python worker loads the champion
-once, scores its partitions in Arrow batches and writes the scored rows as
-Parquet itself, so nothing is collected to the driver; the predictions are
+scored in Spark's Python workers: every worker loads the champion once,
+scores its partitions in Arrow batches and writes the scored rows as Parquet
+itself, so nothing is collected to the driver. With ``--from-features`` the
+workers read the snapshot's Parquet files themselves (SequenceFiles), so the
+histories never pass through the JVM's rows; sequences built here arrive by
+``mapInArrow``. The predictions are
 committed from those files (``Lake.stage_files``: Spark reads them and Delta writes the table's files). The
 predictions cover the horizon the champion was trained for, starting D + 1.
 Three tables get the ``score_date = D`` partition:
@@ -67,6 +70,7 @@ from jobs.tables import (
     USER_INTEREST_PREDICTIONS,
     USER_SEQUENCES,
 )
+from models.encoding import INPUT_COLUMNS
 from models.registry import Registry
 
 # The Python workers write the scored rows as Parquet themselves (ScoredFiles), and Spark receives one
@@ -95,8 +99,12 @@ CANDIDATES_SCHEMA = StructType([StructField("user_id", StringType()), StructFiel
 DEMAND_SCHEMA = StructType([StructField("pos", IntegerType()), StructField("expected_users", DoubleType()),
                             StructField("expected_new_users", DoubleType()), StructField("users_new", LongType())])
 TASK_SCHEMA = StructType([StructField("partition", IntegerType()), StructField("users", LongType())])
+# What a worker reads from a snapshot's files.
+SEQUENCE_COLUMNS = ("user_id", *INPUT_COLUMNS)
 # Rows per Parquet row group in the workers' files.
 ROW_GROUP_ROWS = 65_536
+# Up to this many categories, top_positions sorts each row in full (faster than a partial selection).
+FULL_SORT_CATEGORIES = 100
 # Under the lake root, so cluster workers write where the driver reads; removed when score ends.
 SCRATCH_DIR = "_scratch"
 # Python workers keep the champion between partitions: loaded once per worker and version.
@@ -147,7 +155,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         events = sample_users(lake.read(EVENTS, partitions={"event_date": dates}).select(
             "user_id", "event_id", "category", "event_type", "event_ts", "session_id"), args.user_sample_fraction)
         if args.from_features:
-            sequences = _feature_sequences(lake, cutoff, length, history_days)
+            sequences = feature_sequences(lake, cutoff, length, history_days)
         else:
             sequences = build_sequences(events, cutoff, length, history_days, None)
         active_users = _active_users(events, cutoff, history_days)
@@ -174,8 +182,38 @@ class ScoreOptions:
     hold: bool = False
 
 
-def score_sequences(lake, config: PipelineConfig, registry: Registry, champion: str, sequences: DataFrame,
-                    score_date: dt.date, active_users: int, options: ScoreOptions, metrics) -> dict[str, int]:
+@dataclass(frozen=True)
+class SequenceFiles:
+    """A user_sequences snapshot as the row groups of the Parquet files that hold it, which the Python
+    workers read themselves (one Spark task per row group).
+
+    Why not ``mapInArrow`` over the Delta read: Spark would decode every history into its own rows and
+    convert them back to Arrow for the workers. At 1M users that took about as long as the model (28 of
+    58 s, bench/bench_score.py); pyarrow reads the files straight into the Arrow the encoder takes.
+    """
+    pieces: tuple[tuple[str, int], ...]
+
+    @classmethod
+    def of(cls, paths: list[str]) -> "SequenceFiles":
+        """From each file's footer: its row groups, after checking that it has every column scoring reads
+        (a snapshot an older features job wrote lacks the newer ones)."""
+        import pyarrow.parquet as pq
+
+        pieces = []
+        for path in paths:
+            parquet = pq.ParquetFile(path)
+            missing = [c for c in SEQUENCE_COLUMNS if c not in parquet.schema_arrow.names]
+            if missing:
+                raise PipelineError(f"user_sequences rows lack {', '.join(missing)} (written by an older features "
+                                    f"job): run features again for this date")
+            pieces.extend((path, group) for group in range(parquet.metadata.num_row_groups)
+                          if parquet.metadata.row_group(group).num_rows)
+        return cls(tuple(pieces))
+
+
+def score_sequences(lake, config: PipelineConfig, registry: Registry, champion: str,
+                    sequences: DataFrame | SequenceFiles, score_date: dt.date, active_users: int,
+                    options: ScoreOptions, metrics) -> dict[str, int]:
     """Score ``sequences`` (build_sequences rows, one per user) with ``champion`` and publish the three tables.
 
     Split from ``run`` so bench/bench_score.py can time it on sequences it made itself.
@@ -188,7 +226,12 @@ def score_sequences(lake, config: PipelineConfig, registry: Registry, champion: 
     try:
         scratch.make()
         # One small row per task comes back to the driver; the scored rows stay in the workers' files.
-        tasks = sequences.mapInArrow(partial(score_batches, worker), TASK_SCHEMA).collect()
+        if isinstance(sequences, SequenceFiles):
+            pieces = sequences.pieces
+            tasks = (lake.spark.range(0, len(pieces), 1, len(pieces))
+                     .mapInArrow(partial(score_pieces, worker, pieces), TASK_SCHEMA).collect() if pieces else [])
+        else:
+            tasks = sequences.mapInArrow(partial(score_batches, worker), TASK_SCHEMA).collect()
         metrics.details.update({"scoring_tasks": len(tasks), "users_scored": sum(t["users"] for t in tasks)})
         vocabulary = _vocabulary(registry, champion)
         categories = lake.spark.createDataFrame(list(enumerate(vocabulary)), "position int, category string")
@@ -369,7 +412,7 @@ def score_batches(job: WorkerJob, batches):
     habit_zero = _HABIT_ZERO.get(job.version_dir)
     if habit_zero is None:
         habit_zero = _HABIT_ZERO[job.version_dir] = habit_at_zero(model.model)
-    names_by_id = np.array(["", "(other)", *vocabulary.categories], dtype=object)
+    names_by_id = pa.array(["", "(other)", *vocabulary.categories], pa.string())
     ranked = np.ones(vocabulary.size, bool)
     ranked[[PAD, OOV]] = False
     names = pa.array(np.array(["", ""] + list(vocabulary.categories), dtype=object)[ranked], pa.string())
@@ -391,7 +434,7 @@ def score_batches(job: WorkerJob, batches):
         probabilities = probabilities[:, ranked].astype(np.float64)
         rows = table.num_rows
         users += rows
-        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+        order = top_positions(probabilities, k)
         top_p = np.take_along_axis(probabilities, order, axis=1)
         # The encoder's counts: events per category among the last L (current top category), and
         # events per category in the window (a category is new to the user when it has none).
@@ -410,9 +453,9 @@ def score_batches(job: WorkerJob, batches):
         current = pc.take(names, pa.array(recent.argmax(axis=1), mask=recent.max(axis=1) == 0))
         why = (explain(order + 2, top_p, names_by_id, explained["habit_logit"], explained["sequence_logit"],
                        habit_zero, encoded["window_events"] > 0, encoded["categories"], explained.get("attention"))
-               if "habit_logit" in explained else [None] * rows)  # a model from before the explanation outputs
+               if "habit_logit" in explained else pa.nulls(rows, pa.string()))  # a model from before them
         files.write("predictions", pa.RecordBatch.from_arrays([
-            user_ids, top, current, pa.array(migration.astype(np.float64)), pa.array(why, pa.string()),
+            user_ids, top, current, pa.array(migration.astype(np.float64)), why,
             pa.repeat(version, rows), pa.repeat(scored_at, rows),
         ], schema=PREDICTION_FILE_ARROW))
     files.write("candidates", segment_candidates.batch(files.KINDS["candidates"]))
@@ -423,6 +466,43 @@ def score_batches(job: WorkerJob, batches):
     files.close()
     yield pa.RecordBatch.from_arrays([pa.array([partition], pa.int32()), pa.array([users], pa.int64())],
                                      schema=to_arrow_schema(TASK_SCHEMA))
+
+
+def score_pieces(job: WorkerJob, pieces: tuple[tuple[str, int], ...], ids):
+    """mapInArrow body over ``spark.range``: each id is a (file, row group) of ``pieces``, which this worker
+    reads with pyarrow and scores as score_batches does (one task per piece)."""
+    import pyarrow.parquet as pq
+
+    def batches():
+        for batch in ids:
+            for piece in batch.column(0).to_pylist():
+                path, group = pieces[piece]
+                yield from pq.ParquetFile(path).iter_batches(job.batch_rows, row_groups=[group],
+                                                             columns=list(SEQUENCE_COLUMNS))
+
+    yield from score_batches(job, batches())
+
+
+def top_positions(probabilities: "np.ndarray", k: int) -> "np.ndarray":
+    """(rows, k) each row's k highest columns, highest first (ties: the lower column first).
+
+    Past a hundred or so categories, a partial selection then a sort of only those k: with 3,000
+    categories a full sort of every row took 228 us per user against 35 (below 100, the full sort is
+    the faster)."""
+    import numpy as np
+
+    if k >= probabilities.shape[1] or probabilities.shape[1] <= FULL_SORT_CATEGORIES:
+        return np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    chosen = np.argpartition(-probabilities, k - 1, axis=1)[:, :k]
+    values = np.take_along_axis(probabilities, chosen, axis=1)
+    order = np.take_along_axis(chosen, np.lexsort((chosen, -values), axis=1), axis=1)
+    # The partial selection breaks ties at the k-th value arbitrarily: the rows where it left out a tied
+    # lower column are sorted in full, so the result is always the stable sort's.
+    kth = np.take_along_axis(probabilities, order[:, -1:], axis=1)
+    tied = (probabilities == kth).sum(axis=1) > (values == kth).sum(axis=1)
+    if tied.any():
+        order[tied] = np.argsort(-probabilities[tied], axis=1, kind="stable")[:, :k]
+    return order
 
 
 def _regrouped(batches, rows: int):
@@ -442,8 +522,9 @@ def _regrouped(batches, rows: int):
         yield pa.Table.from_batches(pending)
 
 
-def _feature_sequences(lake, cutoff: dt.date, length: int, history_days: int) -> DataFrame:
-    """The score-mode snapshot features wrote for ``cutoff``; refused when its window differs from the model's."""
+def feature_sequences(lake, cutoff: dt.date, length: int, history_days: int) -> DataFrame | SequenceFiles:
+    """The score-mode snapshot features wrote for ``cutoff``, as its files when the lake can name them; refused
+    when its window differs from the model's."""
     as_of = (cutoff - dt.timedelta(days=1)).isoformat()
     if not lake.exists(USER_SEQUENCES):
         raise PipelineError("no user_sequences table: run features --mode score first")
@@ -454,7 +535,8 @@ def _feature_sequences(lake, cutoff: dt.date, length: int, history_days: int) ->
     if shapes != {(length, history_days)}:
         raise PipelineError(f"the score sequences for {as_of} have (length, history days) {sorted(shapes)}, the "
                             f"champion needs ({length}, {history_days}): run features --mode score with those")
-    return snapshot
+    files = lake.partition_files(USER_SEQUENCES, {"as_of_date": [as_of], "cutoff_date": [cutoff.isoformat()]})
+    return snapshot if files is None else SequenceFiles.of(files)
 
 
 def _hold(lake, score_date: dt.date, champion: str, active_users: int, top_k: int, predictions: Path,

@@ -95,6 +95,12 @@ class Lake(abc.ABC):
         gone after ``commit()`` or ``discard()``.
         """
 
+    def partition_files(self, table: str, partitions: PartitionValues) -> list[str] | None:
+        """The data files that hold exactly ``partitions``' rows, for a reader outside Spark (score's Python
+        workers); None when this lake cannot promise that reading them raw gives those rows, and the caller
+        reads through Spark instead."""
+        return None
+
     @abc.abstractmethod
     def partition_row_counts(self, table: str, column: str, values: Sequence[str]) -> dict[str, int]:
         """Rows per value of partition ``column`` (absent values are left out; empty when the table is absent)."""

@@ -114,6 +114,31 @@ class DeltaSparkLake(Lake):
             return []
         return sorted({value for value, _ in self._file_stats(table, column) if value is not None})
 
+    def partition_files(self, table: str, partitions: PartitionValues) -> list[str] | None:
+        """From the Delta log's add actions (delta-rs reads it; no data file is opened). None when the table's
+        protocol needs a Delta reader (reader version above 1: deletion vectors, which hide rows a file
+        still holds, or column mapping, which renames its columns): then only Delta reads it right."""
+        import pyarrow as pa
+        from urllib.parse import unquote, urlparse
+
+        log = LogReader(self._require(table))
+        if log.protocol().min_reader_version > 1:
+            return None
+        actions = pa.table(log.get_add_actions(flatten=True))
+        kept = [True] * actions.num_rows
+        for column, values in partitions.items():
+            key = f"partition.{column}"
+            if key not in actions.column_names:
+                raise LakeError(f"table {table!r} is not partitioned by {column!r}")
+            wanted = {str(v) for v in values}
+            kept = [k and v is not None and str(v) in wanted for k, v in zip(kept, actions[key].to_pylist())]
+        folder = self.table_path(table)
+        files = []
+        for path, keep in zip(actions["path"].to_pylist(), kept):
+            if keep:  # relative and URL-encoded by the protocol; absolute ones (shallow clones) as URIs
+                files.append(unquote(urlparse(path).path) if "://" in path else str(folder / unquote(path)))
+        return files
+
     def _file_stats(self, table: str, column: str) -> list[tuple[str | None, int]]:
         import pyarrow as pa
 

@@ -153,6 +153,21 @@ def test_partition_row_counts(spark, lake):
     assert lake.partition_row_counts("missing", "event_date", [D1.isoformat()]) == {}
 
 
+def test_partition_files_hold_exactly_the_partitions_rows_or_none_when_delta_hides_rows(spark, lake):
+    """Score's workers read these files raw: a replaced partition's old file, still on disk, must not be
+    listed, and once a deletion vector hides a row that a file still holds, no list is given at all."""
+    lake.overwrite_partitions("t", _frame(spark, [(1, "a", D1), (2, "b", D2)]), ["event_date"], {"event_date": [D1, D2]})
+    lake.overwrite_partitions("t", _frame(spark, [(3, "c", D2), (4, "d", D2)]), ["event_date"], {"event_date": [D2]})
+    files = lake.partition_files("t", {"event_date": [D2.isoformat()]})
+    assert sorted(pq.read_table(files, columns=["id"])["id"].to_pylist()) == [3, 4]
+    assert lake.partition_files("t", {"event_date": [D3.isoformat()]}) == []
+    path = lake.table_path("t")
+    spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')")
+    spark.sql(f"DELETE FROM delta.`{path}` WHERE id = 3")
+    assert _rows(lake.read("t", partitions={"event_date": [D2.isoformat()]})) == [(4, "d", D2)]
+    assert lake.partition_files("t", {"event_date": [D2.isoformat()]}) is None
+
+
 def test_reading_a_missing_table_says_so(lake):
     with pytest.raises(LakeError, match="does not exist"):
         lake.read("nope")

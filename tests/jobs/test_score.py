@@ -234,6 +234,41 @@ def test_batches_are_regrouped_into_one_model_shape():
     assert list(_regrouped(iter([]), 4)) == []
 
 
+@pytest.mark.parametrize("categories", [5, 36, 3000])
+def test_the_top_categories_are_those_of_a_full_stable_sort(categories):
+    """A partial selection past FULL_SORT_CATEGORIES: the same k columns in the same order as sorting every row,
+    ties (rounded probabilities) to the lower column."""
+    import numpy as np
+
+    from jobs.score import top_positions
+
+    rng = np.random.default_rng(categories)
+    probabilities = rng.random((500, categories))
+    probabilities[:, ::2] = np.round(probabilities[:, ::2], 1)  # many ties, some at the k-th value
+    expected = np.argsort(-probabilities, axis=1, kind="stable")[:, :10]
+    np.testing.assert_array_equal(top_positions(probabilities, 10), expected)
+
+
+def test_a_snapshot_without_the_newer_columns_is_refused_in_one_line(tmp_path):
+    """The workers read the files raw, so the driver checks every file's columns before any task starts."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from jobs.errors import PipelineError
+    from jobs.score import SEQUENCE_COLUMNS, SequenceFiles
+
+    old = pa.table({c: pa.array([None], pa.string()) for c in SEQUENCE_COLUMNS
+                    if c not in ("window_category_days", "window_category_age_seconds")})
+    pq.write_table(old, tmp_path / "old.parquet")
+    pq.write_table(pa.table({c: pa.array([None], pa.string()) for c in SEQUENCE_COLUMNS}), tmp_path / "new.parquet",
+                   row_group_size=1)
+    assert SequenceFiles.of([str(tmp_path / "new.parquet")]).pieces == ((str(tmp_path / "new.parquet"), 0),)
+    with pytest.raises(PipelineError, match="lack window_category_days, window_category_age_seconds .*run features "
+                                            "again") as refused:
+        SequenceFiles.of([str(tmp_path / "new.parquet"), str(tmp_path / "old.parquet")])
+    assert "\n" not in str(refused.value)
+
+
 def test_a_retried_task_replaces_its_file_and_a_dead_attempt_leaves_nothing_readable(spark, tmp_path):
     """The workers' own Parquet (ScoredFiles): one file per partition whatever the attempts, complete or absent."""
     import pyarrow as pa
