@@ -70,7 +70,7 @@ from jobs.tables import (
     USER_INTEREST_PREDICTIONS,
     USER_SEQUENCES,
 )
-from models.encoding import INPUT_COLUMNS
+from models.encoding import INPUT_COLUMNS, older_snapshot
 from models.registry import Registry
 
 # The Python workers write the scored rows as Parquet themselves (ScoredFiles), and Spark receives one
@@ -204,8 +204,7 @@ class SequenceFiles:
             parquet = pq.ParquetFile(path)
             missing = [c for c in SEQUENCE_COLUMNS if c not in parquet.schema_arrow.names]
             if missing:
-                raise PipelineError(f"user_sequences rows lack {', '.join(missing)} (written by an older features "
-                                    f"job): run features again for this date")
+                raise PipelineError(older_snapshot(missing))
             pieces.extend((path, group) for group in range(parquet.metadata.num_row_groups)
                           if parquet.metadata.row_group(group).num_rows)
         return cls(tuple(pieces))

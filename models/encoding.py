@@ -105,6 +105,12 @@ def _numbers(values: pa.Array) -> np.ndarray:
     return values.to_numpy(zero_copy_only=False).astype(np.int32) + 1
 
 
+def older_snapshot(missing: list[str]) -> str:
+    """The one-line refusal of user_sequences rows that lack input columns: what to run to get them."""
+    return (f"user_sequences rows lack {', '.join(missing)} (written by an older features job): "
+            f"run features again for this date")
+
+
 def encode_sequences(table: pa.Table, vocabulary: Vocabulary, length: int) -> dict[str, np.ndarray]:
     """Model inputs (and labels, when the rows have them) for every row of ``table``.
 
@@ -116,8 +122,7 @@ def encode_sequences(table: pa.Table, vocabulary: Vocabulary, length: int) -> di
     missing = [c for c in INPUT_COLUMNS
                if c not in table.column_names or (table.num_rows and table[c].null_count == table.num_rows)]
     if missing:
-        raise ValueError(f"user_sequences rows lack {', '.join(missing)} (written by an older features job): "
-                         f"run features again for this date")
+        raise ValueError(older_snapshot(missing))
     index = vocabulary.index()
     categories = _Lists(table["history_categories"])
     category_ids = _mapped(categories.values, index, OOV)
