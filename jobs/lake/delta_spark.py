@@ -127,11 +127,8 @@ class DeltaSparkLake(Lake):
         actions = pa.table(log.get_add_actions(flatten=True))
         kept = [True] * actions.num_rows
         for column, values in partitions.items():
-            key = f"partition.{column}"
-            if key not in actions.column_names:
-                raise LakeError(f"table {table!r} is not partitioned by {column!r}")
             wanted = {str(v) for v in values}
-            kept = [k and v is not None and str(v) in wanted for k, v in zip(kept, actions[key].to_pylist())]
+            kept = [k and v is not None and v in wanted for k, v in zip(kept, _partition_values(actions, table, column))]
         folder = self.table_path(table)
         files = []
         for path, keep in zip(actions["path"].to_pylist(), kept):
@@ -143,11 +140,7 @@ class DeltaSparkLake(Lake):
         import pyarrow as pa
 
         actions = pa.table(LogReader(str(self.table_path(table))).get_add_actions(flatten=True))
-        key = f"partition.{column}"
-        if key not in actions.column_names:
-            raise LakeError(f"table {table!r} is not partitioned by {column!r}")
-        return [(None if v is None else str(v), int(n or 0))
-                for v, n in zip(actions[key].to_pylist(), actions["num_records"].to_pylist())]
+        return list(zip(_partition_values(actions, table, column), [int(n or 0) for n in actions["num_records"].to_pylist()]))
 
     def stage_partitions(
         self, table: str, df: DataFrame, partition_by: Sequence[str], replace: PartitionValues
@@ -264,3 +257,11 @@ class DeltaSparkLake(Lake):
             if entry.get("userMetadata") == tag:
                 return int(entry["version"])
         raise LakeError(f"the commit tagged {tag} is not in the last 50 versions of {table!r}")
+
+
+def _partition_values(actions, table: str, column: str) -> list[str | None]:
+    """Each add action's value of partition ``column``, as text (delta-rs' flattened add actions)."""
+    key = f"partition.{column}"
+    if key not in actions.column_names:
+        raise LakeError(f"table {table!r} is not partitioned by {column!r}")
+    return [None if v is None else str(v) for v in actions[key].to_pylist()]
