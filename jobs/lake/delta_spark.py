@@ -128,7 +128,8 @@ class DeltaSparkLake(Lake):
         kept = [True] * actions.num_rows
         for column, values in partitions.items():
             wanted = {str(v) for v in values}
-            kept = [k and v is not None and v in wanted for k, v in zip(kept, _partition_values(actions, table, column))]
+            values_here = _partition_values(actions, table, column)
+            kept = [k and v is not None and v in wanted for k, v in zip(kept, values_here)]
         folder = self.table_path(table)
         files = []
         for path, keep in zip(actions["path"].to_pylist(), kept):
@@ -140,7 +141,8 @@ class DeltaSparkLake(Lake):
         import pyarrow as pa
 
         actions = pa.table(LogReader(str(self.table_path(table))).get_add_actions(flatten=True))
-        return list(zip(_partition_values(actions, table, column), [int(n or 0) for n in actions["num_records"].to_pylist()]))
+        rows = [int(n or 0) for n in actions["num_records"].to_pylist()]
+        return list(zip(_partition_values(actions, table, column), rows))
 
     def stage_partitions(
         self, table: str, df: DataFrame, partition_by: Sequence[str], replace: PartitionValues
