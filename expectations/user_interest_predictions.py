@@ -50,7 +50,11 @@ def prepare(frame: DataFrame, params: SuiteParams) -> DataFrame:
 def build_suite(params: SuiteParams) -> gx.ExpectationSuite:
     expectations = [
         *contract(COLUMNS, ["score_date", "user_id", "top_categories", "migration_probability", "model_version"]),
-        gxe.ExpectColumnValuesToBeUnique(column="user_id", severity=CRITICAL, description="one row per user"),
+        # Every user id distinct, as a proportion of distinct values (a count-distinct in the same pass as the
+        # other aggregates) rather than ExpectColumnValuesToBeUnique, which GX runs as a window over every row
+        # sorted by user: 1.7 s of the suite alone at 1M users, 5 s beside the forecast's and segments' jobs.
+        gxe.ExpectColumnProportionOfUniqueValuesToBeBetween(column="user_id", min_value=1.0, max_value=1.0,
+                                                            severity=CRITICAL, description="one row per user"),
         gxe.ExpectColumnValuesToBeBetween(column="migration_probability", min_value=0, max_value=1,
                                           severity=CRITICAL, description="a probability"),
         gxe.ExpectColumnValuesToBeNull(column=TOP_LIST_PROBLEM, severity=CRITICAL,

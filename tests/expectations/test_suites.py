@@ -155,5 +155,7 @@ def test_predictions_suite_passes_good_rows_and_counts_users(spark, tmp_path):
     params = SuiteParams(run_date=DAY, window_start=None, window_end=None, expected_rows=3, top_k=2)
     rows = [_prediction(u, ("a.x", 0.9), ("b.y", 0.1)) for u in ("u1", "u2", "u2")]
     report = _validate(spark, tmp_path, "user_interest_predictions", rows, PREDICTIONS_SCHEMA, params)
-    assert _failed(report) == {("expect_column_values_to_be_unique", "user_id", "critical")}
+    assert _failed(report) == {("expect_column_proportion_of_unique_values_to_be_between", "user_id", "critical")}
     assert report.evaluated > 10
+    unique = [_prediction(u, ("a.x", 0.9), ("b.y", 0.1)) for u in ("u1", "u2", "u3")]
+    assert _validate(spark, tmp_path, "user_interest_predictions", unique, PREDICTIONS_SCHEMA, params).failures == []
