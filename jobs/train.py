@@ -29,6 +29,7 @@ from jobs.errors import PipelineError
 from jobs.runs import record_run
 from jobs.stage import open_stage_lake, require_date
 from jobs.tables import USER_SEQUENCES
+from models.architecture import ARCHITECTURE
 from models.cutoffs import TRAIN, VALIDATION
 from models.encoding import INPUT_COLUMNS, INPUTS_VERSION, LABEL_COLUMNS
 from models.launch import TrainingFailed, launch_local, launch_spark
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         length = int(shape["sequence_length"])
         model_config = {"vocabulary_size": vocabulary.size, "sequence_length": length, "d_model": args.d_model,
                         "heads": args.heads, "blocks": args.blocks, "feed_forward": 2 * args.d_model,
-                        "encoder": args.encoder, "inputs_version": INPUTS_VERSION}
+                        "encoder": args.encoder, "inputs_version": INPUTS_VERSION, "architecture": ARCHITECTURE}
         threads = max(1, (os.cpu_count() or 1) // args.workers)
         warm_start = _warm_start_source(registry, model_config, args.warm_start)
         spec = {"model": model_config, "epochs": args.epochs, "patience": args.patience, "batch_size": args.batch_size,
@@ -178,8 +179,10 @@ def _warm_start_source(registry: Registry, model_config: dict, mode: str) -> dic
         theirs = registry.metadata(champion)["model"]
         # Versions from before a key existed had its first value.
         before = {"encoder": "transformer", "inputs_version": 1}
+        # Another vocabulary is mapped by category name and another ARCHITECTURE keeps its weights' meaning
+        # (models/warm_start.py): neither stops a warm start.
         different = {k: (theirs.get(k, before.get(k)), v) for k, v in model_config.items()
-                     if k != "vocabulary_size" and theirs.get(k, before.get(k)) != v}
+                     if k not in ("vocabulary_size", "architecture") and theirs.get(k, before.get(k)) != v}
         if different:
             problem = f"champion {champion} has another architecture " + ", ".join(
                 f"{k} {a} (here {b})" for k, (a, b) in different.items())

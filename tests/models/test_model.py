@@ -183,3 +183,80 @@ def check_warm_start_from_separate_embeddings() -> None:
     for training in (False, True):
         np.testing.assert_allclose(layer([ids[n] for n in FEATURES], training=training).numpy(),
                                    champion(ids).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_last_query_attention_is_multi_head_attention_of_the_last_step():
+    run_isolated(check_last_query_attention_matches_keras)
+
+
+def check_last_query_attention_matches_keras() -> None:
+    """Same weights (in MultiHeadAttention's order, as a warm start copies them), same outputs, attention and
+    gradients, on histories with padding and one with no real step at all."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from models.transformer import LastQueryAttention
+
+    rng = np.random.default_rng(3)
+    batch, length, width, heads = 6, 7, 8, 2
+    steps = tf.constant(rng.normal(size=(batch, length, width)), tf.float32)
+    real = rng.random((batch, length)) < 0.7
+    real[:, -1] = True
+    real[0] = False  # a row without any real step attends evenly, as Keras does
+    real = tf.constant(real)
+    keras_attention = keras.layers.MultiHeadAttention(num_heads=heads, key_dim=width // heads)
+    ours = LastQueryAttention(heads, width // heads)
+    query = steps[:, -1, :]
+    keras_attention(query[:, None, :], steps, attention_mask=real[:, None, :])
+    ours([query, steps, real])
+    ours.set_weights([rng.normal(size=w.shape) for w in keras_attention.get_weights()])
+    keras_attention.set_weights(ours.get_weights())
+
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(steps)
+        expected, scores = keras_attention(steps[:, -1:, :], steps, attention_mask=real[:, None, :],
+                                           return_attention_scores=True)
+        got, attended = ours([steps[:, -1, :], steps, real])
+        expected_sum, got_sum = tf.reduce_sum(expected ** 2), tf.reduce_sum(got ** 2)
+    np.testing.assert_allclose(got.numpy(), expected[:, 0, :].numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(attended.numpy(), tf.reduce_mean(scores[:, :, 0, :], axis=1).numpy(), atol=1e-6)
+    np.testing.assert_allclose(tape.gradient(got_sum, steps).numpy(), tape.gradient(expected_sum, steps).numpy(),
+                               rtol=1e-3, atol=1e-4)
+    for ours_grad, keras_grad in zip(tape.gradient(got_sum, ours.trainable_weights),
+                                     tape.gradient(expected_sum, keras_attention.trainable_weights)):
+        np.testing.assert_allclose(ours_grad.numpy(), keras_grad.numpy(), rtol=1e-3, atol=1e-4)
+
+
+def test_the_position_embedding_is_a_trained_weight_that_a_rebuilt_model_takes():
+    run_isolated(check_position_embedding_is_a_weight)
+
+
+def check_position_embedding_is_a_weight() -> None:
+    """A model built again and given the first one's weights computes the same (the position table used to
+    be a random constant drawn anew by every build), and training moves the positions."""
+    import tf_keras as keras
+
+    from models.transformer import ModelConfig, build_model
+
+    config = ModelConfig(vocabulary_size=5, sequence_length=6, d_model=8, heads=2, blocks=1, feed_forward=16)
+    keras.utils.set_random_seed(1)
+    first = build_model(config)
+    keras.utils.set_random_seed(2)
+    second = build_model(config)
+    second.set_weights(first.get_weights())
+    rng = np.random.default_rng(0)
+    inputs = {name: rng.integers(0, 5, (4, 6)).astype(np.int32) for name in
+              ("categories", "event_types", "gap_buckets", "age_buckets", "session_starts")}
+    inputs["session_starts"] %= 3
+    inputs.update({name: rng.random((4, 5)).astype(np.float32) for name in
+                   ("seen", "recent_1d", "recent_3d", "window_events", "window_sessions", "window_days",
+                    "window_recency")})
+    positions = first.get_layer("position_embedding")
+    assert [w.shape for w in positions.trainable_weights] == [(6, 8)]
+    for name, value in first(inputs, training=False).items():
+        np.testing.assert_allclose(second(inputs, training=False)[name].numpy(), value.numpy(), rtol=1e-6, atol=1e-6)
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(first(inputs, training=True)["new_category"])
+    assert np.abs(tape.gradient(loss, positions.trainable_weights[0]).numpy()).sum() > 0
