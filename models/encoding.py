@@ -94,7 +94,13 @@ def _right_aligned(lists: _Lists, slots: tuple[np.ndarray, np.ndarray | None], l
 
 
 def _mapped(values: pa.Array, mapping: dict[str, int], default: int) -> np.ndarray:
-    """Each string's id in ``mapping``, ``default`` for the rest (and nulls)."""
+    """Each string's id in ``mapping``, ``default`` for the rest (and nulls).
+
+    Dictionary-encoded strings (as scoring reads them from Parquet) are mapped once per distinct string.
+    """
+    if pa.types.is_dictionary(values.type):
+        ids = np.append(_mapped(values.dictionary, mapping, default), np.int32(default))
+        return ids[values.indices.fill_null(len(values.dictionary)).to_numpy(zero_copy_only=False)]
     found = pc.index_in(values, value_set=pa.array(list(mapping), type=pa.string()))
     ids = np.array([*mapping.values(), default], dtype=np.int32)
     return ids[found.fill_null(len(mapping)).to_numpy(zero_copy_only=False)]

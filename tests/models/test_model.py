@@ -53,6 +53,29 @@ def test_histories_are_right_aligned_truncated_to_length_and_unknown_categories_
     assert encoded["label_has_new"].ravel().tolist() == [1.0, 0.0]
 
 
+def test_dictionary_encoded_strings_encode_as_plain_strings_do(tmp_path):
+    """As score's workers read the snapshot (jobs.score._sequence_file): the category and event-type lists as
+    dictionaries, in chunks with different dictionaries, one with a null category."""
+    import pyarrow.parquet as pq
+
+    from jobs.score import _sequence_file
+
+    rows = _rows().drop_columns(["label_categories", "has_new_category"])
+    extra = rows.set_column(0, "history_categories", pa.array([["c.z", None, "zzz", "a.x"], ["b.y"]],
+                                                                pa.list_(pa.string())))
+    plain = pa.concat_tables([rows, extra])
+    path = tmp_path / "part.parquet"
+    pq.write_table(plain, path, row_group_size=2)
+    read = pa.Table.from_batches(list(_sequence_file(str(path)).iter_batches(2)))
+    assert pa.types.is_dictionary(read["history_categories"].type.value_type)
+    assert pa.types.is_dictionary(read["window_categories"].type.value_type)
+    assert read["history_categories"].num_chunks == 2
+    expected, got = encode_sequences(plain, VOCAB, length=3), encode_sequences(read, VOCAB, length=3)
+    assert expected["categories"][2].tolist() == [OOV, OOV, 2]  # the null and the unknown category
+    for name, value in expected.items():
+        np.testing.assert_array_equal(got[name], value, err_msg=name)
+
+
 def test_sequences_from_an_older_features_job_get_a_clear_error():
     with pytest.raises(ValueError, match="window_category_days, window_category_age_seconds.*run features again"):
         encode_sequences(_rows().drop_columns(["window_category_days", "window_category_age_seconds"]), VOCAB, 3)
