@@ -645,7 +645,7 @@ def _publish(lake, config: PipelineConfig, metrics, score_date: dt.date, active_
 
     The predictions' suite runs on its own thread while the demand forecast and segments are computed and
     staged: the suite leaves the cores idle while Great Expectations works out its metrics and renders Data
-    Docs, and the two small tables' Spark jobs fill that time (bench/bench_score.py: 4 s of 60 at 1M users).
+    Docs, and the two small tables' Spark jobs fill that time (bench/bench_score.py: about 2 s of 58 at 1M users).
     Either failing discards all three; the forecast and segments still commit before the predictions.
     """
     from concurrent.futures import ThreadPoolExecutor
