@@ -646,11 +646,12 @@ def _publish(lake, config: PipelineConfig, metrics, score_date: dt.date, active_
     The predictions' suite runs on its own thread while the demand forecast and segments are computed and
     staged: the suite leaves the cores idle while Great Expectations works out its metrics and renders Data
     Docs, and the two small tables' Spark jobs fill that time (bench/bench_score.py: about 2 s of 58 at 1M users).
-    Either failing discards all three; the forecast and segments still commit before the predictions.
+    Either failing discards all three. The forecast and segments commit together, on two threads (each Delta
+    commit is mostly small jobs and driver-side work), and both before the predictions.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    with gated_write(lake, metrics, config.validate_writes, commit_order=tuple(frames)) as gate:
+    with gated_write(lake, metrics, config.validate_writes, commit_order=(tuple(frames),)) as gate:
         staged = {USER_INTEREST_PREDICTIONS: _stage_predictions(gate, score_date, predictions)}
         # Straight from the staged Parquet: the gate does not let GX cache this suite's batch.
         with ThreadPoolExecutor(1, thread_name_prefix="predictions-suite") as pool:

@@ -16,7 +16,12 @@ Several tables: Delta commits one table at a time, there is no transaction
 across tables. They commit in the order they were staged (or ``commit_order``), tables that
 later ones point into first: sessions before the events that carry their ids,
 the quarantine before the clean rows, the demand forecast and segments before
-the predictions.
+the predictions. Tables that do not point into each other may be named as a
+group in ``commit_order``: they commit together, each on its own thread, and
+the next table starts only when the whole group has committed. A Delta commit
+through Spark is a few small jobs whatever the table's size (its snapshot,
+the files it replaces, the new snapshot after it), and one table's driver-side
+work leaves the cores to the other's.
 A failure between two commits leaves the earlier tables new and the later
 ones old; the stage then fails, and re-running it (every write replaces its
 partitions) brings them level. The versions each commit made are recorded in
@@ -25,6 +30,7 @@ of one run together can read them at those versions.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
@@ -39,9 +45,9 @@ from jobs.tables import PARTITIONS
 class GatedWrite:
     """The staged tables of one stage run, and the validations run on them."""
 
-    def __init__(self, lake: Lake, validate: bool, metrics=None, commit_order: Sequence[str] = ()):
+    def __init__(self, lake: Lake, validate: bool, metrics=None, commit_order: Sequence[str | Sequence[str]] = ()):
         self.lake, self.validate, self.metrics = lake, validate, metrics
-        self.commit_order = tuple(commit_order)
+        self.commit_order = tuple((item,) if isinstance(item, str) else tuple(item) for item in commit_order)
         self.staged: list[tuple[str, StagedWrite]] = []
         self.versions: dict[str, int] = {}
 
@@ -73,10 +79,24 @@ class GatedWrite:
         return staged.frame
 
     def _commit(self) -> dict[str, int]:
-        """``commit_order``'s tables first, in that order; the rest in the order they were staged."""
-        rank = {table: i for i, table in enumerate(self.commit_order)}
-        for table, staged in sorted(self.staged, key=lambda item: rank.get(item[0], len(rank))):
-            self.versions[table] = staged.commit()
+        """``commit_order``'s tables first, in that order, each group's together; the rest one by one in the order
+        they were staged. When a table of a group fails, the others of the group still finish (committed or not,
+        as each went) before the first error is raised, and nothing after the group starts."""
+        rank = {table: i for i, group in enumerate(self.commit_order) for table in group}
+        groups: dict[int, list[tuple[str, StagedWrite]]] = {}
+        for position, (table, staged) in enumerate(self.staged):
+            groups.setdefault(rank.get(table, len(rank) + position), []).append((table, staged))
+        for _, group in sorted(groups.items()):
+            if len(group) == 1:
+                table, staged = group[0]
+                self.versions[table] = staged.commit()
+                continue
+            with ThreadPoolExecutor(len(group), thread_name_prefix="commit") as pool:
+                futures = [(table, pool.submit(staged.commit)) for table, staged in group]
+            errors = [future.exception() for _, future in futures if future.exception() is not None]
+            self.versions.update({table: future.result() for table, future in futures if future.exception() is None})
+            if errors:
+                raise errors[0]
         return self.versions
 
     def _discard(self) -> None:
@@ -86,10 +106,11 @@ class GatedWrite:
 
 @contextmanager
 def gated_write(lake: Lake, metrics=None, validate: bool = True,
-                commit_order: Sequence[str] = ()) -> Iterator[GatedWrite]:
+                commit_order: Sequence[str | Sequence[str]] = ()) -> Iterator[GatedWrite]:
     """Stage and check inside the block; commit everything staged when it ends cleanly, else nothing.
 
-    Tables commit in the order they were staged, except that those named in ``commit_order`` go first.
+    Tables commit in the order they were staged, except that those named in ``commit_order`` go first (a
+    group of names commits together, on threads).
     """
     gate = GatedWrite(lake, validate, metrics, commit_order)
     try:

@@ -113,3 +113,56 @@ def test_a_table_staged_twice_in_one_gate_is_refused(spark, lake_root):
             gate.stage("t", _frame(spark, [(1, "a", D1)]), REPLACE, ["event_date"])
             gate.stage("t", _frame(spark, [(2, "b", D1)]), REPLACE, ["event_date"])
     assert not lake.exists("t")
+
+
+def test_a_group_commits_together_before_the_rest_and_a_failure_in_it_stops_what_follows(spark, lake_root,
+                                                                                         monkeypatch):
+    """``commit_order`` may name tables that do not point into each other as one group: they commit on their
+    own threads, both before the tables after them; when one of the group fails, the other still commits,
+    the error is raised, and no later table starts."""
+    import threading
+
+    from jobs.lake.delta_spark import DeltaSparkLake
+
+    lake = open_lake(spark, lake_root)
+    for table in ("small_a", "small_b", "big"):
+        lake.overwrite_partitions(table, _frame(spark, [(0, "old", D1)]), ["event_date"], REPLACE)
+    real_write, started, threads, both_in = DeltaSparkLake._write, [], set(), threading.Barrier(2, timeout=60)
+
+    def recorded(fail: str | None):
+        def write(self, table, *args, **kwargs):
+            started.append(table)
+            threads.add((table, threading.current_thread().name))
+            if table != "big":
+                both_in.wait()  # would time out if the group's two commits ran one after the other
+            if table == fail:
+                raise OSError(f"{table} failed")
+            return real_write(self, table, *args, **kwargs)
+        return write
+
+    def publish(metrics):
+        with gated_write(lake, metrics, commit_order=(("small_a", "small_b"),)) as gate:
+            gate.stage("big", _frame(spark, [(3, "new", D1)]), REPLACE, ["event_date"])
+            gate.stage("small_a", _frame(spark, [(1, "new", D1)]), REPLACE, ["event_date"])
+            gate.stage("small_b", _frame(spark, [(2, "new", D1)]), REPLACE, ["event_date"])
+
+    monkeypatch.setattr(DeltaSparkLake, "_write", recorded(fail=None))
+    metrics = RunMetrics()
+    publish(metrics)
+    assert sorted(started[:2]) == ["small_a", "small_b"] and started[2] == "big"
+    assert len({name for table, name in threads if table != "big"}) == 2
+    assert set(metrics.details["versions"]) == {"small_a", "small_b", "big"}
+    assert _rows(lake.read("big")) == [(3, "new", D1)]
+
+    monkeypatch.undo()
+    for table in ("small_a", "small_b", "big"):
+        lake.overwrite_partitions(table, _frame(spark, [(0, "old", D1)]), ["event_date"], REPLACE)
+    started.clear()
+    both_in.reset()
+    monkeypatch.setattr(DeltaSparkLake, "_write", recorded(fail="small_b"))
+    with pytest.raises(OSError, match="small_b failed"):
+        publish(RunMetrics())
+    assert "big" not in started
+    assert _rows(lake.read("small_a")) == [(1, "new", D1)]
+    assert _rows(lake.read("small_b")) == [(0, "old", D1)] and _rows(lake.read("big")) == [(0, "old", D1)]
+    assert not any((lake_root / "_staging").iterdir())
