@@ -245,9 +245,14 @@ def check_last_query_attention_matches_keras() -> None:
     np.testing.assert_allclose(attended.numpy(), tf.reduce_mean(scores[:, :, 0, :], axis=1).numpy(), atol=1e-6)
     np.testing.assert_allclose(tape.gradient(got_sum, steps).numpy(), tape.gradient(expected_sum, steps).numpy(),
                                rtol=1e-3, atol=1e-4)
-    for ours_grad, keras_grad in zip(tape.gradient(got_sum, ours.trainable_weights),
-                                     tape.gradient(expected_sum, keras_attention.trainable_weights)):
-        np.testing.assert_allclose(ours_grad.numpy(), keras_grad.numpy(), rtol=1e-3, atol=1e-4)
+    ours_grads = [g.numpy() for g in tape.gradient(got_sum, ours.trainable_weights)]
+    keras_grads = [g.numpy() for g in tape.gradient(expected_sum, keras_attention.trainable_weights)]
+    # The key bias's true gradient is zero (softmax ignores a shift shared by every score), so on both sides it
+    # is float32 rounding noise, whose size depends on the CPU's vector width (1e-5 on AVX-512, 2e-4 on AVX2):
+    # the absolute tolerance scales with the largest gradient (hundreds here), far below any real mismatch.
+    scale = max(np.abs(g).max() for g in keras_grads)
+    for ours_grad, keras_grad in zip(ours_grads, keras_grads):
+        np.testing.assert_allclose(ours_grad, keras_grad, rtol=1e-3, atol=1e-6 * scale)
 
 
 def test_the_position_embedding_is_a_trained_weight_that_a_rebuilt_model_takes():
