@@ -13,6 +13,8 @@ times ``jobs.score.score_sequences`` on them as the nightly ``score
 --from-features`` runs it: the Python workers reading the snapshot's files
 and scoring them, the demand forecast and marketing segments, the
 predictions' expectation suite and the Delta commits of all three tables.
+The predictions table exists beforehand (empty), as on every night after the
+first; ``--first-run`` times the run that creates it.
 ``--through-spark`` feeds the same rows through ``mapInArrow`` instead (the
 path of ``score`` without ``--from-features``).
 
@@ -49,9 +51,9 @@ from bench_train import random_shard  # noqa: E402
 from jobs.config import PipelineConfig  # noqa: E402
 from jobs.generate.world import CATEGORIES  # noqa: E402
 from jobs.runs import record_run  # noqa: E402
-from jobs.score import ScoreOptions, feature_sequences, score_sequences  # noqa: E402
+from jobs.score import PREDICTIONS_SCHEMA, ScoreOptions, feature_sequences, score_sequences  # noqa: E402
 from jobs.stage import open_stage_lake  # noqa: E402
-from jobs.tables import PARTITIONS, USER_SEQUENCES  # noqa: E402
+from jobs.tables import PARTITIONS, USER_INTEREST_PREDICTIONS, USER_SEQUENCES  # noqa: E402
 from models.encoding import INPUT_COLUMNS  # noqa: E402
 from models.registry import Registry  # noqa: E402
 from models.vocabulary import Vocabulary  # noqa: E402
@@ -138,6 +140,8 @@ def main() -> None:
     parser.add_argument("--batch-rows", type=int, default=4096)
     parser.add_argument("--through-spark", action="store_true",
                         help="score the snapshot read through Spark (mapInArrow) instead of the workers reading its files")
+    parser.add_argument("--first-run", action="store_true",
+                        help="score into a lake without a predictions table (the first score ever creates it)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch lake and print its path")
     options = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="bench-score-"))
@@ -155,6 +159,11 @@ def main() -> None:
         history_days = int(Registry(lake_root).metadata(champion)["training_window"]["history_days"])
         sequences = write_snapshot(spark, lake, scratch / "sequences", options.length, history_days,
                                    config.shuffle_partitions)
+        if not options.first_run:
+            # The nightly steady state: the predictions table exists (scored on earlier dates), so the commit
+            # replaces a partition of it instead of creating the table.
+            lake.append(USER_INTEREST_PREDICTIONS, spark.createDataFrame([], PREDICTIONS_SCHEMA),
+                        PARTITIONS[USER_INTEREST_PREDICTIONS])
         if options.through_spark:
             cutoff = (SCORE_DATE + dt.timedelta(days=1)).isoformat()
             sequences = lake.read(USER_SEQUENCES, partitions={"as_of_date": [SCORE_DATE.isoformat()],
@@ -169,6 +178,7 @@ def main() -> None:
             "trained_model": options.model_from is not None,
             "sequences": f"{source.num_rows:,} real ones repeated" if source is not None else "random, full length",
             "read_by": "Spark (mapInArrow)" if options.through_spark else "the Python workers (SequenceFiles)",
+            "predictions_table": "created by this run" if options.first_run else "existed (empty)",
             "rows": rows, "seconds": round(seconds, 1),
             "users_per_second": round(options.users / seconds),
             "peak_rss_gb": round(memory.peak / 2**30, 2), "peak_anonymous_gb": round(memory.peak_anonymous / 2**30, 2),
