@@ -8,7 +8,8 @@ itself, so nothing is collected to the driver. With ``--from-features`` the
 workers read the snapshot's Parquet files themselves (SequenceFiles), so the
 histories never pass through the JVM's rows; sequences built here arrive by
 ``mapInArrow``. The predictions are
-committed from those files (``Lake.stage_files``: Spark reads them and Delta writes the table's files). The
+committed from those files (``Lake.stage_files``: Spark reads them and Delta writes the table's files,
+while the suite checks them). The
 predictions cover the horizon the champion was trained for, starting D + 1.
 Three tables get the ``score_date = D`` partition:
 
@@ -646,21 +647,25 @@ def _publish(lake, config: PipelineConfig, metrics, score_date: dt.date, active_
     The predictions' suite runs on its own thread while the demand forecast and segments are computed and
     staged: the suite leaves the cores idle while Great Expectations works out its metrics and renders Data
     Docs, and the two small tables' Spark jobs fill that time (bench/bench_score.py: about 2 s of 58 at 1M users).
-    Either failing discards all three. The forecast and segments commit together, on two threads (each Delta
-    commit is mostly small jobs and driver-side work), and both before the predictions.
+    Either failing discards all three. Beside the suite, delta-spark writes the predictions' table files
+    (``gate.write_ahead``), so that their commit after the verdict only records them instead of
+    rewriting 1M rows: the cores the suite leaves idle do that work. The forecast and segments commit together, on two threads
+    (each Delta commit is mostly small jobs and driver-side work), and both before the predictions.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     with gated_write(lake, metrics, config.validate_writes, commit_order=(tuple(frames),)) as gate:
         staged = {USER_INTEREST_PREDICTIONS: _stage_predictions(gate, score_date, predictions)}
         # Straight from the staged Parquet: the gate does not let GX cache this suite's batch.
-        with ThreadPoolExecutor(1, thread_name_prefix="predictions-suite") as pool:
+        with ThreadPoolExecutor(2, thread_name_prefix="predictions") as pool:
             checked = pool.submit(gate.check, lambda: check_partition(
                 lake, config, USER_INTEREST_PREDICTIONS, [score_date], staged[USER_INTEREST_PREDICTIONS],
                 expected_rows=active_users, top_k=top_k))
+            written = pool.submit(gate.write_ahead, USER_INTEREST_PREDICTIONS)
             # A staging error leaves the block after the suite has finished (the pool waits for it), and is the
             # one raised.
             staged.update(_stage_frames(gate, score_date, frames))
             rows = {table: frame.count() for table, frame in staged.items()}
             checked.result()
+            written.result()
     return rows

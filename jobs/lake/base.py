@@ -27,10 +27,16 @@ class StagedWrite:
     or ``discard()`` drops it and the table keeps its previous version.
     """
 
-    def __init__(self, frame: DataFrame, commit: Callable[[], int], discard: Callable[[], None]):
+    def __init__(self, frame: DataFrame, commit: Callable[[], int], discard: Callable[[], None],
+                 write_ahead: Callable[[], bool] | None = None):
         self.frame = frame
-        self._commit, self._discard = commit, discard
+        self._commit, self._discard, self._write_ahead = commit, discard, write_ahead
         self.done = False
+
+    def write_ahead(self) -> bool:
+        """Write the table's data files now, still invisible to readers, so that ``commit()`` only records them;
+        False when this write cannot (``commit()`` then writes them). Meant to run while a suite validates."""
+        return self._write_ahead() if self._write_ahead is not None and not self.done else False
 
     def commit(self) -> int:
         self.done = True

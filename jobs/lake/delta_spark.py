@@ -11,6 +11,10 @@ at exactly the rows that will be published:
    or the new one. Delta checks that every row lies inside the replaced
    partitions, and its optimistic concurrency control refuses a commit that
    conflicts with one another writer made meanwhile (``ConcurrentWriteError``).
+   A write staged from files (``stage_files``) may have its table files
+   written ahead, while a suite validates the staged rows
+   (``StagedWrite.write_ahead``, delta_transaction): the commit then only adds
+   them to the log, in the same transaction that wrote them.
 
 A writer killed at any point leaves the table at its previous version: its
 data files are either in the staging folder or unreferenced files in the table
@@ -32,6 +36,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from jobs.lake.base import Lake, LakeError, PartitionValues, StagedWrite, data_columns, partition_predicate
+from jobs.lake.delta_transaction import WrittenFiles, write_files
 
 STAGING_DIR = "_staging"
 # Delta's exception classes for a commit that lost a race to another writer's commit.
@@ -174,7 +179,7 @@ class DeltaSparkLake(Lake):
             F.lit(partition[f.name]).cast(f.dataType).alias(f.name) if f.name in partition else F.col(f.name)
             for f in schema])
         replace = {column: [str(value)] for column, value in partition.items()}
-        return self._staged(table, frame, list(partition), replace, Path(folder))
+        return self._staged(table, frame, list(partition), replace, Path(folder), ahead=partition)
 
     def _staging_folder(self, table: str) -> Path:
         folder = self.root / STAGING_DIR / f"{table}-{uuid.uuid4().hex}"
@@ -182,14 +187,45 @@ class DeltaSparkLake(Lake):
         return folder
 
     def _staged(self, table: str, frame: DataFrame, partition_by: Sequence[str], replace: PartitionValues,
-                folder: Path) -> StagedWrite:
+                folder: Path, ahead: Mapping[str, str] | None = None) -> StagedWrite:
+        """``ahead``: the one partition the frame fills, when its files may be written ahead of the commit
+        (delta_transaction: a replacement of exactly that partition)."""
+        written: list[WrittenFiles] = []
+
+        def write_ahead() -> bool:
+            files = write_files(self.spark, self.table_path(table), frame, ahead) if ahead else None
+            if files is not None:
+                written.append(files)
+            return files is not None
+
         def commit() -> int:
             try:
+                if written:
+                    return self._commit_written(table, written[0], ahead, replace)
                 return self._write(table, frame, partition_by, mode="overwrite", replace=replace)
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
 
-        return StagedWrite(frame, commit, lambda: shutil.rmtree(folder, ignore_errors=True))
+        def discard() -> None:
+            for files in written:
+                files.abandon()
+            shutil.rmtree(folder, ignore_errors=True)
+
+        return StagedWrite(frame, commit, discard, write_ahead)
+
+    def _commit_written(self, table: str, written: WrittenFiles, partition: Mapping[str, str],
+                        replace: PartitionValues) -> int:
+        """The files written ahead, committed as ``_write``'s ``replaceWhere`` would (same history entry).
+
+        A failed commit leaves them unreferenced in the table folder, for ``VACUUM``: whether a commit that
+        raised was recorded cannot be known here for certain, and deleting a recorded file breaks the table."""
+        try:
+            return written.commit(partition, replace_where(replace), f"interest-migration:{uuid.uuid4().hex}")
+        except Exception as error:
+            conflict = _conflict_error(table, error)
+            if conflict:
+                raise conflict from None
+            raise
 
     def overwrite_partitions(self, table: str, df: DataFrame, partition_by: Sequence[str],
                              replace: PartitionValues) -> int:
@@ -246,11 +282,9 @@ class DeltaSparkLake(Lake):
         try:
             writer.save(str(self.table_path(table)))
         except Exception as error:
-            conflict = next((name for name in _CONFLICTS if name in str(error)), None)
+            conflict = _conflict_error(table, error)
             if conflict:
-                raise ConcurrentWriteError(
-                    f"another writer changed table {table!r} while this write ran ({conflict}); nothing of this "
-                    f"write was published: run the stage again") from None
+                raise conflict from None
             raise
         return self._version_tagged(table, tag)
 
@@ -259,6 +293,15 @@ class DeltaSparkLake(Lake):
             if entry.get("userMetadata") == tag:
                 return int(entry["version"])
         raise LakeError(f"the commit tagged {tag} is not in the last 50 versions of {table!r}")
+
+
+def _conflict_error(table: str, error: Exception) -> ConcurrentWriteError | None:
+    """The one-line error for a commit Delta refused because another writer committed first, else None."""
+    conflict = next((name for name in _CONFLICTS if name in str(error)), None)
+    if conflict is None:
+        return None
+    return ConcurrentWriteError(f"another writer changed table {table!r} while this write ran ({conflict}); "
+                                f"nothing of this write was published: run the stage again")
 
 
 def _partition_values(actions, table: str, column: str) -> list[str | None]:

@@ -61,6 +61,12 @@ class GatedWrite:
         """Stage a folder of Parquet files another writer made as the whole of one partition."""
         return self._add(table, self.lake.stage_files(table, folder, schema, partition))
 
+    def write_ahead(self, table: str) -> bool:
+        """Write staged ``table``'s data files now, invisible until the commit, when its lake can: run beside
+        the suites, it leaves the commit only the log entry to write. False when it cannot (the commit
+        writes them)."""
+        return next(staged for name, staged in self.staged if name == table).write_ahead()
+
     def check(self, validation: Callable[[], "object"]):
         """Run ``validation`` (returning a report with ``raise_if_critical``) when validation is on."""
         if not self.validate:

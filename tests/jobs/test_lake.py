@@ -145,6 +145,75 @@ def test_staged_files_with_other_columns_are_refused_and_discard_leaves_the_tabl
     assert _rows(lake.read("t")) == [(1, "a", D1)]
 
 
+def _data_files(lake, table: str) -> set[str]:
+    return {str(p.relative_to(lake.table_path(table))) for p in lake.table_path(table).rglob("*.parquet")}
+
+
+def test_files_written_ahead_are_invisible_until_the_commit_which_replaces_only_their_partition(spark, lake, tmp_path):
+    """score writes the predictions' table files while their suite runs (delta_transaction): readers must see
+    nothing of them before the commit, and the commit must read in the history as the replaceWhere write."""
+    first = lake.overwrite_partitions("t", _frame(spark, [(1, "a", D1), (2, "b", D2)]), ["event_date"],
+                                      {"event_date": [D1, D2]})
+    before = _data_files(lake, "t")
+    staged = lake.stage_files("t", _parquet_folder(tmp_path / "files", [(3, "c")], [(4, "d")]),
+                              _frame(spark, []).schema, {"event_date": D2.isoformat()})
+    assert staged.write_ahead() is True
+    written = _data_files(lake, "t") - before
+    assert written and all(name.startswith("event_date=2024-11-02/") for name in written)
+    assert lake.version("t") == first and _rows(lake.read("t")) == [(1, "a", D1), (2, "b", D2)]
+    version = staged.commit()
+    assert version == first + 1 == lake.version("t")
+    assert _rows(lake.read("t")) == [(1, "a", D1), (3, "c", D2), (4, "d", D2)]
+    assert _rows(lake.read("t", version=first)) == [(1, "a", D1), (2, "b", D2)]
+    entry = DeltaTable(str(lake.table_path("t"))).history(1)[0]
+    assert entry["operation"] == "WRITE" and entry["operationParameters"]["mode"] == "Overwrite"
+    assert entry["operationParameters"]["predicate"] == "CAST(`event_date` AS STRING) IN ('2024-11-02')"
+    assert entry["userMetadata"].startswith("interest-migration:")
+    assert entry["operationMetrics"]["numOutputRows"] == "2"
+    assert not (tmp_path / "files").exists()
+
+
+def test_files_written_ahead_are_deleted_when_the_write_is_discarded(spark, lake, tmp_path):
+    version = lake.overwrite_partitions("t", _frame(spark, [(1, "a", D1)]), ["event_date"], {"event_date": [D1]})
+    before = _data_files(lake, "t")
+    staged = lake.stage_files("t", _parquet_folder(tmp_path / "files", [(3, "c")]), _frame(spark, []).schema,
+                              {"event_date": D1.isoformat()})
+    assert staged.write_ahead() is True and _data_files(lake, "t") != before
+    staged.discard()
+    assert _data_files(lake, "t") == before
+    assert lake.version("t") == version and _rows(lake.read("t")) == [(1, "a", D1)]
+
+
+def test_write_ahead_declines_a_new_table_or_a_new_column_and_the_commit_writes_them_as_before(spark, lake, tmp_path):
+    """Creating the table or merging a column is df.write's business: write_ahead says no and commit does it."""
+    staged = lake.stage_files("t", _parquet_folder(tmp_path / "first", [(1, "a")]), _frame(spark, []).schema,
+                              {"event_date": D1.isoformat()})
+    assert staged.write_ahead() is False
+    staged.commit()
+    wider = tmp_path / "wider"
+    wider.mkdir()
+    pq.write_table(pa.table({"id": pa.array([2], pa.int64()), "label": ["b"], "explanation": ["why"]}),
+                   wider / "part-0.parquet")
+    staged = lake.stage_files("t", wider, spark.createDataFrame([], SCHEMA + ", explanation string").schema,
+                              {"event_date": D2.isoformat()})
+    assert staged.write_ahead() is False
+    staged.commit()
+    assert sorted(tuple(r) for r in lake.read("t").select("id", "explanation").collect()) == [(1, None), (2, "why")]
+
+
+def test_a_partition_another_writer_replaced_after_the_write_ahead_fails_the_commit(spark, lake, tmp_path):
+    from jobs.lake import ConcurrentWriteError
+
+    lake.overwrite_partitions("t", _frame(spark, [(1, "a", D1)]), ["event_date"], {"event_date": [D1]})
+    staged = lake.stage_files("t", _parquet_folder(tmp_path / "files", [(3, "c")]), _frame(spark, []).schema,
+                              {"event_date": D1.isoformat()})
+    assert staged.write_ahead() is True
+    other = lake.overwrite_partitions("t", _frame(spark, [(9, "z", D1)]), ["event_date"], {"event_date": [D1]})
+    with pytest.raises(ConcurrentWriteError, match="another writer changed table 't'"):
+        staged.commit()
+    assert lake.version("t") == other and _rows(lake.read("t")) == [(9, "z", D1)]
+
+
 def test_partition_row_counts(spark, lake):
     lake.overwrite_partitions("t", _frame(spark, [(1, "a", D1), (2, "b", D1), (3, "c", D2)]), ["event_date"],
                               {"event_date": [D1, D2]})
