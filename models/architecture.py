@@ -7,6 +7,7 @@ the 1.6 s of reviving its saved graph); any other version loads the graph it was
 the model so that ``jobs train`` records it without importing TensorFlow.
 
 1: LastQueryAttention, and a trained PositionEmbedding (before, the position table was an untrained
-constant drawn again by every build).
+constant drawn again by every build). The Lambda layers becoming registered layers (same names, same
+computation, no weights) did not change it: versions saved with Lambdas rebuild and score the same.
 """
 ARCHITECTURE = 1

@@ -222,6 +222,64 @@ class LastQueryAttention(keras.layers.Layer):
         return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim, "dropout": self.rate}
 
 
+# Small weightless steps of the graph, as registered layers rather than ``keras.layers.Lambda``: a Lambda is
+# saved as its function's Python bytecode, which only the Python version that wrote it can load.
+@keras.utils.register_keras_serializable(package="interest_migration")
+class NotPadding(keras.layers.Layer):
+    """(batch, L) ids -> (batch, L) bool: which steps hold an event (id 0 pads a short history)."""
+
+    def call(self, ids):
+        return tf.not_equal(ids, 0)
+
+
+@keras.utils.register_keras_serializable(package="interest_migration")
+class PaddingMask(keras.layers.Layer):
+    """(batch, L) bool -> (batch, L, L): for every query, which keys are real (MultiHeadAttention's mask)."""
+
+    def call(self, real):
+        return tf.tile(real[:, None, :], [1, tf.shape(real)[1], 1])
+
+
+@keras.utils.register_keras_serializable(package="interest_migration")
+class Shares(keras.layers.Layer):
+    """(batch, V) counts -> each category's share of the user's total (all zeros for a user without any)."""
+
+    def call(self, counts):
+        return counts / tf.maximum(tf.reduce_sum(counts, axis=-1, keepdims=True), 1.0)
+
+
+@keras.utils.register_keras_serializable(package="interest_migration")
+class LogCounts(keras.layers.Layer):
+    """log(1 + count): how much there is in absolute terms, on a scale where heavy users do not dominate."""
+
+    def call(self, counts):
+        return tf.math.log1p(counts)
+
+
+@keras.utils.register_keras_serializable(package="interest_migration")
+class Seen(keras.layers.Layer):
+    """(batch, V) counts -> 1.0 where the user has any, else 0.0."""
+
+    def call(self, counts):
+        return tf.cast(counts > 0, tf.float32)
+
+
+@keras.utils.register_keras_serializable(package="interest_migration")
+class StackLast(keras.layers.Layer):
+    """n tensors of (batch, V) -> (batch, V, n): each category's own inputs side by side (the wide path)."""
+
+    def call(self, tensors):
+        return tf.stack(tensors, axis=-1)
+
+
+@keras.utils.register_keras_serializable(package="interest_migration")
+class DropLastAxis(keras.layers.Layer):
+    """(batch, V, 1) -> (batch, V)."""
+
+    def call(self, tensor):
+        return tf.squeeze(tensor, -1)
+
+
 def _block(x, padding_mask, config: ModelConfig, name: str):
     """Pre-norm causal self-attention then a position-wise feed-forward, both residual, at every position."""
     h = keras.layers.LayerNormalization(epsilon=1e-6, name=f"{name}_norm1")(x)
@@ -284,25 +342,23 @@ def build_model(config: ModelConfig) -> keras.Model:
         [inputs[name] for name in FEATURES])
     x = PositionEmbedding(name="position_embedding")(x)
     x = keras.layers.Dropout(config.dropout)(x)
-    not_padding = keras.layers.Lambda(lambda c: tf.not_equal(c, 0), name="not_padding")(inputs["categories"])
+    not_padding = NotPadding(name="not_padding")(inputs["categories"])
     attended = None
     if config.encoder == "lstm":
         user = _lstm_encoder(x, not_padding, config)
     elif config.encoder == "transformer":
         if config.blocks > 1:
             # (batch, query, key): any query may attend to a real (non-padding) key; causality is added by the layer.
-            padding_mask = keras.layers.Lambda(lambda m: tf.tile(m[:, None, :], [1, length, 1]),
-                                               name="padding_mask")(not_padding)
+            padding_mask = PaddingMask(name="padding_mask")(not_padding)
             for b in range(config.blocks - 1):
                 x = _block(x, padding_mask, config, f"block{b}")
         x, attended = _last_block(x, not_padding, config, f"block{config.blocks - 1}")
         user = keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")(x)
     else:
         raise ValueError(f"unknown encoder {config.encoder!r}: transformer or lstm")
-    shares = [keras.layers.Lambda(lambda s: s / tf.maximum(tf.reduce_sum(s, axis=-1, keepdims=True), 1.0),
-                                  name=f"{name}_share")(inputs[name]) for name in COUNTS]
-    logs = [keras.layers.Lambda(lambda t: tf.math.log1p(t), name=f"{name}_log")(inputs[name]) for name in COUNTS]
-    seen_flag = keras.layers.Lambda(lambda s: tf.cast(s > 0, tf.float32), name="seen_flag")(inputs["window_events"])
+    shares = [Shares(name=f"{name}_share")(inputs[name]) for name in COUNTS]
+    logs = [LogCounts(name=f"{name}_log")(inputs[name]) for name in COUNTS]
+    seen_flag = Seen(name="seen_flag")(inputs["window_events"])
     per_category = [*shares, seen_flag, inputs[RECENCY]]
     summary = keras.layers.Concatenate(name="user_summary")([user, *per_category])
     hidden = keras.layers.Dense(config.feed_forward, activation="gelu", name="head_hidden")(summary)
@@ -311,10 +367,9 @@ def build_model(config: ModelConfig) -> keras.Model:
     # (8V x V) mapping learnt through the hidden layer; the deep path adds what the sequence says beyond it.
     # Shares say how much of the user's attention a category has, log counts how much there is in absolute
     # terms (a heavy user's 5% is still many events).
-    own = keras.layers.Lambda(lambda t: tf.stack(t, axis=-1), name="category_own_shares")([*per_category, *logs])
+    own = StackLast(name="category_own_shares")([*per_category, *logs])
     own = keras.layers.Dense(config.wide_hidden, activation="gelu", name="wide_hidden")(own)
-    wide = keras.layers.Lambda(lambda t: tf.squeeze(t, -1), name="wide_squeeze")(
-        keras.layers.Dense(1, name="wide_logit")(own))
+    wide = DropLastAxis(name="wide_squeeze")(keras.layers.Dense(1, name="wide_logit")(own))
     # Zero-initialised: training starts from the wide path alone, and the deep path only moves the logits
     # as far as the data supports (on a young lake's thousand sequences, a randomly initialised one
     # overfitted below the user-frequency baseline).

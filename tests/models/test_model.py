@@ -288,3 +288,37 @@ def check_position_embedding_is_a_weight() -> None:
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(first(inputs, training=True)["new_category"])
     assert np.abs(tape.gradient(loss, positions.trainable_weights[0]).numpy()).sum() > 0
+
+
+def test_the_saved_model_has_no_lambda_layers_and_loads_back_computing_the_same(tmp_path):
+    run_isolated(check_saved_model_without_lambdas, str(tmp_path))
+
+
+def check_saved_model_without_lambdas(folder: str) -> None:
+    """A Lambda layer is saved as Python bytecode, which another Python version cannot load: every step of the
+    graph is a registered layer, for both encoders and for more than one block (the padding mask)."""
+    import json
+
+    import tf_keras as keras
+
+    from models.transformer import ModelConfig, build_model
+
+    rng = np.random.default_rng(0)
+    inputs = {name: rng.integers(0, 5, (4, 6)).astype(np.int32) for name in
+              ("categories", "event_types", "gap_buckets", "age_buckets", "session_starts")}
+    inputs["session_starts"] %= 3
+    inputs.update({name: rng.random((4, 5)).astype(np.float32) for name in
+                   ("seen", "recent_1d", "recent_3d", "window_events", "window_sessions", "window_days",
+                    "window_recency")})
+    for encoder, blocks in (("transformer", 2), ("lstm", 1)):
+        model = build_model(ModelConfig(vocabulary_size=5, sequence_length=6, d_model=8, heads=2, blocks=blocks,
+                                        feed_forward=16, encoder=encoder))
+        classes = {layer["class_name"] for layer in json.loads(model.to_json())["config"]["layers"]}
+        assert "Lambda" not in classes, classes
+        assert any(name.endswith("NotPadding") for name in classes), classes
+        path = f"{folder}/{encoder}"
+        model.save(path, include_optimizer=False)
+        loaded = keras.models.load_model(path, compile=False)
+        for name, value in model(inputs, training=False).items():
+            np.testing.assert_allclose(loaded(inputs, training=False)[name].numpy(), value.numpy(), rtol=1e-6,
+                                       atol=1e-6)
