@@ -66,7 +66,7 @@ TRAINING_WORKERS = int(os.environ.get("IM_TRAINING_WORKERS", "2"))
 TRAINING_EPOCHS = int(os.environ.get("IM_TRAINING_EPOCHS", "12"))
 # auto: fine-tune the champion when it has the same architecture, else from scratch. Of the four variants
 # (Transformer or LSTM, from scratch or warm-started) the warm-started Transformer had the best validation
-# NDCG@10 on the 20k-user evaluation (README, bench/bench_model_variants.py); never trains from scratch.
+# NDCG@10 on the 20k-user evaluation (docs/model.md, bench/bench_model_variants.py); never trains from scratch.
 TRAINING_WARM_START = os.environ.get("IM_TRAINING_WARM_START", "auto")
 TRAINING_BATCH = int(os.environ.get("IM_TRAINING_BATCH_SIZE", "512"))
 # local: TensorFlow workers as processes beside the train task's driver; spark: one per barrier task on the
