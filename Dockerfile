@@ -31,6 +31,8 @@ RUN bash scripts/install_jars.sh jars \
  && ln -s "$(python -c 'import pyspark, os; print(os.path.dirname(pyspark.__file__))')" /opt/spark
 
 COPY --chown=app:0 . .
+# The project itself (pyproject.toml), editable as make install does: the `interest-migration` command.
+RUN pip install --no-deps --no-build-isolation -e . && chown -R app:0 interest_migration.egg-info
 ENV PYTHONPATH=${APP_HOME} \
     SPARK_HOME=/opt/spark \
     PYSPARK_PYTHON=/usr/local/bin/python \

@@ -11,10 +11,12 @@ JARS_STAMP := jars/.installed
 
 install: $(STAMP) $(JARS_STAMP)
 
-$(STAMP): requirements.txt conf/constraints.txt
+$(STAMP): requirements.txt conf/constraints.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet -r requirements.txt -c conf/constraints.txt
+	# The project itself, editable, with the venv's own setuptools (nothing more to download).
+	$(VENV)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 $(JARS_STAMP): conf/jars/pom.xml scripts/install_jars.sh

@@ -54,3 +54,13 @@ def test_the_command_line_leaves_great_expectations_to_the_stages_that_validate(
              "print('great_expectations' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.stdout.split() == ["False", "True"], result.stderr[-2000:]
+
+
+def test_the_installed_command_runs_from_any_directory(tmp_path):
+    """`make install` installs the project (pyproject.toml): the console script and `python -m jobs` work
+    outside the repository too."""
+    script = Path(sys.executable).parent / "interest-migration"
+    for command in ([str(script), "--help"], [sys.executable, "-m", "jobs", "--help"]):
+        result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert "sessionize" in result.stdout
