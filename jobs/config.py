@@ -23,8 +23,8 @@ class PipelineConfig:
     spark_master: str = field(default_factory=lambda: _env("IM_SPARK_MASTER", "local[*]"))
     spark_driver_memory: str = field(default_factory=lambda: _env("IM_SPARK_DRIVER_MEMORY", "3g"))
     # The driver JVM's options where Spark runs locally (the driver is the executor there): the throughput
-    # collector, because G1's concurrent threads competed with the Python workers for the cores (at 1M
-    # users, bench/bench_score.py took about 56 s with it and 61 s with G1 on 2 cores).
+    # collector, because G1's concurrent threads competed with the Python workers for the cores (scoring
+    # was slower with G1: docs/performance.md).
     spark_driver_java_options: str = field(
         default_factory=lambda: _env("IM_SPARK_DRIVER_JAVA_OPTIONS", "-XX:+UseParallelGC"))
     shuffle_partitions: int = field(default_factory=lambda: int(_env("IM_SHUFFLE_PARTITIONS", "8")))

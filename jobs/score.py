@@ -486,8 +486,8 @@ def score_pieces(job: WorkerJob, pieces: tuple[tuple[str, int], ...], ids):
 def _sequence_file(path: str):
     """A snapshot file whose category and event-type lists read as dictionary arrays.
 
-    Decoding them to strings cost more than the rest of the file (8.1 against 4.0 us per user to read); the
-    encoder maps each distinct string once. Single-threaded: the worker has one core (score runs one per core).
+    Decoding them to strings cost more than reading the rest of the file; the encoder maps each distinct
+    string once. Single-threaded: the worker has one core (score runs one per core).
     """
     import pyarrow.parquet as pq
 
@@ -500,9 +500,9 @@ def _sequence_file(path: str):
 def top_positions(probabilities: "np.ndarray", k: int) -> "np.ndarray":
     """(rows, k) each row's k highest columns, highest first (ties: the lower column first).
 
-    Past a hundred or so categories, a partial selection then a sort of only those k: with 3,000
-    categories a full sort of every row took 228 us per user against 35 (below 100, the full sort is
-    the faster)."""
+    Past a hundred or so categories, a partial selection then a sort of only those k: with thousands of
+    categories a full sort of every row costs several times more (below 100, the full sort is the
+    faster)."""
     import numpy as np
 
     if k >= probabilities.shape[1] or probabilities.shape[1] <= FULL_SORT_CATEGORIES:
@@ -646,7 +646,7 @@ def _publish(lake, config: PipelineConfig, metrics, score_date: dt.date, active_
 
     The predictions' suite runs on its own thread while the demand forecast and segments are computed and
     staged: the suite leaves the cores idle while Great Expectations works out its metrics and renders Data
-    Docs, and the two small tables' Spark jobs fill that time (bench/bench_score.py: about 2 s of 58 at 1M users).
+    Docs, and the two small tables' Spark jobs fill that time.
     Either failing discards all three. Beside the suite, delta-spark writes the predictions' table files
     (``gate.write_ahead``), so that their commit after the verdict only records them instead of
     rewriting 1M rows: the cores the suite leaves idle do that work. The forecast and segments commit together, on two threads

@@ -18,7 +18,7 @@ def require_date(date: dt.date | None, stage: str, meaning: str) -> dt.date:
     return date
 
 
-# What a suite run imports: Great Expectations alone takes about 6 s of Python.
+# What a suite run imports: Great Expectations alone is seconds of Python, worth overlapping.
 VALIDATION_MODULES = ("expectations", "jobs.quality.gx_run")
 
 

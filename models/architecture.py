@@ -2,8 +2,8 @@
 
 Raised whenever that changes for the same config and weights. Training records it with each version
 (``metadata.json``: ``model.architecture``). A version recorded with the current number is rebuilt from the
-code and given its saved weights when it is loaded (models/predict.py: 0.6 s per scoring process instead of
-the 1.6 s of reviving its saved graph); any other version loads the graph it was saved with. Kept apart from
+code and given its saved weights when it is loaded (models/predict.py: faster for every scoring process than
+reviving its saved graph); any other version loads the graph it was saved with. Kept apart from
 the model so that ``jobs train`` records it without importing TensorFlow.
 
 1: LastQueryAttention, and a trained PositionEmbedding (before, the position table was an untrained

@@ -35,8 +35,8 @@ SHOWN = 3
 DRIVERS = 2
 MIN_DRIVER_SHARE = 0.1
 # Every number a line shows is a whole percent or two decimals, so each is looked up among 101 ready strings
-# and the lines are joined by Arrow's string kernels: no Python code runs per user (at 1M users a
-# per-row f-string loop cost about 8 s of the scoring's two cores).
+# and the lines are joined by Arrow's string kernels: no Python code runs per user (a per-row f-string
+# loop cost more than a tenth of the scoring's time).
 _PROBABILITIES = pa.array([f"{i / 100:.2f}" for i in range(101)])
 _PERCENTS = pa.array([f"{i}%" for i in range(101)])
 _NEW, _WEAK = 101, 102

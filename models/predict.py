@@ -95,8 +95,8 @@ def _rebuilt(folder: Path, config: dict):
     """The version's model built by this code and given its saved weights, when this code builds the
     architecture it was trained with (``models.transformer.ARCHITECTURE``); else None.
 
-    Why: every Spark worker that scores loads the champion. Reviving the saved graph took 1.6 s of a
-    worker's start, building it and reading the weights 0.6 s, with the same outputs. A weight the code's
+    Why: every Spark worker that scores loads the champion. Building the model and reading the weights takes
+    a fraction of the time reviving the saved graph takes, with the same outputs. A weight the code's
     model has and the saved one lacks fails the load rather than keep its initial value.
     """
     from models.architecture import ARCHITECTURE

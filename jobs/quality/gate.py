@@ -43,7 +43,7 @@ def check_partition(
     Volume and drift compare one partition with its trailing week, so they are
     left out when ``frame`` spans several dates (a whole-folder backfill).
     """
-    # Imported here, not at the top: Great Expectations takes about 6 s to import, which a stage run with
+    # Imported here, not at the top: Great Expectations is slow to import, which a stage run with
     # --no-validate should not pay and a validating one overlaps with the JVM's start (jobs.stage.open_stage_lake).
     from expectations import PREPARE, SUITES, SuiteParams
     from jobs.quality.gx_run import run_suite
