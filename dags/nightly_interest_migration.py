@@ -54,40 +54,29 @@ from airflow.sdk import (Asset, AsyncCallback, DeadlineAlert, DeadlineReference,
                          get_current_context, task)
 
 from jobs.classpath import DELTA_CONF, delta_jars  # free of pyspark: safe when the file is parsed
+from jobs.config import PipelineConfig
 
 REPO = Path(__file__).resolve().parents[1]
-LAKE = Path(os.environ.get("IM_LAKE", REPO / "lake")).resolve()
-SPARK_CONN_ID = os.environ.get("IM_SPARK_CONN_ID", "spark_default")
-SCHEDULE = os.environ.get("IM_NIGHTLY_SCHEDULE", "0 2 * * *")
-HORIZON_DAYS = int(os.environ.get("IM_HORIZON_DAYS", "7"))
-HISTORY_DAYS = int(os.environ.get("IM_HISTORY_DAYS", "28"))
-TRAINING_WORKERS = int(os.environ.get("IM_TRAINING_WORKERS", "2"))
-# The most epochs; validation NDCG@10 chooses how many (train's own default).
-TRAINING_EPOCHS = int(os.environ.get("IM_TRAINING_EPOCHS", "12"))
-# auto: fine-tune the champion when it has the same architecture, else from scratch. Of the four variants
-# (Transformer or LSTM, from scratch or warm-started) the warm-started Transformer had the best validation
-# NDCG@10 on the 20k-user evaluation (docs/model.md, bench/bench_model_variants.py); never trains from scratch.
-TRAINING_WARM_START = os.environ.get("IM_TRAINING_WARM_START", "auto")
-TRAINING_BATCH = int(os.environ.get("IM_TRAINING_BATCH_SIZE", "512"))
-# local: TensorFlow workers as processes beside the train task's driver; spark: one per barrier task on the
-# Spark cluster's executors (the compose deployment sets it).
-TRAINING_LAUNCHER = os.environ.get("IM_TRAINING_LAUNCHER", "local")
+# Every IM_* setting, with its default and meaning, is in jobs/config.py (docs/settings.md): read once when the
+# file is parsed; a bad value fails the parse with one line naming the variable.
+SETTINGS = PipelineConfig()
+LAKE = SETTINGS.lake
+SPARK_CONN_ID = SETTINGS.spark_conn_id
+SCHEDULE = SETTINGS.nightly_schedule
+HORIZON_DAYS, HISTORY_DAYS = SETTINGS.horizon_days, SETTINGS.history_days
+# Of the four variants (Transformer or LSTM, from scratch or warm-started) the warm-started Transformer had the
+# best validation NDCG@10 on the 20k-user evaluation (docs/model.md, bench/bench_model_variants.py), hence auto.
+TRAINING_ARGS = ["--workers", str(SETTINGS.training_workers), "--epochs", str(SETTINGS.training_epochs),
+                 "--batch-size", str(SETTINGS.training_batch_size), "--launcher", SETTINGS.training_launcher,
+                 "--warm-start", SETTINGS.training_warm_start]
 # What score publishes: top categories per user, and the marketing segments' size and threshold.
-SCORE_OPTIONS = ["--top-k", os.environ.get("IM_TOP_K", "10"),
-                 "--segment-size", os.environ.get("IM_SEGMENT_SIZE", "10000"),
-                 "--min-propensity", os.environ.get("IM_MIN_PROPENSITY", "0.1")]
-RETRAIN_EVERY_DAYS = int(os.environ.get("IM_RETRAIN_EVERY_DAYS", "7"))
-RETRAIN_DRIFT = float(os.environ.get("IM_RETRAIN_DRIFT", "0.1"))
-LANDING_TIMEOUT = dt.timedelta(minutes=int(os.environ.get("IM_LANDING_TIMEOUT_MINUTES", "360")))
-RETRIES = int(os.environ.get("IM_TASK_RETRIES", "2"))
-RETRY_DELAY = dt.timedelta(seconds=int(os.environ.get("IM_RETRY_DELAY_SECONDS", "120")))
+SCORE_OPTIONS = ["--top-k", str(SETTINGS.top_k), "--segment-size", str(SETTINGS.segment_size),
+                 "--min-propensity", str(SETTINGS.min_propensity)]
+LANDING_TIMEOUT = dt.timedelta(minutes=SETTINGS.landing_timeout_minutes)
+RETRY_DELAY = dt.timedelta(seconds=SETTINGS.retry_delay_seconds)
 # 0 turns the alert off: `airflow dags test` in 3.3.2 cannot run a DAG that has one (it looks the alert up by id).
-DEADLINE_HOURS = float(os.environ.get("IM_DEADLINE_HOURS", "4"))
-
-# The driver JVM's options (jobs/config.py says why the parallel collector), or e.g. a faster-starting JIT
-# for the many short local jobs (scripts/run_local.sh).
-SPARK_CONF = {"spark.sql.session.timeZone": "UTC",
-              "spark.driver.extraJavaOptions": os.environ.get("IM_SPARK_DRIVER_JAVA_OPTIONS", "-XX:+UseParallelGC")}
+DEADLINE_HOURS = SETTINGS.deadline_hours
+SPARK_CONF = {"spark.sql.session.timeZone": "UTC", "spark.driver.extraJavaOptions": SETTINGS.spark_driver_java_options}
 
 # The local default: a spark_default connection to local Spark unless the environment defines one.
 os.environ.setdefault(f"AIRFLOW_CONN_{SPARK_CONN_ID.upper()}", json.dumps({"conn_type": "spark", "host": "local[*]"}))
@@ -148,7 +137,7 @@ def spark_job(task_id: str, *args: str, **kwargs) -> SparkSubmitOperator:
     tags=["interest-migration", "nightly", "spark", "tensorflow"],
     default_args={
         "owner": "data-platform",
-        "retries": RETRIES,
+        "retries": SETTINGS.task_retries,
         "retry_delay": RETRY_DELAY,
         "retry_exponential_backoff": True,
         "max_retry_delay": dt.timedelta(minutes=30),
@@ -186,7 +175,7 @@ def interest_migration_nightly():
         python_callable=_landing_ready,
         op_kwargs={"run_date": RUN_DATE},
         mode="reschedule",
-        poke_interval=int(os.environ.get("IM_LANDING_POKE_SECONDS", "300")),
+        poke_interval=SETTINGS.landing_poke_seconds,
         timeout=LANDING_TIMEOUT.total_seconds(),
     )
     ingest = spark_job("ingest")
@@ -203,7 +192,7 @@ def interest_migration_nightly():
         context = get_current_context()
         run_date = dt.date.fromisoformat(context["ti"].xcom_pull(task_ids="check_params"))
         decision = decide_retraining(LAKE, run_date, context["params"]["retrain"], HORIZON_DAYS,
-                                     RETRAIN_EVERY_DAYS, RETRAIN_DRIFT)
+                                     SETTINGS.retrain_every_days, SETTINGS.retrain_drift)
         log.info("retraining for %s: %s (%s)", run_date, decision.retrain, decision.reason)
         if decision.retrain:
             return "features_training"
@@ -211,9 +200,7 @@ def interest_migration_nightly():
 
     features_training = spark_job("features_training", "--mode", "train", "--horizon-days", str(HORIZON_DAYS),
                                   "--history-days", str(HISTORY_DAYS), *sample, stage="features")
-    train = spark_job("train", "--workers", str(TRAINING_WORKERS), "--epochs", str(TRAINING_EPOCHS),
-                      "--batch-size", str(TRAINING_BATCH), "--launcher", TRAINING_LAUNCHER,
-                      "--warm-start", TRAINING_WARM_START, "--run-id", "{{ run_id }}")
+    train = spark_job("train", *TRAINING_ARGS, "--run-id", "{{ run_id }}")
     # Exactly the version this run's train task produced (not the newest in the registry).
     evaluate = spark_job("evaluate", "--run-id", "{{ run_id }}")
 

@@ -20,7 +20,9 @@ DELTA_CONF = {
 
 
 def jars_dir() -> Path:
-    return Path(os.environ.get("IM_SPARK_JARS_DIR", REPO / "jars"))
+    from jobs.config import PipelineConfig
+
+    return PipelineConfig().spark_jars_dir
 
 
 def delta_jars(required: bool = True) -> list[str]:

@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(module_name)
         stage_parser = sub.add_parser(stage, help=help_text, description=(module.__doc__ or help_text).strip(),
                                       formatter_class=argparse.RawDescriptionHelpFormatter)
-        stage_parser.add_argument("--lake", type=Path, help="lake root directory (default: $IM_LAKE or ./lake)")
+        stage_parser.add_argument("--lake", type=Path, help="lake root directory (default: $IM_LAKE, else the repository's lake/)")
         if dated:
             stage_parser.add_argument("--date", type=_date, help="the date to process, YYYY-MM-DD")
         if stage in LATE_EVENT_STAGES:
@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not hasattr(args, "date"):
         args.date = None
-    config = PipelineConfig().with_overrides(lake=args.lake.resolve() if args.lake else None)
     try:
+        config = PipelineConfig().with_overrides(lake=args.lake.resolve() if args.lake else None)
         for date in _dates(args):
             args.date = date
             args._module.run(args, config)

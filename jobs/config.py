@@ -1,60 +1,102 @@
-"""Pipeline configuration: one frozen dataclass, loaded once in each ``main()``.
+"""Every setting of the pipeline in one typed object, read from ``IM_*`` environment variables.
 
-Transforms never see this object; ``main()`` unpacks the plain values they
-need. Every default works on a laptop; environment variables (``IM_*``)
-override them for a deployment without code changes.
+The command line, the nightly DAG and the local run script take their defaults from here, and
+docs/settings.md is generated from it (``python -m jobs.config``), so a default is written once.
+Every default works on a laptop; a deployment overrides them with environment variables (the
+compose file's ``x-im-env``). A value that does not parse or is out of range fails with one line
+naming the variable, never a traceback.
+
+Transforms never see this object; a stage's ``main()`` unpacks the plain values they need.
 """
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from jobs.errors import PipelineError
+
+REPO = Path(__file__).resolve().parents[1]
+ENV_PREFIX = "IM_"
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+class SettingsError(PipelineError):
+    """A setting from the environment that does not parse or is out of range."""
 
 
-@dataclass(frozen=True)
-class PipelineConfig:
-    """Where the lake is, which engines to use, and the data rules' knobs."""
+class PipelineConfig(BaseSettings):
+    """Where the lake is, which engines to use, the data rules' knobs, and what the nightly run does."""
 
-    lake: Path = field(default_factory=lambda: Path(_env("IM_LAKE", "lake")).resolve())
-    spark_master: str = field(default_factory=lambda: _env("IM_SPARK_MASTER", "local[*]"))
-    spark_driver_memory: str = field(default_factory=lambda: _env("IM_SPARK_DRIVER_MEMORY", "3g"))
-    # The driver JVM's options where Spark runs locally (the driver is the executor there): the throughput
-    # collector, because G1's concurrent threads competed with the Python workers for the cores (scoring
-    # was slower with G1: docs/performance.md).
-    spark_driver_java_options: str = field(
-        default_factory=lambda: _env("IM_SPARK_DRIVER_JAVA_OPTIONS", "-XX:+UseParallelGC"))
-    shuffle_partitions: int = field(default_factory=lambda: int(_env("IM_SHUFFLE_PARTITIONS", "8")))
-    session_gap_minutes: int = 30
-    # Events older than this many days before their ingest date are quarantined
-    # as stale; raise it for historical backfills (e.g. the public datasets).
-    max_lateness_days: int = 3
-    # Events this far past the end of their ingest date are quarantined as future.
-    max_future_minutes: int = 60
-    # More events than this for one user on one event date in one batch: a bot.
-    bot_events_per_day: int = 1500
-    # Replays are looked up in `events` this many days before the processed date.
-    replay_lookback_days: int = 2
-    # Data-quality gates (see expectations/): the producing stages validate
-    # their staged partition before they publish it.
-    validate_writes: bool = field(default_factory=lambda: _env("IM_VALIDATE_WRITES", "1") != "0")
-    # Critical when more of an ingest batch than this is malformed (bots aside).
-    max_quarantine_rate: float = field(default_factory=lambda: float(_env("IM_MAX_QUARANTINE_RATE", "0.05")))
-    # Row count against the trailing 7 partitions' mean: warning / critical outside these fractions.
-    volume_warning_fraction: float = field(default_factory=lambda: float(_env("IM_VOLUME_WARNING_FRACTION", "0.5")))
-    volume_critical_fraction: float = field(default_factory=lambda: float(_env("IM_VOLUME_CRITICAL_FRACTION", "0.9")))
-    # Category-mix KL divergence from the trailing week above this: a warning.
-    max_category_divergence: float = field(default_factory=lambda: float(_env("IM_MAX_CATEGORY_DIVERGENCE", "0.1")))
-    max_session_hours: float = 24.0
-    # The maintain stage (jobs/maintain.py): VACUUM retention, when staging leftovers count as abandoned,
-    # how many days of user_sequences snapshots and how many models' training checkpoints to keep.
-    vacuum_retention_hours: float = field(default_factory=lambda: float(_env("IM_VACUUM_RETENTION_HOURS", "168")))
-    abandoned_after_hours: float = 24.0
-    keep_sequence_days: int = 28
-    keep_checkpoints: int = 3
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    # Where and with what.
+    lake: Path = Field(REPO / "lake", description="lake root: every Delta table, the landing zone, the registry")
+    spark_master: str = Field("local[*]", description="Spark master for stages run from the command line")
+    spark_driver_memory: str = Field("3g", description="Spark driver memory (in local mode, all of Spark's heap)")
+    spark_driver_java_options: str = Field(
+        "-XX:+UseParallelGC",
+        description="the driver JVM's options; the throughput collector, because G1's concurrent threads "
+                    "compete with the Python workers for the cores where Spark runs locally")
+    shuffle_partitions: int = Field(8, ge=1, description="spark.sql.shuffle.partitions")
+    spark_jars_dir: Path = Field(REPO / "jars", description="the Delta connector's jars (make install puts them here)")
+    # The data rules.
+    session_gap_minutes: int = Field(30, ge=1, le=1440, description="inactivity that ends a session")
+    max_lateness_days: int = Field(3, ge=-1, description="events older than this before their ingest date are "
+                                                         "quarantined as stale (-1: no limit, for backfills)")
+    max_future_minutes: int = Field(60, ge=0, description="events this far past their ingest date are quarantined")
+    bot_events_per_day: int = Field(1500, ge=1, description="more events for one user on one date: a bot")
+    replay_lookback_days: int = Field(2, ge=0, description="days of events a replayed event is looked up in")
+    max_session_hours: float = Field(24.0, gt=0, description="a session longer than this fails its suite")
+    # Quality gates.
+    validate_writes: bool = Field(True, description="validate every staged partition before publishing it")
+    max_quarantine_rate: float = Field(0.05, ge=0, le=1,
+                                       description="critical when more of an ingest batch is malformed (bots aside)")
+    volume_warning_fraction: float = Field(0.5, ge=0, description="row count off the trailing week's mean: warning")
+    volume_critical_fraction: float = Field(0.9, ge=0, description="row count off the trailing week's mean: critical")
+    max_category_divergence: float = Field(0.1, ge=0,
+                                           description="category-mix KL divergence from the trailing week: warning")
+    # Maintenance.
+    vacuum_retention_hours: float = Field(168, ge=0, description="VACUUM retention: time travel reaches this far")
+    abandoned_after_hours: float = Field(24.0, ge=0, description="staging and scratch folders older than this are removed")
+    keep_sequence_days: int = Field(28, ge=1, description="user_sequences snapshots kept behind the newest")
+    keep_checkpoints: int = Field(3, ge=1, description="model versions whose training checkpoints are kept")
+    # Features, training and scoring.
+    horizon_days: int = Field(7, ge=1, description="label window H: predictions cover the H days after the cutoff")
+    history_days: int = Field(28, ge=1, description="how far back a history reaches when training")
+    training_workers: int = Field(2, ge=1, description="TensorFlow workers that train together")
+    training_epochs: int = Field(12, ge=1, description="most epochs; validation NDCG@10 chooses how many")
+    training_batch_size: int = Field(512, ge=1, description="sequences per training step and worker")
+    training_warm_start: Literal["auto", "never"] = Field(
+        "auto", description="the nightly DAG's train --warm-start; auto: fine-tune the champion when it has the "
+                            "same architecture, else from scratch (the command line's default is never)")
+    training_launcher: Literal["local", "spark"] = Field(
+        "local", description="local: workers as processes beside the train task; spark: one per barrier task")
+    top_k: int = Field(10, ge=1, description="categories per user in top_categories")
+    segment_size: int = Field(10_000, ge=1, description="most users per category in marketing_segments")
+    min_propensity: float = Field(0.1, ge=0, le=1, description="least probability for a marketing segment")
+    # The nightly DAG.
+    nightly_schedule: str = Field("0 2 * * *", description="the DAG's cron schedule (UTC)")
+    spark_conn_id: str = Field("spark_default", description="Airflow connection the Spark tasks submit to")
+    retrain_every_days: int = Field(7, ge=1, description="retrain when the champion is this many days old")
+    retrain_drift: float = Field(0.1, ge=0, description="retrain when the category-mix drift exceeds this")
+    landing_timeout_minutes: int = Field(360, ge=1, description="how long to wait for the day's landing files")
+    landing_poke_seconds: int = Field(300, ge=1, description="how often to look for them")
+    task_retries: int = Field(2, ge=0, description="retries of a failed task (exponential backoff)")
+    retry_delay_seconds: int = Field(120, ge=0, description="first retry delay")
+    deadline_hours: float = Field(4, ge=0, description="alert when a run takes longer (0: no alert)")
+
+    def __init__(self, **values) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise SettingsError(_one_line(error)) from None
+
+    @field_validator("lake", "spark_jars_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return Path(value).resolve()
 
     @property
     def landing(self) -> Path:
@@ -62,5 +104,45 @@ class PipelineConfig:
         return self.lake / "raw"
 
     def with_overrides(self, **values) -> "PipelineConfig":
-        """A copy with the non-None values replaced (command-line overrides)."""
-        return replace(self, **{k: v for k, v in values.items() if v is not None})
+        """A copy with the non-None values replaced (command-line overrides), validated like the rest; a bad
+        one is named as the command line's value, not as the environment variable."""
+        overrides = {k: v for k, v in values.items() if v is not None}
+        try:
+            return type(self)(**{**self.model_dump(), **overrides})
+        except SettingsError as error:
+            for name, value in overrides.items():
+                error = SettingsError(str(error).replace(f"{ENV_PREFIX}{name.upper()}={value!r}",
+                                                         f"{name}={value!r} (from the command line)"))
+            raise error from None
+
+
+def default(name: str):
+    """A setting's default as declared (not as the environment sets it): for argparse help and dataclasses."""
+    return PipelineConfig.model_fields[name].default
+
+
+def _one_line(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        name = str(item["loc"][0]) if item["loc"] else "?"
+        problems.append(f"{ENV_PREFIX}{name.upper()}={item.get('input')!r}: {item['msg']}")
+    return "bad setting " + "; ".join(problems)
+
+
+def markdown_table() -> str:
+    """docs/settings.md's table: every setting, its environment variable, default and meaning."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in PipelineConfig.model_fields.items():
+        shown = field.default
+        if isinstance(shown, Path):
+            shown = f"<repository>/{shown.relative_to(REPO)}" if shown.is_relative_to(REPO) else shown
+        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | `{shown}` | {field.description} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print("# Settings\n\nEvery setting is an environment variable; the command line's options override them for "
+          "one run. Generated from `jobs/config.py` by `python -m jobs.config > docs/settings.md`; "
+          "tests/test_settings.py fails when this file is out of date. `IM_DEBUG=1` (not a setting) adds "
+          "the traceback to a command's one-line error.\n")
+    print(markdown_table(), end="")

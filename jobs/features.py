@@ -35,7 +35,9 @@ from jobs.tables import EVENTS, USER_SEQUENCES
 from models.cutoffs import SCORE, plan_cutoffs
 from models.encoding import AGE_EDGES_S, GAP_EDGES_S
 
-DEFAULT_HISTORY_DAYS = 28
+# The history window of every version trained before metadata recorded it: fixed, whatever
+# IM_HISTORY_DAYS says now, so that those versions score with the window they learnt from.
+LEGACY_HISTORY_DAYS = 28
 
 
 def _bucket(seconds, edges) -> "F.Column":
@@ -146,10 +148,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train: labelled train/validation/test cutoffs for data through --date; "
                              "score: the cutoff after --date, without labels (default train)")
     parser.add_argument("--length", type=int, default=50, help="events per history sequence, L (default 50)")
-    parser.add_argument("--horizon-days", type=int, default=7, help="label window, H (default 7)")
+    parser.add_argument("--horizon-days", type=int, help="label window, H (default $IM_HORIZON_DAYS, 7)")
     parser.add_argument("--history-days", type=int, default=None,
                         help="how far back a history may reach; users with no event in it are inactive (train: "
-                             f"default {DEFAULT_HISTORY_DAYS}, shortened on a young lake so that every cutoff has "
+                             "default $IM_HISTORY_DAYS, 28, shortened on a young lake so that every cutoff has "
                              "all of it; score: default the champion's)")
     parser.add_argument("--train-cutoffs", type=int, default=8, help="rolling train cutoffs, one a day (default 8)")
     parser.add_argument("--test-origins", type=int, default=3,
@@ -163,17 +165,18 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     if args.length < 1 or (args.history_days is not None and args.history_days < 1):
         raise PipelineError("--length and --history-days must be at least 1")
     config = config.with_overrides(validate_writes=args.validate)
+    args.horizon_days = config.horizon_days if args.horizon_days is None else args.horizon_days
     lake = open_stage_lake(config, "features", EVENTS, made_by="dedupe and sessionize",
                            validates=config.validate_writes)
     first_date = _first_event_date(lake)
     if args.mode == SCORE:
         cutoffs = [(SCORE, as_of + dt.timedelta(days=1))]
         horizon = None
-        history_days = args.history_days or _champion_history_days(config.lake)
+        history_days = args.history_days or _champion_history_days(config.lake, config.history_days)
     else:
         try:
             plan = plan_cutoffs(as_of, args.horizon_days, args.train_cutoffs, first_event_date=first_date,
-                                test_origins=args.test_origins, history_days=args.history_days or DEFAULT_HISTORY_DAYS)
+                                test_origins=args.test_origins, history_days=args.history_days or config.history_days)
         except ValueError as error:
             raise PipelineError(str(error)) from error
         cutoffs, horizon, history_days = plan.labelled(), args.horizon_days, plan.history_days
@@ -211,15 +214,15 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     return {"rows": metrics.rows_out, "cutoffs": {(s, c.isoformat()): counts.get(c, (0, 0))[0] for s, c in cutoffs}}
 
 
-def _champion_history_days(lake_root) -> int:
-    """The history length the champion was trained with (score sequences must match it), else the default."""
+def _champion_history_days(lake_root, default_days: int) -> int:
+    """The history length the champion was trained with (score sequences must match it), else ``default_days``."""
     from models.registry import Registry
 
     registry = Registry(lake_root)
     champion = registry.champion()
     if champion is None:
-        return DEFAULT_HISTORY_DAYS
-    return int(registry.metadata(champion)["training_window"].get("history_days", DEFAULT_HISTORY_DAYS))
+        return default_days
+    return int(registry.metadata(champion)["training_window"].get("history_days", LEGACY_HISTORY_DAYS))
 
 
 def _first_event_date(lake) -> dt.date | None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from deltalake import DeltaTable
 
+from jobs.config import default
 from jobs.errors import PipelineError
 from jobs.tables import EVENTS, PIPELINE_RUNS
 from models.cutoffs import plan_cutoffs
@@ -37,8 +38,9 @@ class RetrainingDecision:
     reason: str
 
 
-def decide_retraining(lake_root: Path, run_date: dt.date, policy: str, horizon_days: int = 7,
-                      every_days: int = 7, drift_threshold: float = 0.1) -> RetrainingDecision:
+def decide_retraining(lake_root: Path, run_date: dt.date, policy: str,
+                      horizon_days: int = default("horizon_days"), every_days: int = default("retrain_every_days"),
+                      drift_threshold: float = default("retrain_drift")) -> RetrainingDecision:
     if policy not in POLICIES:
         raise PipelineError(f"retrain must be one of {', '.join(POLICIES)}, got {policy!r}")
     registry = Registry(Path(lake_root))

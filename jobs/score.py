@@ -55,11 +55,11 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import (ArrayType, DateType, DoubleType, IntegerType, LongType, StringType, StructField,
                                StructType, TimestampType)
 
-from jobs.config import PipelineConfig
+from jobs.config import PipelineConfig, default
 from jobs.errors import PipelineError
 from jobs import candidates
-# Models trained before metadata recorded the window were trained on features' default, DEFAULT_HISTORY_DAYS.
-from jobs.features import DEFAULT_HISTORY_DAYS, add_sample_argument, build_sequences, sample_users
+# Models trained before metadata recorded the window were trained on LEGACY_HISTORY_DAYS.
+from jobs.features import LEGACY_HISTORY_DAYS, add_sample_argument, build_sequences, sample_users
 from jobs.lake import gated_write
 from jobs.quality.gate import check_partition
 from jobs.runs import record_run
@@ -116,11 +116,12 @@ _HABIT_ZERO: dict[str, float] = {}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--top-k", type=int, default=10, help="categories per user in top_categories (default 10)")
-    parser.add_argument("--segment-size", type=int, default=10_000,
-                        help="most users per category in marketing_segments (default 10000)")
-    parser.add_argument("--min-propensity", type=float, default=0.1,
-                        help="least probability of moving into the category for a segment member (default 0.1)")
+    parser.add_argument("--top-k", type=int, help="categories per user in top_categories (default $IM_TOP_K, 10)")
+    parser.add_argument("--segment-size", type=int,
+                        help="most users per category in marketing_segments (default $IM_SEGMENT_SIZE, 10000)")
+    parser.add_argument("--min-propensity", type=float,
+                        help="least probability of moving into the category for a segment member "
+                             "(default $IM_MIN_PROPENSITY, 0.1)")
     parser.add_argument("--history-days", type=int, default=None,
                         help="users with an event in this many days through --date are active (default: the "
                              "champion's training history window, since its window counts depend on it)")
@@ -135,6 +136,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     score_date = require_date(args.date, "score", "the last complete event date; predictions start the day after")
+    args.top_k = config.top_k if args.top_k is None else args.top_k
+    args.segment_size = config.segment_size if args.segment_size is None else args.segment_size
+    args.min_propensity = config.min_propensity if args.min_propensity is None else args.min_propensity
     if args.top_k < 1 or args.segment_size < 1 or not 0 <= args.min_propensity <= 1:
         raise PipelineError("--top-k and --segment-size must be at least 1, --min-propensity within [0, 1]")
     config = config.with_overrides(validate_writes=args.validate)
@@ -147,7 +151,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     length = int(metadata["model"]["sequence_length"])
     history_days = args.history_days
     if history_days is None:
-        history_days = int(metadata["training_window"].get("history_days", DEFAULT_HISTORY_DAYS))
+        history_days = int(metadata["training_window"].get("history_days", LEGACY_HISTORY_DAYS))
     if history_days < 1:
         raise PipelineError("--history-days must be at least 1")
     lake = open_stage_lake(config, "score", EVENTS, made_by="dedupe and sessionize",
@@ -178,9 +182,9 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
 
 @dataclass(frozen=True)
 class ScoreOptions:
-    top_k: int = 10
-    segment_size: int = 10_000
-    min_propensity: float = 0.1
+    top_k: int = default("top_k")
+    segment_size: int = default("segment_size")
+    min_propensity: float = default("min_propensity")
     batch_rows: int = 4096
     hold: bool = False
 
