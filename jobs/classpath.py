@@ -7,12 +7,10 @@ copy). Nothing is downloaded at run time.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from jobs.errors import PipelineError
 
-REPO = Path(__file__).resolve().parent.parent
 DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
@@ -20,6 +18,7 @@ DELTA_CONF = {
 
 
 def jars_dir() -> Path:
+    """``IM_SPARK_JARS_DIR`` (jobs/config.py), read when called: a deployment may set it after import."""
     from jobs.config import PipelineConfig
 
     return PipelineConfig().spark_jars_dir
