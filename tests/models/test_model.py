@@ -272,13 +272,7 @@ def check_position_embedding_is_a_weight() -> None:
     keras.utils.set_random_seed(2)
     second = build_model(config)
     second.set_weights(first.get_weights())
-    rng = np.random.default_rng(0)
-    inputs = {name: rng.integers(0, 5, (4, 6)).astype(np.int32) for name in
-              ("categories", "event_types", "gap_buckets", "age_buckets", "session_starts")}
-    inputs["session_starts"] %= 3
-    inputs.update({name: rng.random((4, 5)).astype(np.float32) for name in
-                   ("seen", "recent_1d", "recent_3d", "window_events", "window_sessions", "window_days",
-                    "window_recency")})
+    inputs = _random_inputs()
     positions = first.get_layer("position_embedding")
     assert [w.shape for w in positions.trainable_weights] == [(6, 8)]
     for name, value in first(inputs, training=False).items():
@@ -303,13 +297,7 @@ def check_saved_model_without_lambdas(folder: str) -> None:
 
     from models.transformer import ModelConfig, build_model
 
-    rng = np.random.default_rng(0)
-    inputs = {name: rng.integers(0, 5, (4, 6)).astype(np.int32) for name in
-              ("categories", "event_types", "gap_buckets", "age_buckets", "session_starts")}
-    inputs["session_starts"] %= 3
-    inputs.update({name: rng.random((4, 5)).astype(np.float32) for name in
-                   ("seen", "recent_1d", "recent_3d", "window_events", "window_sessions", "window_days",
-                    "window_recency")})
+    inputs = _random_inputs()
     for encoder, blocks in (("transformer", 2), ("lstm", 1)):
         model = build_model(ModelConfig(vocabulary_size=5, sequence_length=6, d_model=8, heads=2, blocks=blocks,
                                         feed_forward=16, encoder=encoder))
@@ -322,3 +310,15 @@ def check_saved_model_without_lambdas(folder: str) -> None:
         for name, value in model(inputs, training=False).items():
             np.testing.assert_allclose(loaded(inputs, training=False)[name].numpy(), value.numpy(), rtol=1e-6,
                                        atol=1e-6)
+
+
+def _random_inputs() -> dict:
+    """The model's inputs for 4 users, L = 6, 5 categories: random ids and per-category counts."""
+    rng = np.random.default_rng(0)
+    inputs = {name: rng.integers(0, 5, (4, 6)).astype(np.int32) for name in
+              ("categories", "event_types", "gap_buckets", "age_buckets", "session_starts")}
+    inputs["session_starts"] %= 3
+    inputs.update({name: rng.random((4, 5)).astype(np.float32) for name in
+                   ("seen", "recent_1d", "recent_3d", "window_events", "window_sessions", "window_days",
+                    "window_recency")})
+    return inputs
