@@ -67,7 +67,7 @@ class PipelineConfig(BaseSettings):
     history_days: int = Field(28, ge=1, description="how far back a history reaches when training")
     training_workers: int = Field(2, ge=1, description="TensorFlow workers that train together")
     training_epochs: int = Field(12, ge=1, description="most epochs; validation NDCG@10 chooses how many")
-    training_batch_size: int = Field(512, ge=1, description="sequences per training step and worker")
+    training_batch_size: int = Field(512, ge=1, description="sequences per training step, split across the workers")
     training_warm_start: Literal["auto", "never"] = Field(
         "auto", description="the nightly DAG's train --warm-start; auto: fine-tune the champion when it has the "
                             "same architecture, else from scratch (the command line's default is never)")
@@ -87,11 +87,13 @@ class PipelineConfig(BaseSettings):
     retry_delay_seconds: int = Field(120, ge=0, description="first retry delay")
     deadline_hours: float = Field(4, ge=0, description="alert when a run takes longer (0: no alert)")
 
-    def __init__(self, **values) -> None:
+    def __init__(self, _command_line: frozenset[str] = frozenset(), **values) -> None:
+        """``_command_line``: the names among ``values`` that came from command-line options (with_overrides),
+        so that an error names them as such rather than as their environment variable."""
         try:
             super().__init__(**values)
         except ValidationError as error:
-            raise SettingsError(_one_line(error)) from None
+            raise SettingsError(_one_line(error, _command_line)) from None
 
     @field_validator("lake", "spark_jars_dir")
     @classmethod
@@ -107,13 +109,20 @@ class PipelineConfig(BaseSettings):
         """A copy with the non-None values replaced (command-line overrides), validated like the rest; a bad
         one is named as the command line's value, not as the environment variable."""
         overrides = {k: v for k, v in values.items() if v is not None}
-        try:
-            return type(self)(**{**self.model_dump(), **overrides})
-        except SettingsError as error:
-            for name, value in overrides.items():
-                error = SettingsError(str(error).replace(f"{ENV_PREFIX}{name.upper()}={value!r}",
-                                                         f"{name}={value!r} (from the command line)"))
-            raise error from None
+        return type(self)(frozenset(overrides), **{**self.model_dump(), **overrides})
+
+
+def fill_from_settings(args, config: PipelineConfig, options: dict[str, str]) -> None:
+    """Each command-line option left unset (None) takes its setting's value: ``options`` maps the option's
+    attribute on ``args`` to the setting's name."""
+    for option, setting in options.items():
+        if getattr(args, option) is None:
+            setattr(args, option, getattr(config, setting))
+
+
+def default_help(setting: str) -> str:
+    """How an option's help names its default: the setting's variable and declared default."""
+    return f"default ${ENV_PREFIX}{setting.upper()}, {default(setting)}"
 
 
 def default(name: str):
@@ -121,11 +130,13 @@ def default(name: str):
     return PipelineConfig.model_fields[name].default
 
 
-def _one_line(error: ValidationError) -> str:
+def _one_line(error: ValidationError, command_line: frozenset[str] = frozenset()) -> str:
     problems = []
     for item in error.errors():
         name = str(item["loc"][0]) if item["loc"] else "?"
-        problems.append(f"{ENV_PREFIX}{name.upper()}={item.get('input')!r}: {item['msg']}")
+        shown = f"{name}=" if name in command_line else f"{ENV_PREFIX}{name.upper()}="
+        source = " (from the command line)" if name in command_line else ""
+        problems.append(f"{shown}{item.get('input')!r}{source}: {item['msg']}")
     return "bad setting " + "; ".join(problems)
 
 

@@ -25,7 +25,7 @@ import datetime as dt
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from jobs.config import PipelineConfig
+from jobs.config import PipelineConfig, default_help, fill_from_settings
 from jobs.errors import PipelineError
 from jobs.quality import check_partition
 from jobs.runs import record_run
@@ -148,10 +148,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train: labelled train/validation/test cutoffs for data through --date; "
                              "score: the cutoff after --date, without labels (default train)")
     parser.add_argument("--length", type=int, default=50, help="events per history sequence, L (default 50)")
-    parser.add_argument("--horizon-days", type=int, help="label window, H (default $IM_HORIZON_DAYS, 7)")
+    parser.add_argument("--horizon-days", type=int, help=f"label window, H ({default_help('horizon_days')})")
     parser.add_argument("--history-days", type=int, default=None,
                         help="how far back a history may reach; users with no event in it are inactive (train: "
-                             "default $IM_HISTORY_DAYS, 28, shortened on a young lake so that every cutoff has "
+                             f"{default_help('history_days')}, shortened on a young lake so that every cutoff has "
                              "all of it; score: default the champion's)")
     parser.add_argument("--train-cutoffs", type=int, default=8, help="rolling train cutoffs, one a day (default 8)")
     parser.add_argument("--test-origins", type=int, default=3,
@@ -165,7 +165,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     if args.length < 1 or (args.history_days is not None and args.history_days < 1):
         raise PipelineError("--length and --history-days must be at least 1")
     config = config.with_overrides(validate_writes=args.validate)
-    args.horizon_days = config.horizon_days if args.horizon_days is None else args.horizon_days
+    fill_from_settings(args, config, {"horizon_days": "horizon_days"})
     lake = open_stage_lake(config, "features", EVENTS, made_by="dedupe and sessionize",
                            validates=config.validate_writes)
     first_date = _first_event_date(lake)

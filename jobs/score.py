@@ -55,7 +55,7 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import (ArrayType, DateType, DoubleType, IntegerType, LongType, StringType, StructField,
                                StructType, TimestampType)
 
-from jobs.config import PipelineConfig, default
+from jobs.config import PipelineConfig, default, default_help, fill_from_settings
 from jobs.errors import PipelineError
 from jobs import candidates
 # Models trained before metadata recorded the window were trained on LEGACY_HISTORY_DAYS.
@@ -116,12 +116,12 @@ _HABIT_ZERO: dict[str, float] = {}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--top-k", type=int, help="categories per user in top_categories (default $IM_TOP_K, 10)")
+    parser.add_argument("--top-k", type=int, help=f"categories per user in top_categories ({default_help('top_k')})")
     parser.add_argument("--segment-size", type=int,
-                        help="most users per category in marketing_segments (default $IM_SEGMENT_SIZE, 10000)")
+                        help=f"most users per category in marketing_segments ({default_help('segment_size')})")
     parser.add_argument("--min-propensity", type=float,
                         help="least probability of moving into the category for a segment member "
-                             "(default $IM_MIN_PROPENSITY, 0.1)")
+                             f"({default_help('min_propensity')})")
     parser.add_argument("--history-days", type=int, default=None,
                         help="users with an event in this many days through --date are active (default: the "
                              "champion's training history window, since its window counts depend on it)")
@@ -136,9 +136,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     score_date = require_date(args.date, "score", "the last complete event date; predictions start the day after")
-    args.top_k = config.top_k if args.top_k is None else args.top_k
-    args.segment_size = config.segment_size if args.segment_size is None else args.segment_size
-    args.min_propensity = config.min_propensity if args.min_propensity is None else args.min_propensity
+    fill_from_settings(args, config, {"top_k": "top_k", "segment_size": "segment_size",
+                                      "min_propensity": "min_propensity"})
     if args.top_k < 1 or args.segment_size < 1 or not 0 <= args.min_propensity <= 1:
         raise PipelineError("--top-k and --segment-size must be at least 1, --min-propensity within [0, 1]")
     config = config.with_overrides(validate_writes=args.validate)

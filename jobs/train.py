@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pyspark.sql import functions as F
 
-from jobs.config import PipelineConfig
+from jobs.config import PipelineConfig, default_help, fill_from_settings
 from jobs.errors import PipelineError
 from jobs.runs import record_run
 from jobs.stage import open_stage_lake, require_date
@@ -38,17 +38,17 @@ from models.vocabulary import Vocabulary
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workers", type=int, help="TensorFlow workers (default $IM_TRAINING_WORKERS, 2)")
+    parser.add_argument("--workers", type=int, help=f"TensorFlow workers ({default_help('training_workers')})")
     parser.add_argument("--launcher", choices=["local", "spark"],
                         help="local: N processes here; spark: one per Spark barrier task "
-                             "(default $IM_TRAINING_LAUNCHER, local)")
+                             f"({default_help('training_launcher')})")
     parser.add_argument("--epochs", type=int,
                         help="at most this many epochs; validation NDCG@10 chooses how many "
-                             "(default $IM_TRAINING_EPOCHS, 12)")
+                             f"({default_help('training_epochs')})")
     parser.add_argument("--patience", type=int, default=2,
                         help="stop after this many epochs without a better validation NDCG@10 (default 2)")
     parser.add_argument("--batch-size", type=int,
-                        help="global batch, split across workers (default $IM_TRAINING_BATCH_SIZE, 512)")
+                        help=f"global batch, split across workers ({default_help('training_batch_size')})")
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--d-model", type=int, default=32, help="embedding width (default 32: bench/bench_train.py)")
     parser.add_argument("--blocks", type=int, default=1, help="attention blocks (default 1: models/transformer.py)")
@@ -69,10 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     as_of = require_date(args.date, "train", "the as-of date of the user_sequences to train on")
-    for option, setting in (("workers", "training_workers"), ("launcher", "training_launcher"),
-                            ("epochs", "training_epochs"), ("batch_size", "training_batch_size")):
-        if getattr(args, option) is None:
-            setattr(args, option, getattr(config, setting))
+    fill_from_settings(args, config, {"workers": "training_workers", "launcher": "training_launcher",
+                                      "epochs": "training_epochs", "batch_size": "training_batch_size"})
     if args.workers < 1:
         raise PipelineError("--workers must be at least 1")
     lake = open_stage_lake(config, "train", USER_SEQUENCES, made_by="features")

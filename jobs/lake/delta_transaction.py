@@ -105,11 +105,15 @@ def _converters(jvm):
     return jvm.scala.jdk.javaapi.CollectionConverters
 
 
-def _scala_list(items: list, jvm):
+def _java_list(items: list, jvm):
     java = jvm.java.util.ArrayList()
     for item in items:
         java.add(item)
-    return _converters(jvm).asScala(java).toList()
+    return java
+
+
+def _scala_list(items: list, jvm):
+    return _converters(jvm).asScala(_java_list(items, jvm)).toList()
 
 
 def _companion(jvm, name: str):
@@ -124,7 +128,4 @@ def _scala_map(jvm, values: Mapping[str, str]):
 
 
 def _scala_set(items: list, jvm):
-    java = jvm.java.util.ArrayList()
-    for item in items:
-        java.add(item)
-    return getattr(_companion(jvm, "Set"), "from")(_converters(jvm).asScala(java))
+    return getattr(_companion(jvm, "Set"), "from")(_converters(jvm).asScala(_java_list(items, jvm)))
