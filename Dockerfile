@@ -17,10 +17,10 @@ RUN apt-get update \
 
 WORKDIR ${APP_HOME}
 COPY requirements.txt .
-COPY conf/constraints.txt conf/constraints.txt
-# Airflow and everything else under the constraints the suite ran on (conf/constraints.txt); the
+COPY conf/requirements.lock conf/requirements.lock
+# Every dependency at the version the suite ran on (conf/requirements.lock, as make install); the
 # PostgreSQL driver is for this deployment only (the local run uses SQLite).
-RUN pip install -r requirements.txt -c conf/constraints.txt apache-airflow-providers-postgres==7.1.1
+RUN pip install -r conf/requirements.lock apache-airflow-providers-postgres==7.1.1
 
 # The Delta Spark connector, exactly as `make install` resolves it: the versions live in
 # conf/jars/pom.xml alone, and scripts/install_jars.sh copies them into ./jars with mvn.

@@ -11,10 +11,11 @@ JARS_STAMP := jars/.installed
 
 install: $(STAMP) $(JARS_STAMP)
 
-$(STAMP): requirements.txt conf/constraints.txt pyproject.toml
+$(STAMP): conf/requirements.lock pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -r requirements.txt -c conf/constraints.txt
+	# Every dependency at the version the lock pins (scripts/lock.sh makes it from requirements.txt).
+	$(VENV)/bin/python -m pip install --quiet -r conf/requirements.lock
 	# The project itself, editable, with the venv's own setuptools (nothing more to download).
 	$(VENV)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)

@@ -80,4 +80,4 @@ def test_compose_follows_the_official_airflow_conventions():
     assert {".env", ".venv", "lake", "jars", "airflow_home"} <= set(ignored)
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "scripts/install_jars.sh" in dockerfile and "USER app" in dockerfile
-    assert "-c conf/constraints.txt" in dockerfile
+    assert "-r conf/requirements.lock" in dockerfile
