@@ -27,7 +27,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from jobs.cli import build_parser  # noqa: E402
-from jobs.config import PipelineConfig  # noqa: E402
+from jobs.core.config import PipelineConfig  # noqa: E402
 
 
 class PeakMemory:

@@ -9,7 +9,7 @@ user is the same either way. It then writes ``--users`` score-time sequences
 with full-length histories (random, like bench_train.py, so every user costs
 the most a user can) into the lake's ``user_sequences`` table through
 delta-spark, as the score-mode snapshot ``features --mode score`` writes, and
-times ``jobs.score.score_sequences`` on them as the nightly ``score
+times ``jobs.score.driver.score_sequences`` on them as the nightly ``score
 --from-features`` runs it: the Python workers reading the snapshot's files
 and scoring them, the demand forecast and marketing segments, the
 predictions' expectation suite and the Delta commits of all three tables.
@@ -48,12 +48,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench_ingest_pipeline import PeakMemory  # noqa: E402
 from bench_train import random_shard  # noqa: E402
-from jobs.config import PipelineConfig  # noqa: E402
+from jobs.core.config import PipelineConfig  # noqa: E402
 from jobs.generate.world import CATEGORIES  # noqa: E402
-from jobs.runs import record_run  # noqa: E402
-from jobs.score import PREDICTIONS_SCHEMA, ScoreOptions, feature_sequences, score_sequences  # noqa: E402
-from jobs.stage import open_stage_lake  # noqa: E402
-from jobs.tables import PARTITIONS, USER_INTEREST_PREDICTIONS, USER_SEQUENCES  # noqa: E402
+from jobs.core.runs import record_run  # noqa: E402
+from jobs.score.driver import ScoreOptions, feature_sequences, score_sequences  # noqa: E402
+from jobs.score.schemas import PREDICTIONS_SCHEMA  # noqa: E402
+from jobs.core.stage import open_stage_lake  # noqa: E402
+from jobs.core.tables import PARTITIONS, USER_INTEREST_PREDICTIONS, USER_SEQUENCES  # noqa: E402
 from models.encoding import INPUT_COLUMNS  # noqa: E402
 from models.registry import Registry  # noqa: E402
 from models.vocabulary import Vocabulary  # noqa: E402

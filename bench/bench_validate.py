@@ -25,13 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_ingest_pipeline import PeakMemory  # noqa: E402
-from jobs.config import PipelineConfig  # noqa: E402
+from jobs.core.config import PipelineConfig  # noqa: E402
 from jobs.generate.world import CATEGORIES  # noqa: E402
-from jobs.lake import open_lake  # noqa: E402
-from jobs.quality import check_partition  # noqa: E402
-from jobs.quality.gate import events_clean_batch  # noqa: E402
-from jobs.spark import build_spark  # noqa: E402
-from jobs.tables import EVENTS, EVENTS_CLEAN, EVENTS_QUARANTINE, PARTITIONS  # noqa: E402
+from jobs.core.lake import open_lake  # noqa: E402
+from jobs.core.quality import check_partition  # noqa: E402
+from jobs.core.quality.gate import events_clean_batch  # noqa: E402
+from jobs.core.spark import build_spark  # noqa: E402
+from jobs.core.tables import EVENTS, EVENTS_CLEAN, EVENTS_QUARANTINE, PARTITIONS  # noqa: E402
 
 DAY = dt.date(2024, 11, 2)
 

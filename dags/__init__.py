@@ -1,2 +1,2 @@
 """dags: the nightly Airflow DAG (``nightly_interest_migration``); wiring only, the decisions it branches on
-live in ``jobs.retraining`` and ``jobs.orchestration``. docs/operations.md describes its tasks and params."""
+live in ``dags.nightly.retraining`` and ``dags.nightly.decisions``. docs/operations.md describes its tasks and params."""

@@ -7,7 +7,7 @@ a short list of ``gxe.Expect...`` objects, each with a severity. A
 **warning** is recorded and shown in Data Docs, and the run goes on. The
 bounds that depend on the date (the partition's time window, the trailing
 volume, the reference category mix) arrive in ``params``, computed by
-``jobs.quality`` from the lake; the suites themselves read nothing.
+``jobs.core.quality`` from the lake; the suites themselves read nothing.
 """
 from __future__ import annotations
 

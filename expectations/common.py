@@ -4,9 +4,10 @@ from __future__ import annotations
 import great_expectations.expectations as gxe
 
 from expectations.params import SuiteParams
+from jobs.core import tables
 
 CRITICAL, WARNING = "critical", "warning"
-EVENT_TYPES = ["view", "cart", "purchase", "fav"]
+EVENT_TYPES = list(tables.EVENT_TYPES)
 
 
 def contract(columns: dict[str, str], not_null: list[str], row_condition: str | None = None) -> list:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from jobs.core.config import default
+
 
 @dataclass(frozen=True)
 class SuiteParams:
@@ -12,7 +14,8 @@ class SuiteParams:
     ``trailing_rows`` holds the row counts of up to seven earlier partitions
     (empty on a first run: the volume checks are then left out, since there
     is nothing to compare with). ``reference_category_mix`` is the share of
-    each category over the same trailing window.
+    each category over the same trailing window. The thresholds' defaults are
+    the settings' (jobs/core/config.py); a stage passes the values it runs with.
     """
 
     run_date: dt.date
@@ -20,17 +23,17 @@ class SuiteParams:
     window_end: dt.datetime
     trailing_rows: tuple[int, ...] = ()
     reference_category_mix: dict[str, float] = field(default_factory=dict)
-    max_quarantine_rate: float = 0.05
-    volume_warning_fraction: float = 0.5
-    volume_critical_fraction: float = 0.9
-    max_category_divergence: float = 0.1
-    max_session_hours: float = 24.0
-    max_session_events: int = 1500
+    max_quarantine_rate: float = default("max_quarantine_rate")
+    volume_warning_fraction: float = default("volume_warning_fraction")
+    volume_critical_fraction: float = default("volume_critical_fraction")
+    max_category_divergence: float = default("max_category_divergence")
+    max_session_hours: float = default("max_session_hours")
+    max_session_events: int = default("bot_events_per_day")
     require_session_id: bool = True
     sequence_length: int = 50
-    horizon_days: int = 7
+    horizon_days: int = default("horizon_days")
     expected_rows: int | None = None  # predictions: the active users, one row each
-    top_k: int = 10
+    top_k: int = default("top_k")
 
     @property
     def trailing_mean(self) -> float | None:

@@ -14,8 +14,8 @@ import sys
 import traceback
 from pathlib import Path
 
-from jobs.config import PipelineConfig
-from jobs.errors import PipelineError
+from jobs.core.config import PipelineConfig
+from jobs.core.errors import PipelineError
 
 # stage -> (module, one-line help, takes --date)
 STAGES: dict[str, tuple[str, str, bool]] = {

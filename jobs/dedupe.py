@@ -19,12 +19,12 @@ import datetime as dt
 from pyspark.sql import DataFrame, Observation, Window
 from pyspark.sql import functions as F
 
-from jobs.config import PipelineConfig
-from jobs.quality import check_partition
-from jobs.runs import record_run
-from jobs.stage import add_validation_argument, open_stage_lake, require_date
-from jobs.lake import gated_write
-from jobs.tables import EVENTS, EVENTS_CLEAN
+from jobs.core.config import PipelineConfig
+from jobs.core.quality import check_partition
+from jobs.core.runs import record_run
+from jobs.core.stage import add_validation_argument, open_stage_lake, require_date
+from jobs.core.lake import gated_write
+from jobs.core.tables import EVENTS, EVENTS_CLEAN
 
 EVENT_COLUMNS = (
     "event_id", "user_id", "item_id", "category", "event_type", "event_ts", "event_date",
@@ -90,9 +90,9 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
             F.sum(F.when(~F.col("replay"), 1).otherwise(0)).alias("kept"),
         )
         with gated_write(lake, metrics, config.validate_writes) as gate:
-            staged = gate.stage(EVENTS, kept_events(deduped), {"event_date": [day]})
+            prepared = gate.prepare(EVENTS, kept_events(deduped), {"event_date": [day]})
             # Session ids come later, from sessionize.
-            gate.check(lambda: check_partition(lake, config, EVENTS, [args.date], staged, require_session_id=False))
+            gate.check(lambda: check_partition(lake, config, EVENTS, [args.date], prepared, require_session_id=False))
         totals = {k: int(v or 0) for k, v in observed.get.items()}
         metrics.rows_in = totals.get("rows_in", 0)
         metrics.rows_out = totals.get("kept", 0)

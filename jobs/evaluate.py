@@ -24,11 +24,11 @@ import datetime as dt
 import numpy as np
 from pyspark.sql import functions as F
 
-from jobs.config import PipelineConfig
-from jobs.errors import PipelineError
-from jobs.runs import record_run
-from jobs.stage import open_stage_lake
-from jobs.tables import EVENTS, USER_SEQUENCES
+from jobs.core.config import PipelineConfig
+from jobs.core.errors import PipelineError
+from jobs.core.runs import record_run
+from jobs.core.stage import open_stage_lake
+from jobs.core.tables import EVENTS, USER_SEQUENCES
 from models import baselines, oracle
 from models.cutoffs import TEST, TRAIN, VALIDATION
 from models.evaluation import (Origin, classification_views, inventory_forecast, marketing_segments, ranking)

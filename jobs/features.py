@@ -25,13 +25,13 @@ import datetime as dt
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from jobs.config import PipelineConfig, default_help, fill_from_settings
-from jobs.errors import PipelineError
-from jobs.quality import check_partition
-from jobs.runs import record_run
-from jobs.stage import add_validation_argument, open_stage_lake, require_date
-from jobs.lake import gated_write
-from jobs.tables import EVENTS, USER_SEQUENCES
+from jobs.core.config import PipelineConfig, check_range, default_help, fill_from_settings
+from jobs.core.errors import PipelineError
+from jobs.core.quality import check_partition
+from jobs.core.runs import record_run
+from jobs.core.stage import add_validation_argument, open_stage_lake, require_date
+from jobs.core.lake import gated_write
+from jobs.core.tables import EVENTS, USER_SEQUENCES
 from models.cutoffs import SCORE, plan_cutoffs
 from models.encoding import AGE_EDGES_S, GAP_EDGES_S
 
@@ -129,15 +129,14 @@ def build_sequences(
 
 
 def add_sample_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--user-sample-fraction", type=float, default=1.0,
+    parser.add_argument("--user-sample-fraction", type=float,
                         help="keep this fraction of users, chosen by a hash of user_id so every stage and date "
-                             "keeps the same ones (default 1: everyone)")
+                             f"keeps the same ones ({default_help('user_sample_fraction')}: everyone)")
 
 
 def sample_users(events: DataFrame, fraction: float) -> DataFrame:
     """The rows of a stable ``fraction`` of users: the same users in features and score, on every date."""
-    if not 0 < fraction <= 1:
-        raise PipelineError(f"--user-sample-fraction must be in (0, 1], got {fraction}")
+    check_range("user_sample_fraction", fraction, "--user-sample-fraction")
     if fraction == 1:
         return events
     return events.where(F.pmod(F.xxhash64("user_id"), F.lit(1_000_000)) < F.lit(int(fraction * 1_000_000)))
@@ -165,7 +164,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     if args.length < 1 or (args.history_days is not None and args.history_days < 1):
         raise PipelineError("--length and --history-days must be at least 1")
     config = config.with_overrides(validate_writes=args.validate)
-    fill_from_settings(args, config, {"horizon_days": "horizon_days"})
+    fill_from_settings(args, config, {"horizon_days": "horizon_days", "user_sample_fraction": "user_sample_fraction"})
     lake = open_stage_lake(config, "features", EVENTS, made_by="dedupe and sessionize",
                            validates=config.validate_writes)
     first_date = _first_event_date(lake)
@@ -196,11 +195,11 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         replace = {"as_of_date": [as_of.isoformat()], "cutoff_date": [c.isoformat() for _, c in cutoffs]}
         try:
             with gated_write(lake, metrics, config.validate_writes) as gate:
-                staged = gate.stage(USER_SEQUENCES, sequences, replace)
-                counts = {r["cutoff_date"]: (r["rows"], r["migrating"]) for r in staged.groupBy("cutoff_date").agg(
+                prepared = gate.prepare(USER_SEQUENCES, sequences, replace)
+                counts = {r["cutoff_date"]: (r["rows"], r["migrating"]) for r in prepared.groupBy("cutoff_date").agg(
                     F.count(F.lit(1)).alias("rows"),
                     F.sum(F.col("has_new_category").cast("int")).alias("migrating")).collect()}
-                gate.check(lambda: check_partition(lake, config, USER_SEQUENCES, [as_of], staged,
+                gate.check(lambda: check_partition(lake, config, USER_SEQUENCES, [as_of], prepared,
                                                    sequence_length=args.length, horizon_days=args.horizon_days))
         finally:
             events.unpersist()

@@ -11,7 +11,7 @@ For every Delta table under the lake root:
   which no version references.
 
 Then it removes what stages abandoned: staging folders (``_staging``), score
-scratch (``_scratch``) and held score candidates (``_candidates``) older than
+scratch (``_scratch``) and held predictions (``_candidates``) older than
 ``--abandoned-after-hours`` (default 24: a running stage's folders are
 younger); ``user_sequences`` snapshots whose ``as_of_date`` is more than
 ``--keep-sequence-days`` before the newest (a Delta ``DELETE``, so it is
@@ -35,13 +35,14 @@ import shutil
 import time
 from pathlib import Path
 
-from jobs.config import PipelineConfig
-from jobs.lake.delta_spark import STAGING_DIR
-from jobs.runs import record_run
-from jobs.stage import open_stage_lake
-from jobs.tables import USER_SEQUENCES
+from jobs.core.config import PipelineConfig
+from jobs.core.held import HELD_DIR
+from jobs.core.lake.delta_spark import STAGING_DIR
+from jobs.core.runs import record_run
+from jobs.core.stage import open_stage_lake
+from jobs.core.tables import USER_SEQUENCES
 
-ABANDONED_DIRS = (STAGING_DIR, "_scratch", "_candidates")
+ABANDONED_DIRS = (STAGING_DIR, "_scratch", HELD_DIR)
 DELTA_SAFETY_HOURS = 168
 
 
@@ -49,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retention-hours", type=float, help="VACUUM retention (default $IM_VACUUM_RETENTION_HOURS "
                                                               "or 168)")
     parser.add_argument("--abandoned-after-hours", type=float,
-                        help="remove staging, scratch and candidate folders older than this (default 24)")
+                        help="remove staging, scratch and held-prediction folders older than this (default 24)")
     parser.add_argument("--keep-sequence-days", type=int,
                         help="keep user_sequences snapshots this many days before the newest (default 28)")
     parser.add_argument("--keep-checkpoints", type=int,
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     config = config.with_overrides(vacuum_retention_hours=args.retention_hours,
                                    abandoned_after_hours=args.abandoned_after_hours,
                                    keep_sequence_days=args.keep_sequence_days,
-                                   keep_checkpoints=args.keep_checkpoints)  # each 0 or more (jobs/config.py)
+                                   keep_checkpoints=args.keep_checkpoints)  # each 0 or more (jobs/core/config.py)
     lake = open_stage_lake(config, "maintain")
     summary: dict = {}
     with record_run(lake, "maintain", args.date or dt.datetime.now(dt.timezone.utc).date()) as metrics:
@@ -85,7 +86,7 @@ def delta_tables(root: Path) -> list[str]:
 
 
 def remove_abandoned(root: Path, older_than_seconds: float, now: float) -> list[str]:
-    """Remove the entries of the staging, scratch and candidate folders last modified before the threshold."""
+    """Remove the entries of the staging, scratch and held-prediction folders last modified before the threshold."""
     removed = []
     for name in ABANDONED_DIRS:
         folder = Path(root) / name

@@ -1,6 +1,6 @@
 """``python -m jobs sessionize --date D``: sessions for event date D, and ``events.session_id``.
 
-A new session starts after ``--gap-minutes`` (default 30) without an event.
+A new session starts after ``--gap-minutes`` (``IM_SESSION_GAP_MINUTES``, 30) without an event.
 Session ids are a hash of user and session start, so re-runs give the same ids.
 A session that crosses midnight keeps one id: the previous day's tail (its last
 event per user, already sessionized) is read, and a first event of D within the
@@ -19,13 +19,12 @@ import datetime as dt
 from pyspark.sql import DataFrame, Observation, Window
 from pyspark.sql import functions as F
 
-from jobs.config import PipelineConfig
-from jobs.quality import check_partition
-from jobs.errors import PipelineError
-from jobs.runs import record_run
-from jobs.stage import add_validation_argument, open_stage_lake, require_date
-from jobs.lake import gated_write
-from jobs.tables import EVENTS, SESSIONS
+from jobs.core.config import PipelineConfig, default_help
+from jobs.core.quality import check_partition
+from jobs.core.runs import record_run
+from jobs.core.stage import add_validation_argument, open_stage_lake, require_date
+from jobs.core.lake import gated_write
+from jobs.core.tables import EVENTS, SESSIONS
 
 
 def previous_day_tail(previous_day: DataFrame) -> DataFrame:
@@ -86,15 +85,13 @@ def summarize_sessions(sessionized: DataFrame, tail: DataFrame) -> DataFrame:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--gap-minutes", type=int, help="inactivity that ends a session (default 30)")
+    parser.add_argument("--gap-minutes", type=int, help=f"inactivity that ends a session ({default_help('session_gap_minutes')})")
     add_validation_argument(parser)
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     require_date(args.date, "sessionize", "the event date to sessionize")
     config = config.with_overrides(session_gap_minutes=args.gap_minutes, validate_writes=args.validate)
-    if config.session_gap_minutes <= 0:
-        raise PipelineError(f"--gap-minutes must be positive, got {config.session_gap_minutes}")
     gap = dt.timedelta(minutes=config.session_gap_minutes)
     lake = open_stage_lake(config, "sessionize", EVENTS, made_by="dedupe", validates=config.validate_writes)
     day, previous = args.date.isoformat(), (args.date - dt.timedelta(days=1)).isoformat()
@@ -105,7 +102,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
             lake.read(EVENTS, partitions={"event_date": [previous]}).where(F.col("event_ts") >= F.lit(midnight - gap))
         )
         # One pass stages the day's events with their session ids; sessions are
-        # then summarised from the staged files (columnar, cheap to re-read)
+        # then summarised from the prepared files (columnar, cheap to re-read)
         # instead of holding the sessionized day in memory. Both are validated,
         # then published; a critical failure publishes neither.
         observed = Observation("sessionize")
@@ -113,13 +110,13 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         replace = {"event_date": [day]}
         # Sessions commit first: events with new session ids never point at sessions that are not there.
         with gated_write(lake, metrics, config.validate_writes, commit_order=(SESSIONS, EVENTS)) as gate:
-            # The events are written once, and the sessions summarised from their staged files.
-            staged_events = gate.stage(EVENTS, sessionized.select(*events.columns), replace)
+            # The events are written once, and the sessions summarised from their prepared files.
+            prepared_events = gate.prepare(EVENTS, sessionized.select(*events.columns), replace)
             counted = Observation("sessions")
-            sessions = summarize_sessions(staged_events, tail).observe(
+            sessions = summarize_sessions(prepared_events, tail).observe(
                 counted, F.count(F.lit(1)).alias("sessions"), F.sum(F.col("is_continuation").cast("int")).alias("continued"))
-            staged_sessions = gate.stage(SESSIONS, sessions, replace)
-            for table, frame in ((EVENTS, staged_events), (SESSIONS, staged_sessions)):
+            prepared_sessions = gate.prepare(SESSIONS, sessions, replace)
+            for table, frame in ((EVENTS, prepared_events), (SESSIONS, prepared_sessions)):
                 gate.check(lambda table=table, frame=frame: check_partition(lake, config, table, [args.date], frame))
         totals = {**observed.get, **counted.get}
         metrics.rows_in = int(totals.get("events") or 0)

@@ -29,8 +29,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from jobs.config import PipelineConfig
-from jobs.errors import PipelineError
+from jobs.core.config import PipelineConfig
+from jobs.core.errors import PipelineError
 
 READ_STATEMENTS = {"SELECT", "EXPLAIN"}
 MAX_TABLE_WIDTH = 60
@@ -95,8 +95,8 @@ def query_delta_rs(config: PipelineConfig, query: str) -> tuple[list[str], list[
 
 def query_spark(config: PipelineConfig, query: str) -> tuple[list[str], list[tuple]]:
     """Spark SQL over temporary views of the lake's tables; Spark's own query parser vets the statement."""
-    from jobs.lake import open_lake
-    from jobs.spark import build_spark
+    from jobs.core.lake import open_lake
+    from jobs.core.spark import build_spark
 
     spark = build_spark(config, "sql")
     statement = query.strip().rstrip(";")
@@ -223,9 +223,9 @@ def _delta_extension_path() -> str:
     except ImportError:
         raise PipelineError("the duckdb-extension-delta package is not installed (see requirements.txt)") from None
     root = Path(duckdb_extension_delta.__file__).parent / "extensions"
-    candidates = sorted(root.glob(f"v{duckdb.__version__}/delta.duckdb_extension"))
-    if not candidates:
+    found = sorted(root.glob(f"v{duckdb.__version__}/delta.duckdb_extension"))
+    if not found:
         found = ", ".join(p.parent.name for p in root.glob("*/delta.duckdb_extension")) or "none"
         raise PipelineError(f"no delta extension for DuckDB v{duckdb.__version__} in {root} (found: {found}); "
                             "pin duckdb and duckdb-extension-delta to the same version")
-    return str(candidates[0])
+    return str(found[0])

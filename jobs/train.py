@@ -7,7 +7,7 @@ train under ``MultiWorkerMirroredStrategy``, each on its own shards: N local
 processes (``--launcher local``, the default) or one per Spark barrier task
 (``--launcher spark``, for a cluster). They choose the number of epochs and
 the heads' calibration on the validation cutoff, then refit on training and
-validation cutoffs together (``models/train.py``); the test origins stay for
+validation cutoffs together (``models/training_worker.py``); the test origins stay for
 ``evaluate``. The version lands in the registry with
 its SavedModel, vocabulary, configuration, training window and code version;
 ``evaluate`` then decides whether it becomes the champion.
@@ -24,11 +24,11 @@ from pathlib import Path
 
 from pyspark.sql import functions as F
 
-from jobs.config import PipelineConfig, default_help, fill_from_settings
-from jobs.errors import PipelineError
-from jobs.runs import record_run
-from jobs.stage import open_stage_lake, require_date
-from jobs.tables import USER_SEQUENCES
+from jobs.core.config import PipelineConfig, check_range, default_help, fill_from_settings
+from jobs.core.errors import PipelineError
+from jobs.core.runs import record_run
+from jobs.core.stage import open_stage_lake, require_date
+from jobs.core.tables import USER_SEQUENCES
 from models.architecture import ARCHITECTURE
 from models.cutoffs import TRAIN, VALIDATION
 from models.encoding import INPUT_COLUMNS, INPUTS_VERSION, LABEL_COLUMNS
@@ -71,8 +71,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     as_of = require_date(args.date, "train", "the as-of date of the user_sequences to train on")
     fill_from_settings(args, config, {"workers": "training_workers", "launcher": "training_launcher",
                                       "epochs": "training_epochs", "batch_size": "training_batch_size"})
-    if args.workers < 1:
-        raise PipelineError("--workers must be at least 1")
+    check_range("training_workers", args.workers, "--workers")
     lake = open_stage_lake(config, "train", USER_SEQUENCES, made_by="features")
     registry = Registry(config.lake)
     with record_run(lake, "train", as_of) as metrics:

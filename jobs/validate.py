@@ -9,22 +9,21 @@ each; warnings are printed and recorded, and the exit code stays 0. Every
 run appends its summary to ``pipeline_runs`` (stage ``validate``).
 
 ``user_interest_predictions`` is checked where the nightly DAG leaves it
-before publishing: the candidate ``score --hold`` wrote for the date. The
-verdict is recorded next to it, and ``publish`` commits only a candidate that
-passed (``jobs/candidates.py``).
+before publishing: the held predictions ``score --hold`` wrote for the date. The
+verdict is recorded next to them, and ``publish`` commits only held predictions that
+passed (``jobs/core/held.py``).
 """
 from __future__ import annotations
 
 import argparse
 
-from jobs import candidates
-
-from jobs.config import PipelineConfig
-from jobs.quality import check_partition
-from jobs.quality.gate import events_clean_batch
-from jobs.runs import record_run
-from jobs.stage import open_stage_lake, require_date
-from jobs.tables import EVENTS, EVENTS_CLEAN, EVENTS_QUARANTINE, SESSIONS, USER_INTEREST_PREDICTIONS
+from jobs.core import held
+from jobs.core.config import PipelineConfig
+from jobs.core.quality import check_partition
+from jobs.core.quality.gate import events_clean_batch
+from jobs.core.runs import record_run
+from jobs.core.stage import open_stage_lake, require_date
+from jobs.core.tables import EVENTS, EVENTS_CLEAN, EVENTS_QUARANTINE, SESSIONS, USER_INTEREST_PREDICTIONS
 
 TABLES = (EVENTS_CLEAN, EVENTS, SESSIONS, USER_INTEREST_PREDICTIONS)
 
@@ -44,7 +43,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
 
 def _validate(config: PipelineConfig, table: str, date) -> dict:
     if table == USER_INTEREST_PREDICTIONS:
-        return _validate_candidate(config, date)
+        return _validate_held(config, date)
     lake = open_stage_lake(config, "validate", table, made_by=_made_by(table), validates=True)
     day = date.isoformat()
     with record_run(lake, "validate", date) as metrics:
@@ -62,17 +61,14 @@ def _validate(config: PipelineConfig, table: str, date) -> dict:
     return report.summary()
 
 
-def _validate_candidate(config: PipelineConfig, date) -> dict:
+def _validate_held(config: PipelineConfig, date) -> dict:
     """The held predictions of ``date``, with the row count score recorded; the verdict gates publish."""
     lake = open_stage_lake(config, "validate", validates=True)
-    manifest = candidates.read_manifest(lake.root, date)
+    held.read_manifest(lake.root, date)  # before the run is recorded: nothing held is a usage error
     with record_run(lake, "validate", date) as metrics:
-        frame = candidates.candidate_lake(lake, date).read(USER_INTEREST_PREDICTIONS)
-        report = check_partition(lake, config, USER_INTEREST_PREDICTIONS, [date], frame,
-                                 expected_rows=manifest.active_users, top_k=manifest.top_k)
+        manifest, report = held.validate_held(lake, config, date)
         metrics.validations.append(report)
         metrics.details.update(table=USER_INTEREST_PREDICTIONS, candidate=True, model_version=manifest.model_version)
-        candidates.record_verdict(lake, date, not report.critical, report.summary())
         report.raise_if_critical()
     return report.summary()
 

@@ -1,7 +1,7 @@
 """Start training workers: N local processes, or one per Spark barrier-mode task.
 
 Both build each worker's ``TF_CONFIG`` (the cluster's addresses and the
-worker's index) and run the same ``python -m models.train RUN_DIR``. Locally
+worker's index) and run the same ``python -m models.training_worker RUN_DIR``. Locally
 a dead worker makes the launcher stop the group and start it again (up to
 ``max_restarts`` times): ``BackupAndRestore`` then resumes from the last
 checkpoint. Under Spark, a failed worker fails the barrier stage and Spark
@@ -54,7 +54,7 @@ def launch_local(run_dir: Path, workers: int, max_restarts: int = 2, threads: in
         processes = []
         for index in range(workers):
             log = open(logs / f"worker-{index}.attempt-{attempt}.log", "w")
-            processes.append(subprocess.Popen([sys.executable, "-m", "models.train", str(run_dir)], cwd=REPO,
+            processes.append(subprocess.Popen([sys.executable, "-m", "models.training_worker", str(run_dir)], cwd=REPO,
                                               env=_worker_env(tf_config(addresses, index), threads),
                                               stdout=log, stderr=subprocess.STDOUT))
         (run_dir / "workers.json").write_text(json.dumps({"attempt": attempt, "pids": [p.pid for p in processes]}))
@@ -108,7 +108,7 @@ def launch_spark(spark, run_dir: Path, workers: int, threads: int = 1) -> None:
             (Path(run) / "workers.json").write_text(json.dumps({"launcher": "spark", "executors": executors,
                                                                  "tf_addresses": addresses}))
         with open(Path(run) / "logs" / f"worker-{index}.spark-attempt-{context.attemptNumber()}.log", "w") as log:
-            code = subprocess.run([sys.executable, "-m", "models.train", run], cwd=repo, stdout=log,
+            code = subprocess.run([sys.executable, "-m", "models.training_worker", run], cwd=repo, stdout=log,
                                   stderr=subprocess.STDOUT, env=_worker_env(tf_config(addresses, index), threads)).returncode
         if code != 0:
             raise RuntimeError(f"training worker {index} exited with {code}; see {log.name}")

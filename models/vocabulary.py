@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from jobs.core.tables import EVENT_TYPES
+
 PAD, OOV = 0, 1
-EVENT_TYPES = ("view", "cart", "purchase", "fav")
 
 
 @dataclass(frozen=True)

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from jobs.config import PipelineConfig
+from jobs.core.config import PipelineConfig
 
 UTC = dt.timezone.utc
 
 
 @pytest.fixture(scope="session")
 def spark():
-    from jobs.spark import build_spark
+    from jobs.core.spark import build_spark
 
     config = PipelineConfig(spark_master="local[2]", shuffle_partitions=2, spark_driver_memory="2g")
     session = build_spark(config, "tests")

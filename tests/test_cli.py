@@ -47,9 +47,9 @@ def test_sql_refuses_writes(tmp_path):
 
 
 def test_the_command_line_leaves_great_expectations_to_the_stages_that_validate():
-    """About 6 s of every stage's start: only a suite run (jobs.stage.open_stage_lake) imports it."""
+    """About 6 s of every stage's start: only a suite run (jobs.core.stage.open_stage_lake) imports it."""
     probe = ("import sys; from jobs.cli import build_parser; build_parser(); "
-             "from jobs.stage import VALIDATION_MODULES, _import_on_a_thread; "
+             "from jobs.core.stage import VALIDATION_MODULES, _import_on_a_thread; "
              "print('great_expectations' in sys.modules); _import_on_a_thread(VALIDATION_MODULES).join(); "
              "print('great_expectations' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -64,3 +64,13 @@ def test_the_installed_command_runs_from_any_directory(tmp_path):
         result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
         assert "sessionize" in result.stdout
+
+
+def test_the_jobs_folder_lists_the_stages_the_command_line_offers_and_nothing_else():
+    """The layout shows the architecture: one module or folder per stage, the shared code under jobs/core."""
+    from jobs.cli import STAGES
+
+    entries = {p.stem for p in (ROOT / "jobs").iterdir() if not p.name.startswith(("_", "."))
+               and (p.suffix == ".py" or (p / "__init__.py").is_file())}
+    assert entries == set(STAGES) | {"cli", "core"}
+    assert all(module == f"jobs.{stage}" for stage, (module, _, _) in STAGES.items())

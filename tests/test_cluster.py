@@ -28,8 +28,8 @@ from pathlib import Path
 import pyspark
 import pytest
 
-from jobs.classpath import spark_submit_arguments
-from jobs.lake import open_lake
+from jobs.core.classpath import spark_submit_arguments
+from jobs.core.lake import open_lake
 from tests.conftest import MODEL_AS_OF, MODEL_DAYS, SCORE_OPTIONS, TINY_TRAINING
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ from contextlib import redirect_stdout
 import pytest
 
 from jobs.cli import main as jobs_main
-from jobs.lake import open_lake
+from jobs.core.lake import open_lake
 
 DAYS = [dt.date(2024, 11, 1) + dt.timedelta(days=d) for d in range(3)]
 FAULT_REASONS = {

@@ -1,4 +1,4 @@
-"""Settings: one typed object (jobs/config.py) that every reader uses, documented once, refused in one line."""
+"""Settings: one typed object (jobs/core/config.py) that every reader uses, documented once, refused in one line."""
 from __future__ import annotations
 
 import os
@@ -9,19 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from jobs.config import ENV_PREFIX, PipelineConfig, SettingsError, markdown_table
+from jobs.core.config import ENV_PREFIX, PipelineConfig, SettingsError, markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent
-# Where a setting may be read or set outside jobs/config.py: the code, the deployment and the run script.
+# Where a setting may be read or set outside jobs/core/config.py: the code, the deployment and the run script.
 READERS = [*ROOT.glob("jobs/**/*.py"), *ROOT.glob("models/*.py"), *ROOT.glob("dags/*.py"), *ROOT.glob("scripts/*"),
            ROOT / "docker-compose.yml", ROOT / "Dockerfile", ROOT / ".env.example", ROOT / "Makefile"]
 NOT_SETTINGS = {"IM_DEBUG"}  # shows the traceback of a failure, including a failure to read the settings
 
 
 def test_docs_settings_md_is_generated_from_the_settings():
-    generated = subprocess.run([sys.executable, "-m", "jobs.config"], cwd=ROOT, capture_output=True, text=True,
+    generated = subprocess.run([sys.executable, "-m", "jobs.core.config"], cwd=ROOT, capture_output=True, text=True,
                                check=True).stdout
-    assert (ROOT / "docs" / "settings.md").read_text() == generated, "run: python -m jobs.config > docs/settings.md"
+    assert (ROOT / "docs" / "settings.md").read_text() == generated, "run: python -m jobs.core.config > docs/settings.md"
     assert markdown_table().count("\n") == len(PipelineConfig.model_fields) + 2
 
 

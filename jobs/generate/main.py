@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jobs.config import PipelineConfig
+from jobs.core.config import PipelineConfig, landing_partition
 from jobs.generate.faults import FaultRates
 from jobs.generate.landing import bot_lines, render_lines
 from jobs.generate.simulate import simulate_events, simulate_users
@@ -57,9 +57,8 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
 def generate(out: Path, truth: Path, users: int, days: list[dt.date], seed: int, faults: FaultRates) -> dict:
     """Write landing files, catalog and ground truth; returns counts."""
     world = build_world(seed)
-    events_root = out / "events"
     for day in days:
-        shutil.rmtree(events_root / f"ingest_date={day.isoformat()}", ignore_errors=True)
+        shutil.rmtree(landing_partition(out, day), ignore_errors=True)
     for folder in (truth / "latent_focus", truth / "users"):
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
@@ -82,7 +81,7 @@ def generate(out: Path, truth: Path, users: int, days: list[dt.date], seed: int,
             per_day[d].extend(lines)
         for d, lines in per_day.items():
             lines.sort(key=lambda pair: pair[0])
-            _write_gz(events_root / f"ingest_date={days[d].isoformat()}" / f"part-{chunk:05d}.jsonl.gz", lines)
+            _write_gz(landing_partition(out, days[d]) / f"part-{chunk:05d}.jsonl.gz", lines)
             totals["lines"] += len(lines)
         totals["events"] += len(events.ts_us)
         _write_truth(truth, chunk, sim_users, days)

@@ -1,4 +1,4 @@
-"""Type, normalise and validate candidate rows; give every bad row a reason code.
+"""Type, normalise and validate parsed rows; give every bad row a reason code.
 
 A row is clean when every check passes; otherwise ``reason`` holds the first
 failed check, in this order (one code per row, so counts add up):
@@ -20,7 +20,6 @@ EVENT_TYPE_SYNONYMS: dict[str, str] = {
     **dict.fromkeys(["purchase", "buy", "order", "checkout", "transaction"], "purchase"),
     **dict.fromkeys(["fav", "favourite", "favorite", "wishlist", "like"], "fav"),
 }
-EVENT_TYPES = ("view", "cart", "purchase", "fav")
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$"
 _EPOCH_SECONDS = r"^[0-9]{1,11}$"
 _EPOCH_MILLIS = r"^[0-9]{12,14}$"
@@ -42,7 +41,7 @@ def parse_event_time(value: Column) -> Column:
 
 
 def classify_events(
-    candidates: DataFrame,
+    parsed: DataFrame,
     categories: DataFrame | None,
     source: str,
     max_lateness_days: int,
@@ -50,12 +49,12 @@ def classify_events(
 ) -> DataFrame:
     """Typed event columns plus ``reason`` (null for a clean row).
 
-    ``candidates`` comes from ``formats.parse_lines`` with an ``ingest_date``
+    ``parsed`` comes from ``formats.parse_lines`` with an ``ingest_date``
     column; ``categories`` (category_id, category) names categories for sources
     that only give ids. Rows without an event_id get a deterministic fingerprint
     of user, item, event type and second, so their duplicates collapse in dedupe.
     """
-    df = candidates
+    df = parsed
     if categories is not None:
         df = df.join(
             F.broadcast(categories.select(F.col("category_id").cast("string").alias("category_id"),

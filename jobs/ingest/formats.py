@@ -1,4 +1,4 @@
-"""Parse raw lines of each supported source format into one candidate frame.
+"""Parse raw lines of each supported source format into one frame of parsed rows.
 
 Every format is read as plain text lines so the exact raw record survives for
 quarantine. Parsing yields the same string columns for every format; typing and
@@ -24,7 +24,7 @@ REES46_HEADER = ",".join(REES46_FIELDS)
 
 
 def parse_lines(lines: DataFrame, source_format: str) -> DataFrame:
-    """``lines`` has ``raw_record`` (plus columns kept as they are); returns the candidate frame."""
+    """``lines`` has ``raw_record`` (plus columns kept as they are); returns the parsed rows."""
     if source_format == "events-jsonl":
         return parse_events_jsonl(lines)
     if source_format == "taobao-csv":

@@ -11,16 +11,16 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs.config import PipelineConfig
-from jobs.quality import check_partition
-from jobs.quality.gate import events_clean_batch
-from jobs.errors import PipelineError
+from jobs.core.config import PipelineConfig
+from jobs.core.quality import check_partition
+from jobs.core.quality.gate import events_clean_batch
+from jobs.core.errors import PipelineError
 from jobs.ingest.classify import classify_events, clean_rows, flag_bots, quarantine_rows
 from jobs.ingest.formats import FORMATS, parse_lines
-from jobs.lake import gated_write
-from jobs.runs import record_run
-from jobs.stage import add_validation_argument, open_stage_lake
-from jobs.tables import EVENTS_CLEAN, EVENTS_QUARANTINE
+from jobs.core.lake import gated_write
+from jobs.core.runs import record_run
+from jobs.core.stage import add_validation_argument, open_stage_lake
+from jobs.core.tables import EVENTS_CLEAN, EVENTS_QUARANTINE
 
 _INGEST_DATE = re.compile(r"ingest_date=(\d{4}-\d{2}-\d{2})")
 
@@ -59,8 +59,8 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
             replace = {"ingest_date": [d.isoformat() for d in dates]}
             # Quarantine first: a reader of events_clean can always find the batch's rejected rows.
             with gated_write(lake, metrics, config.validate_writes) as gate:
-                quarantine = gate.stage(EVENTS_QUARANTINE, quarantine_rows(classified), replace)
-                clean = gate.stage(EVENTS_CLEAN, clean_rows(classified), replace)
+                quarantine = gate.prepare(EVENTS_QUARANTINE, quarantine_rows(classified), replace)
+                clean = gate.prepare(EVENTS_CLEAN, clean_rows(classified), replace)
                 gate.check(lambda: check_partition(lake, config, EVENTS_CLEAN, dates,
                                                    events_clean_batch(clean, quarantine)))
         finally:
@@ -97,7 +97,7 @@ def read_lines(spark: SparkSession, files_by_date: dict[dt.date, list[str]]) -> 
 def _landing_partition(config: PipelineConfig, date: dt.date | None) -> Path:
     if date is None:
         raise PipelineError("ingest needs --date (the landing partition to read) or --source PATH")
-    return config.landing / "events" / f"ingest_date={date.isoformat()}"
+    return config.landing_partition(date)
 
 
 def _source_files(source: Path) -> list[Path]:

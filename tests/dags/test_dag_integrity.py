@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from jobs.alerts import failure_summary
-from jobs.errors import PipelineError
-from jobs.orchestration import landing_ready, resolve_run_date
+from dags.nightly.alerts import failure_summary
+from jobs.core.errors import PipelineError
+from dags.nightly.decisions import landing_ready, resolve_run_date
 from tests.dags.conftest import ROOT
 
 DAG_ID = "interest_migration_nightly"
@@ -54,28 +54,48 @@ def test_the_dag_has_the_documented_shape_and_no_cycles(dag):
 
 def test_spark_stages_carry_the_delta_connector(dag):
     """spark-submit fixes the driver's classpath before Python starts: the jars must be on the command line."""
-    from jobs.classpath import DELTA_CONF, delta_jars
+    from jobs.core.classpath import DELTA_CONF, delta_jars
 
     task = dag.get_task("ingest")
     assert task.jars == ",".join(delta_jars()) and any("delta-spark_" in j for j in task.jars.split(","))
     assert DELTA_CONF.items() <= task.conf.items()
 
 
-def test_the_training_launcher_comes_from_configuration(monkeypatch):
-    from airflow.dag_processing.dagbag import DagBag
+def test_settings_are_read_when_a_task_runs_not_when_the_file_is_parsed(dag, monkeypatch):
+    """The stages read their own settings as they run; the DAG passes only what differs (the nightly warm start,
+    through the setting() macro, rendered at run time) and the run date check_params returned."""
+    import argparse
 
-    monkeypatch.setenv("IM_TRAINING_LAUNCHER", "spark")
+    from airflow.sdk.definitions.xcom_arg import XComArg
+
+    from jobs import train as train_stage
+    from jobs.core.config import PipelineConfig, fill_from_settings
+
+    def options(task_id: str) -> set[str]:
+        return {a for a in dag.get_task(task_id).application_args if isinstance(a, str)}
+
+    train = dag.get_task("train")
+    assert not {"--launcher", "--workers", "--epochs", "--batch-size", "--lake"} & options("train")
+    assert not {"--top-k", "--segment-size", "--min-propensity", "--lake"} & options("score")
+    # The run date is check_params' return value (a TaskFlow XComArg), not a templated xcom_pull.
+    date = train.application_args[train.application_args.index("--date") + 1]
+    assert isinstance(date, XComArg) and date.operator.task_id == "check_params"
     monkeypatch.setenv("IM_TRAINING_WARM_START", "never")
-    bag = DagBag(dag_folder=str(ROOT / "dags"))
-    args = bag.dags[DAG_ID].get_task("train").application_args
-    assert args[args.index("--launcher") + 1] == "spark" and args[args.index("--warm-start") + 1] == "never"
+    monkeypatch.setenv("IM_TRAINING_LAUNCHER", "spark")
+    rendered = train.render_template(train.application_args[3:5], {}, jinja_env=dag.get_template_env())
+    assert rendered == ["--warm-start", "never"]
+    parser = argparse.ArgumentParser()
+    train_stage.add_arguments(parser)
+    args = parser.parse_args([])
+    fill_from_settings(args, PipelineConfig(), {"launcher": "training_launcher"})
+    assert args.launcher == "spark"
 
 
 @pytest.mark.parametrize("day, mode, due", [
     (dt.date(2024, 11, 3), "weekly", True), (dt.date(2024, 11, 4), "weekly", False),
     (dt.date(2024, 11, 4), "always", True), (dt.date(2024, 11, 3), "never", False)])
 def test_maintenance_runs_weekly_unless_told_otherwise(day, mode, due):
-    from jobs.orchestration import maintenance_due
+    from dags.nightly.decisions import maintenance_due
 
     assert maintenance_due(day, mode) is due
 

@@ -10,7 +10,7 @@ import datetime as dt
 import pytest
 
 from expectations import PREPARE, SUITES, SuiteParams
-from jobs.quality.gx_run import run_suite
+from jobs.core.quality.gx_run import run_suite
 from tests.conftest import ts
 
 DAY = dt.date(2024, 11, 2)
@@ -32,7 +32,7 @@ def _failed(report) -> set[tuple[str, str | None, str]]:
 
 def _validate(spark, tmp_path, table, rows, schema, params=PARAMS):
     frame = spark.createDataFrame(rows, schema)
-    if table in PREPARE:  # as jobs.quality.gate.check_partition does
+    if table in PREPARE:  # as jobs.core.quality.gate.check_partition does
         frame = PREPARE[table](frame, params)
     return run_suite(tmp_path / "gx", table, DAY, frame, SUITES[table](params))
 

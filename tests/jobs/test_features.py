@@ -7,7 +7,7 @@ from pyspark.sql import Row
 
 from expectations import SUITES, SuiteParams
 from jobs.features import build_sequences
-from jobs.quality.gx_run import run_suite
+from jobs.core.quality.gx_run import run_suite
 from tests.conftest import ts
 
 CUTOFF = dt.date(2024, 11, 10)

@@ -6,9 +6,9 @@ import datetime as dt
 import pytest
 from pyspark.sql import functions as F
 
-from jobs.lake import gated_write, open_lake
-from jobs.quality.report import DataQualityError, Failure, ValidationReport
-from jobs.runs import RunMetrics
+from jobs.core.lake import gated_write, open_lake
+from jobs.core.quality.report import DataQualityError, Failure, ValidationReport
+from jobs.core.runs import RunMetrics
 
 D1 = dt.date(2024, 11, 1)
 REPLACE = {"event_date": [D1.isoformat()]}
@@ -35,10 +35,10 @@ def test_the_rows_validated_are_the_rows_committed_even_from_a_nondeterministic_
                                    F.lit(D1).alias("event_date"))
     seen = {}
     with gated_write(lake, RunMetrics()) as gate:
-        staged = gate.stage("t", plan, REPLACE, ["event_date"])
+        prepared = gate.prepare("t", plan, REPLACE, ["event_date"])
 
         def validate():
-            seen["rows"] = _rows(staged)
+            seen["rows"] = _rows(prepared)
             return _report(critical=False)
 
         gate.check(validate)
@@ -52,8 +52,8 @@ def test_a_critical_failure_commits_nothing_and_leaves_no_staging(spark, lake_ro
     metrics = RunMetrics()
     with pytest.raises(DataQualityError, match="nothing published"):
         with gated_write(lake, metrics) as gate:
-            gate.stage("t", _frame(spark, [(2, "new", D1)]), REPLACE, ["event_date"])
-            gate.stage("u", _frame(spark, [(2, "new", D1)]), REPLACE, ["event_date"])
+            gate.prepare("t", _frame(spark, [(2, "new", D1)]), REPLACE, ["event_date"])
+            gate.prepare("u", _frame(spark, [(2, "new", D1)]), REPLACE, ["event_date"])
             gate.check(lambda: _report(critical=True))
     assert _rows(lake.read("t")) == [(1, "old", D1)] and lake.version("t") == 0
     assert not lake.exists("u")
@@ -64,7 +64,7 @@ def test_a_critical_failure_commits_nothing_and_leaves_no_staging(spark, lake_ro
 def test_with_validation_off_the_check_does_not_run_and_the_write_commits(spark, lake_root):
     lake = open_lake(spark, lake_root)
     with gated_write(lake, RunMetrics(), validate=False) as gate:
-        gate.stage("t", _frame(spark, [(1, "a", D1)]), REPLACE, ["event_date"])
+        gate.prepare("t", _frame(spark, [(1, "a", D1)]), REPLACE, ["event_date"])
         assert gate.check(lambda: pytest.fail("validation ran although it is off")) is None
     assert _rows(lake.read("t")) == [(1, "a", D1)]
 
@@ -73,7 +73,7 @@ def test_tables_commit_in_order_and_a_failure_between_them_is_levelled_by_a_reru
     """Delta has no transaction across tables: the documented behaviour is that tables commit one by one in
     the stated order, a failure between two commits leaves the earlier one new and the later one old, and a
     re-run of the stage brings both to the new rows."""
-    from jobs.lake.delta_spark import DeltaSparkLake
+    from jobs.core.lake.delta_spark import DeltaSparkLake
 
     lake = open_lake(spark, lake_root)
     for table in ("first", "second"):
@@ -81,8 +81,8 @@ def test_tables_commit_in_order_and_a_failure_between_them_is_levelled_by_a_reru
 
     def publish(metrics):
         with gated_write(lake, metrics, commit_order=("first",)) as gate:
-            gate.stage("second", _frame(spark, [(2, "new", D1)]), REPLACE, ["event_date"])
-            gate.stage("first", _frame(spark, [(1, "new", D1)]), REPLACE, ["event_date"])
+            gate.prepare("second", _frame(spark, [(2, "new", D1)]), REPLACE, ["event_date"])
+            gate.prepare("first", _frame(spark, [(1, "new", D1)]), REPLACE, ["event_date"])
 
     real_write, commits = DeltaSparkLake._write, []
 
@@ -106,12 +106,12 @@ def test_tables_commit_in_order_and_a_failure_between_them_is_levelled_by_a_reru
     assert not any((lake_root / "_staging").iterdir())
 
 
-def test_a_table_staged_twice_in_one_gate_is_refused(spark, lake_root):
+def test_a_table_prepared_twice_in_one_gate_is_refused(spark, lake_root):
     lake = open_lake(spark, lake_root)
-    with pytest.raises(ValueError, match="staged twice"):
+    with pytest.raises(ValueError, match="prepared twice"):
         with gated_write(lake) as gate:
-            gate.stage("t", _frame(spark, [(1, "a", D1)]), REPLACE, ["event_date"])
-            gate.stage("t", _frame(spark, [(2, "b", D1)]), REPLACE, ["event_date"])
+            gate.prepare("t", _frame(spark, [(1, "a", D1)]), REPLACE, ["event_date"])
+            gate.prepare("t", _frame(spark, [(2, "b", D1)]), REPLACE, ["event_date"])
     assert not lake.exists("t")
 
 
@@ -122,7 +122,7 @@ def test_a_group_commits_together_before_the_rest_and_a_failure_in_it_stops_what
     the error is raised, and no later table starts."""
     import threading
 
-    from jobs.lake.delta_spark import DeltaSparkLake
+    from jobs.core.lake.delta_spark import DeltaSparkLake
 
     lake = open_lake(spark, lake_root)
     for table in ("small_a", "small_b", "big"):
@@ -142,9 +142,9 @@ def test_a_group_commits_together_before_the_rest_and_a_failure_in_it_stops_what
 
     def publish(metrics):
         with gated_write(lake, metrics, commit_order=(("small_a", "small_b"),)) as gate:
-            gate.stage("big", _frame(spark, [(3, "new", D1)]), REPLACE, ["event_date"])
-            gate.stage("small_a", _frame(spark, [(1, "new", D1)]), REPLACE, ["event_date"])
-            gate.stage("small_b", _frame(spark, [(2, "new", D1)]), REPLACE, ["event_date"])
+            gate.prepare("big", _frame(spark, [(3, "new", D1)]), REPLACE, ["event_date"])
+            gate.prepare("small_a", _frame(spark, [(1, "new", D1)]), REPLACE, ["event_date"])
+            gate.prepare("small_b", _frame(spark, [(2, "new", D1)]), REPLACE, ["event_date"])
 
     monkeypatch.setattr(DeltaSparkLake, "_write", recorded(fail=None))
     metrics = RunMetrics()

@@ -89,3 +89,11 @@ def test_bots_are_flagged_per_user_and_event_date(spark):
     rows += ['{"event_id":"h1","user_id":"human","item_id":1,"category":"a.b","event_type":"view","event_time":1730509200}']
     flagged = flag_bots(_classify(spark, rows), max_events_per_day=3)
     assert sorted((r["user_id"], r["reason"]) for r in flagged.collect()) == [("bot", "bot_user")] * 4 + [("human", None)]
+
+
+def test_every_synonym_maps_onto_the_contract_s_event_types():
+    from jobs.core.tables import EVENT_TYPES
+    from jobs.ingest.classify import EVENT_TYPE_SYNONYMS
+
+    assert set(EVENT_TYPE_SYNONYMS.values()) == set(EVENT_TYPES)
+    assert all(event_type in EVENT_TYPE_SYNONYMS for event_type in EVENT_TYPES)

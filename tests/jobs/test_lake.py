@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from jobs.lake import LakeError, open_lake
+from jobs.core.lake import LakeError, open_lake
 
 SCHEMA = "id long, label string, event_date date"
 D1, D2, D3 = dt.date(2024, 11, 1), dt.date(2024, 11, 2), dt.date(2024, 11, 3)
@@ -53,8 +53,8 @@ def test_replacing_an_empty_partition_with_no_rows_still_commits_a_version(spark
     """Delta would skip recording such a commit; the lake needs a version for every write it reports."""
     lake.overwrite_partitions("t", _frame(spark, [(1, "a", D1)]), ["event_date"], {"event_date": [D1]})
     before = lake.version("t")
-    staged = lake.stage_partitions("t", _frame(spark, []), ["event_date"], {"event_date": [D2]})
-    assert staged.commit() == before + 1 == lake.version("t")
+    prepared = lake.prepare_partitions("t", _frame(spark, []), ["event_date"], {"event_date": [D2]})
+    assert prepared.commit() == before + 1 == lake.version("t")
     assert lake.overwrite_partitions("t", _frame(spark, []), ["event_date"], {"event_date": [D2]}) == before + 2
     assert _rows(lake.read("t")) == [(1, "a", D1)]
 
@@ -84,19 +84,19 @@ def test_overwrite_refuses_rows_outside_the_replaced_partitions(spark, lake):
     assert _rows(lake.read("t")) == [(1, "a", D1)]
 
 
-def test_staged_rows_are_readable_but_unpublished_until_commit(spark, lake):
+def test_prepared_rows_are_readable_but_unpublished_until_commit(spark, lake):
     lake.overwrite_partitions("t", _frame(spark, [(1, "a", D1)]), ["event_date"], {"event_date": [D1]})
-    staged = lake.stage_partitions("t", _frame(spark, [(2, "b", D1)]), ["event_date"], {"event_date": [D1]})
-    assert _rows(staged.frame) == [(2, "b", D1)]
+    prepared = lake.prepare_partitions("t", _frame(spark, [(2, "b", D1)]), ["event_date"], {"event_date": [D1]})
+    assert _rows(prepared.frame) == [(2, "b", D1)]
     assert _rows(lake.read("t")) == [(1, "a", D1)]
-    staged.commit()
+    prepared.commit()
     assert _rows(lake.read("t")) == [(2, "b", D1)]
 
 
-def test_discarded_stage_leaves_the_table_as_it_was(spark, lake):
+def test_a_discarded_write_leaves_the_table_as_it_was(spark, lake):
     version = lake.overwrite_partitions("t", _frame(spark, [(1, "a", D1)]), ["event_date"], {"event_date": [D1]})
-    staged = lake.stage_partitions("t", _frame(spark, [(2, "b", D1)]), ["event_date"], {"event_date": [D1]})
-    staged.discard()
+    prepared = lake.prepare_partitions("t", _frame(spark, [(2, "b", D1)]), ["event_date"], {"event_date": [D1]})
+    prepared.discard()
     assert lake.version("t") == version
     assert _rows(lake.read("t")) == [(1, "a", D1)]
 
@@ -111,35 +111,35 @@ def _parquet_folder(folder: Path, *files: list[tuple]) -> Path:
     return folder
 
 
-def test_staged_files_replace_their_partition_on_commit_and_time_travel_keeps_the_old_one(spark, lake, tmp_path):
+def test_prepared_files_replace_their_partition_on_commit_and_time_travel_keeps_the_old_one(spark, lake, tmp_path):
     first = lake.overwrite_partitions("t", _frame(spark, [(1, "a", D1), (2, "b", D2)]), ["event_date"],
                                       {"event_date": [D1, D2]})
     folder = _parquet_folder(tmp_path / "files", [(3, "c"), (4, "d")], [(5, "e")])
-    staged = lake.stage_files("t", folder, _frame(spark, []).schema, {"event_date": D2.isoformat()})
-    assert _rows(staged.frame) == [(3, "c", D2), (4, "d", D2), (5, "e", D2)]
+    prepared = lake.prepare_files("t", folder, _frame(spark, []).schema, {"event_date": D2.isoformat()})
+    assert _rows(prepared.frame) == [(3, "c", D2), (4, "d", D2), (5, "e", D2)]
     assert _rows(lake.read("t")) == [(1, "a", D1), (2, "b", D2)]
-    staged.commit()
+    prepared.commit()
     assert _rows(lake.read("t")) == [(1, "a", D1), (3, "c", D2), (4, "d", D2), (5, "e", D2)]
     assert _rows(lake.read("t", version=first)) == [(1, "a", D1), (2, "b", D2)]
     assert not folder.exists()
     # The same file names again: the earlier version's files are not replaced.
-    again = lake.stage_files("t", _parquet_folder(tmp_path / "again", [(6, "f")], [(7, "g")]),
+    again = lake.prepare_files("t", _parquet_folder(tmp_path / "again", [(6, "f")], [(7, "g")]),
                              _frame(spark, []).schema, {"event_date": D2.isoformat()})
     again.commit()
     assert _rows(lake.read("t", version=first + 1)) == [(1, "a", D1), (3, "c", D2), (4, "d", D2), (5, "e", D2)]
     assert _rows(lake.read("t")) == [(1, "a", D1), (6, "f", D2), (7, "g", D2)]
 
 
-def test_staged_files_with_other_columns_are_refused_and_discard_leaves_the_table(spark, lake, tmp_path):
+def test_prepared_files_with_other_columns_are_refused_and_discard_leaves_the_table(spark, lake, tmp_path):
     version = lake.overwrite_partitions("t", _frame(spark, [(1, "a", D1)]), ["event_date"], {"event_date": [D1]})
     wrong = tmp_path / "wrong"
     wrong.mkdir()
     pq.write_table(pa.table({"id": pa.array([2], pa.int64()), "label": pa.array([2], pa.int32())}), wrong / "x.parquet")
     with pytest.raises(LakeError, match="x.parquet has columns"):
-        lake.stage_files("t", wrong, _frame(spark, []).schema, {"event_date": D1.isoformat()})
-    staged = lake.stage_files("t", _parquet_folder(tmp_path / "files", [(3, "c")]), _frame(spark, []).schema,
+        lake.prepare_files("t", wrong, _frame(spark, []).schema, {"event_date": D1.isoformat()})
+    prepared = lake.prepare_files("t", _parquet_folder(tmp_path / "files", [(3, "c")]), _frame(spark, []).schema,
                               {"event_date": D1.isoformat()})
-    staged.discard()
+    prepared.discard()
     assert not (tmp_path / "files").exists()
     assert lake.version("t") == version
     assert _rows(lake.read("t")) == [(1, "a", D1)]
@@ -155,13 +155,13 @@ def test_files_written_ahead_are_invisible_until_the_commit_which_replaces_only_
     first = lake.overwrite_partitions("t", _frame(spark, [(1, "a", D1), (2, "b", D2)]), ["event_date"],
                                       {"event_date": [D1, D2]})
     before = _data_files(lake, "t")
-    staged = lake.stage_files("t", _parquet_folder(tmp_path / "files", [(3, "c")], [(4, "d")]),
+    prepared = lake.prepare_files("t", _parquet_folder(tmp_path / "files", [(3, "c")], [(4, "d")]),
                               _frame(spark, []).schema, {"event_date": D2.isoformat()})
-    assert staged.write_ahead() is True
+    assert prepared.write_ahead() is True
     written = _data_files(lake, "t") - before
     assert written and all(name.startswith("event_date=2024-11-02/") for name in written)
     assert lake.version("t") == first and _rows(lake.read("t")) == [(1, "a", D1), (2, "b", D2)]
-    version = staged.commit()
+    version = prepared.commit()
     assert version == first + 1 == lake.version("t")
     assert _rows(lake.read("t")) == [(1, "a", D1), (3, "c", D2), (4, "d", D2)]
     assert _rows(lake.read("t", version=first)) == [(1, "a", D1), (2, "b", D2)]
@@ -176,41 +176,41 @@ def test_files_written_ahead_are_invisible_until_the_commit_which_replaces_only_
 def test_files_written_ahead_are_deleted_when_the_write_is_discarded(spark, lake, tmp_path):
     version = lake.overwrite_partitions("t", _frame(spark, [(1, "a", D1)]), ["event_date"], {"event_date": [D1]})
     before = _data_files(lake, "t")
-    staged = lake.stage_files("t", _parquet_folder(tmp_path / "files", [(3, "c")]), _frame(spark, []).schema,
+    prepared = lake.prepare_files("t", _parquet_folder(tmp_path / "files", [(3, "c")]), _frame(spark, []).schema,
                               {"event_date": D1.isoformat()})
-    assert staged.write_ahead() is True and _data_files(lake, "t") != before
-    staged.discard()
+    assert prepared.write_ahead() is True and _data_files(lake, "t") != before
+    prepared.discard()
     assert _data_files(lake, "t") == before
     assert lake.version("t") == version and _rows(lake.read("t")) == [(1, "a", D1)]
 
 
 def test_write_ahead_declines_a_new_table_or_a_new_column_and_the_commit_writes_them_as_before(spark, lake, tmp_path):
     """Creating the table or merging a column is df.write's business: write_ahead says no and commit does it."""
-    staged = lake.stage_files("t", _parquet_folder(tmp_path / "first", [(1, "a")]), _frame(spark, []).schema,
+    prepared = lake.prepare_files("t", _parquet_folder(tmp_path / "first", [(1, "a")]), _frame(spark, []).schema,
                               {"event_date": D1.isoformat()})
-    assert staged.write_ahead() is False
-    staged.commit()
+    assert prepared.write_ahead() is False
+    prepared.commit()
     wider = tmp_path / "wider"
     wider.mkdir()
     pq.write_table(pa.table({"id": pa.array([2], pa.int64()), "label": ["b"], "explanation": ["why"]}),
                    wider / "part-0.parquet")
-    staged = lake.stage_files("t", wider, spark.createDataFrame([], SCHEMA + ", explanation string").schema,
+    prepared = lake.prepare_files("t", wider, spark.createDataFrame([], SCHEMA + ", explanation string").schema,
                               {"event_date": D2.isoformat()})
-    assert staged.write_ahead() is False
-    staged.commit()
+    assert prepared.write_ahead() is False
+    prepared.commit()
     assert sorted(tuple(r) for r in lake.read("t").select("id", "explanation").collect()) == [(1, None), (2, "why")]
 
 
 def test_a_partition_another_writer_replaced_after_the_write_ahead_fails_the_commit(spark, lake, tmp_path):
-    from jobs.lake import ConcurrentWriteError
+    from jobs.core.lake import ConcurrentWriteError
 
     lake.overwrite_partitions("t", _frame(spark, [(1, "a", D1)]), ["event_date"], {"event_date": [D1]})
-    staged = lake.stage_files("t", _parquet_folder(tmp_path / "files", [(3, "c")]), _frame(spark, []).schema,
+    prepared = lake.prepare_files("t", _parquet_folder(tmp_path / "files", [(3, "c")]), _frame(spark, []).schema,
                               {"event_date": D1.isoformat()})
-    assert staged.write_ahead() is True
+    assert prepared.write_ahead() is True
     other = lake.overwrite_partitions("t", _frame(spark, [(9, "z", D1)]), ["event_date"], {"event_date": [D1]})
     with pytest.raises(ConcurrentWriteError, match="another writer changed table 't'"):
-        staged.commit()
+        prepared.commit()
     assert lake.version("t") == other and _rows(lake.read("t")) == [(9, "z", D1)]
 
 
@@ -270,17 +270,17 @@ def test_a_quote_or_backslash_in_a_partition_value_is_data_not_sql(spark, lake, 
 # several files and seconds, so that each point is reached well before the commit.
 WRITER = textwrap.dedent("""
     import sys
-    from jobs.config import PipelineConfig
-    from jobs.lake import open_lake
-    from jobs.spark import build_spark
+    from jobs.core.config import PipelineConfig
+    from jobs.core.lake import open_lake
+    from jobs.core.spark import build_spark
     from pyspark.sql import functions as F
     spark = build_spark(PipelineConfig(spark_master="local[2]", spark_driver_memory="1g", shuffle_partitions=2),
                         "crash-writer")
     lake = open_lake(spark, sys.argv[1])
     big = spark.range(0, 2_000_000, numPartitions=8).select(
         "id", F.sha2(F.col("id").cast("string"), 256).alias("label"), F.lit("2024-11-01").cast("date").alias("event_date"))
-    if sys.argv[2] == "staged":
-        lake.stage_partitions("t", big, ["event_date"], {"event_date": ["2024-11-01"]}).commit()
+    if sys.argv[2] == "prepared":
+        lake.prepare_partitions("t", big, ["event_date"], {"event_date": ["2024-11-01"]}).commit()
     else:
         lake.overwrite_partitions("t", big, ["event_date"], {"event_date": ["2024-11-01"]})
     print("finished", flush=True)
@@ -301,7 +301,7 @@ def test_writer_killed_mid_write_leaves_the_previous_version_and_maintain_remove
     lake.overwrite_partitions("t", _frame(spark, [(1, "a", D1)]), ["event_date"], {"event_date": [D1]})
     table_files = set((lake_root / "t").rglob("*.parquet"))
     watched = lake_root / "_staging" if point == "staging" else lake_root / "t"
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(lake_root), "direct" if point == "commit" else "staged"],
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(lake_root), "direct" if point == "commit" else "prepared"],
                               cwd=ROOT, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                               text=True)
     deadline = time.monotonic() + 180
@@ -337,7 +337,7 @@ def test_two_writers_on_one_partition_end_as_one_serial_order(spark, lake):
 
     from pyspark.sql import functions as F
 
-    from jobs.lake import ConcurrentWriteError
+    from jobs.core.lake import ConcurrentWriteError
 
     lake.overwrite_partitions("t", _frame(spark, [(0, "old", D1)]), ["event_date"], {"event_date": [D1]})
     long = spark.range(0, 2_000_000, numPartitions=4).select(

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from jobs.lake import open_lake
+from jobs.core.lake import open_lake
 from jobs.maintain import prune_checkpoints, remove_abandoned
 from tests.conftest import run_jobs
 

@@ -222,16 +222,16 @@ def test_batches_are_regrouped_into_one_model_shape():
     """Spark's Arrow batches, whatever their sizes, reach the model as full batches of the same rows in order."""
     import pyarrow as pa
 
-    from jobs.score import _regrouped
+    from jobs.score.workers import regrouped
 
     sizes, start, batches = [0, 5, 3, 11, 0, 1, 7], 0, []
     for size in sizes:
         batches.append(pa.record_batch([pa.array(range(start, start + size))], names=["row"]))
         start += size
-    tables = list(_regrouped(iter(batches), 4))
+    tables = list(regrouped(iter(batches), 4))
     assert [t.num_rows for t in tables] == [4, 4, 4, 4, 4, 4, 3]
     assert [v for t in tables for v in t["row"].to_pylist()] == list(range(sum(sizes)))
-    assert list(_regrouped(iter([]), 4)) == []
+    assert list(regrouped(iter([]), 4)) == []
 
 
 @pytest.mark.parametrize("categories", [5, 36, 3000])
@@ -240,7 +240,7 @@ def test_the_top_categories_are_those_of_a_full_stable_sort(categories):
     ties (rounded probabilities) to the lower column."""
     import numpy as np
 
-    from jobs.score import top_positions
+    from jobs.score.workers import top_positions
 
     rng = np.random.default_rng(categories)
     probabilities = rng.random((500, categories))
@@ -254,8 +254,9 @@ def test_a_snapshot_without_the_newer_columns_is_refused_in_one_line(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from jobs.errors import PipelineError
-    from jobs.score import SEQUENCE_COLUMNS, SequenceFiles
+    from jobs.core.errors import PipelineError
+    from jobs.score.driver import SequenceFiles
+    from jobs.score.workers import SEQUENCE_COLUMNS
 
     old = pa.table({c: pa.array([None], pa.string()) for c in SEQUENCE_COLUMNS
                     if c not in ("window_category_days", "window_category_age_seconds")})
@@ -273,44 +274,46 @@ def test_a_retried_task_replaces_its_file_and_a_dead_attempt_leaves_nothing_read
     """The workers' own Parquet (ScoredFiles): one file per partition whatever the attempts, complete or absent."""
     import pyarrow as pa
 
-    from jobs.score import CANDIDATES_SCHEMA, ScoredFiles
+    from jobs.score.schemas import PROSPECTS_SCHEMA
+    from jobs.score.workers import ScoredFiles
 
-    def candidates(*users):
+    def prospects(*users):
         return pa.RecordBatch.from_arrays([pa.array(users), pa.array([1] * len(users), pa.int32()),
-                                           pa.array([0.5] * len(users))], schema=ScoredFiles.KINDS["candidates"])
+                                           pa.array([0.5] * len(users))], schema=ScoredFiles.KINDS["prospects"])
 
     first = ScoredFiles(tmp_path, partition=3, attempt=0)
-    first.write("candidates", candidates("a", "b"))
+    first.write("prospects", prospects("a", "b"))
     first.close()
     dead = ScoredFiles(tmp_path, partition=4, attempt=0)
-    dead.write("candidates", candidates("x"))
-    dead._flush("candidates")  # wrote a row group, then its worker died before closing the file
+    dead.write("prospects", prospects("x"))
+    dead._flush("prospects")  # wrote a row group, then its worker died before closing the file
     retry = ScoredFiles(tmp_path, partition=3, attempt=1)
-    retry.write("candidates", candidates("a", "b"))
+    retry.write("prospects", prospects("a", "b"))
     retry.close()
-    rows = spark.read.schema(CANDIDATES_SCHEMA).parquet(str(tmp_path / "candidates")).collect()
+    rows = spark.read.schema(PROSPECTS_SCHEMA).parquet(str(tmp_path / "prospects")).collect()
     assert sorted(r["user_id"] for r in rows) == ["a", "b"]
-    assert sorted(f.name for f in (tmp_path / "candidates").glob("part-*")) == ["part-00003.parquet"]
+    assert sorted(f.name for f in (tmp_path / "prospects").glob("part-*")) == ["part-00003.parquet"]
 
 
 @pytest.mark.parametrize("buffer_rows", [10, 1_000_000])
-def test_a_task_keeps_every_candidate_that_can_make_a_segment(monkeypatch, buffer_rows):
-    """The per-task cut (SegmentCandidates) leaves the segments as ranking every candidate would, ties included."""
+def test_a_task_keeps_every_prospect_that_can_make_a_segment(monkeypatch, buffer_rows):
+    """The per-task cut (SegmentProspects) leaves the segments as ranking every prospect would, ties included."""
     import numpy as np
     import pyarrow as pa
 
-    from jobs.score import CANDIDATES_SCHEMA, ScoredFiles, SegmentCandidates
+    from jobs.score.schemas import PROSPECTS_SCHEMA
+    from jobs.score.workers import ScoredFiles, SegmentProspects
 
-    monkeypatch.setattr(SegmentCandidates, "BUFFER_ROWS", buffer_rows)
+    monkeypatch.setattr(SegmentProspects, "BUFFER_ROWS", buffer_rows)
     rng, size, every, kept = np.random.default_rng(7), 5, [], []
     for task in range(3):
-        candidates, rows = SegmentCandidates(size), []
+        prospects, rows = SegmentProspects(size), []
         for batch in range(4):
             users = [f"t{task}b{batch}u{i:02d}" for i in range(40)]
             positions, probabilities = rng.integers(0, 3, 40), rng.integers(1, 30, 40) / 30  # with ties
-            candidates.add(pa.array(users), positions, probabilities)
+            prospects.add(pa.array(users), positions, probabilities)
             rows += list(zip(users, positions.tolist(), probabilities.tolist()))
-        task_kept = [tuple(r.values()) for r in candidates.batch(ScoredFiles.KINDS["candidates"]).to_pylist()]
+        task_kept = [tuple(r.values()) for r in prospects.batch(ScoredFiles.KINDS["prospects"]).to_pylist()]
         # Exactly the rows at or above each category's size-th highest probability in the task.
         for pos in range(3):
             cutoff = sorted((p for _, q, p in rows if q == pos), reverse=True)[size - 1]
@@ -321,4 +324,4 @@ def test_a_task_keeps_every_candidate_that_can_make_a_segment(monkeypatch, buffe
         return {pos: sorted((-p, u) for u, q, p in rows if q == pos)[:size] for pos in range(3)}
 
     assert segments(kept) == segments(every)
-    assert CANDIDATES_SCHEMA.fieldNames() == ["user_id", "pos", "probability"]
+    assert PROSPECTS_SCHEMA.fieldNames() == ["user_id", "pos", "probability"]

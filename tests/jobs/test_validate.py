@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_jobs as run
-from jobs.lake import open_lake
+from jobs.core.lake import open_lake
 
 D1, D2 = dt.date(2024, 11, 1), dt.date(2024, 11, 2)
 

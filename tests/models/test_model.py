@@ -54,11 +54,11 @@ def test_histories_are_right_aligned_truncated_to_length_and_unknown_categories_
 
 
 def test_dictionary_encoded_strings_encode_as_plain_strings_do(tmp_path):
-    """As score's workers read the snapshot (jobs.score._sequence_file): the category and event-type lists as
+    """As score's workers read the snapshot (jobs.score.workers._sequence_file): the category and event-type lists as
     dictionaries, in chunks with different dictionaries, one with a null category."""
     import pyarrow.parquet as pq
 
-    from jobs.score import _sequence_file
+    from jobs.score.workers import _sequence_file
 
     rows = _rows().drop_columns(["label_categories", "has_new_category"])
     extra = rows.set_column(0, "history_categories", pa.array([["c.z", None, "zzz", "a.x"], ["b.y"]],

@@ -5,7 +5,7 @@
 kept in the lake (``gx_run``), rebuilds Data Docs, and returns a
 ``ValidationReport`` (``report``) whose ``raise_if_critical`` stops the run.
 """
-from jobs.quality.gate import check_partition
-from jobs.quality.report import DataQualityError, ValidationReport
+from jobs.core.quality.gate import check_partition
+from jobs.core.quality.report import DataQualityError, ValidationReport
 
 __all__ = ["check_partition", "DataQualityError", "ValidationReport"]

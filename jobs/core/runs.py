@@ -16,8 +16,8 @@ from typing import Iterator
 
 from pyspark.sql import types as T
 
-from jobs.lake import Lake
-from jobs.tables import PARTITIONS, PIPELINE_RUNS
+from jobs.core.lake import Lake
+from jobs.core.tables import PARTITIONS, PIPELINE_RUNS
 
 PIPELINE_RUNS_SCHEMA = T.StructType(
     [
@@ -33,7 +33,7 @@ PIPELINE_RUNS_SCHEMA = T.StructType(
         T.StructField("started_at", T.TimestampType()),
         T.StructField("details", T.StringType()),
         T.StructField("lake_impl", T.StringType()),
-        # Data-quality gates run by the stage (see jobs.quality): expectations
+        # Data-quality gates run by the stage (see jobs.core.quality): expectations
         # evaluated and failed, the worst severity, and the category-mix
         # divergence from the trailing week (a retraining trigger).
         T.StructField("expectations_evaluated", T.LongType()),
@@ -54,7 +54,7 @@ class RunMetrics:
     rows_quarantined: int = 0
     rows_duplicate: int = 0
     details: dict = field(default_factory=dict)
-    validations: list = field(default_factory=list)  # jobs.quality.ValidationReport, one per suite run
+    validations: list = field(default_factory=list)  # jobs.core.quality.ValidationReport, one per suite run
 
     def quality_columns(self) -> tuple:
         """expectations_evaluated, expectations_failed, dq_severity, category_divergence (nulls when none ran)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jobs.errors import PipelineError
+from jobs.core.errors import PipelineError
 
 DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -18,8 +18,8 @@ DELTA_CONF = {
 
 
 def jars_dir() -> Path:
-    """``IM_SPARK_JARS_DIR`` (jobs/config.py), read when called: a deployment may set it after import."""
-    from jobs.config import PipelineConfig
+    """``IM_SPARK_JARS_DIR`` (jobs/core/config.py), read when called: a deployment may set it after import."""
+    from jobs.core.config import PipelineConfig
 
     return PipelineConfig().spark_jars_dir
 

@@ -1,7 +1,7 @@
 """Every setting of the pipeline in one typed object, read from ``IM_*`` environment variables.
 
 The command line, the nightly DAG and the local run script take their defaults from here, and
-docs/settings.md is generated from it (``python -m jobs.config``), so a default is written once.
+docs/settings.md is generated from it (``python -m jobs.core.config``), so a default is written once.
 Every default works on a laptop; a deployment overrides them with environment variables (the
 compose file's ``x-im-env``). A value that does not parse or is out of range fails with one line
 naming the variable, never a traceback.
@@ -10,15 +10,17 @@ Transforms never see this object; a stage's ``main()`` unpacks the plain values 
 """
 from __future__ import annotations
 
+import datetime as dt
+
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from jobs.errors import PipelineError
+from jobs.core.errors import PipelineError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ENV_PREFIX = "IM_"
 
 
@@ -50,7 +52,7 @@ class PipelineConfig(BaseSettings):
     replay_lookback_days: int = Field(2, ge=0, description="days of events a replayed event is looked up in")
     max_session_hours: float = Field(24.0, gt=0, description="a session longer than this fails its suite")
     # Quality gates.
-    validate_writes: bool = Field(True, description="validate every staged partition before publishing it")
+    validate_writes: bool = Field(True, description="validate every prepared partition before publishing it")
     max_quarantine_rate: float = Field(0.05, ge=0, le=1,
                                        description="critical when more of an ingest batch is malformed (bots aside)")
     volume_warning_fraction: float = Field(0.5, ge=0, description="row count off the trailing week's mean: warning")
@@ -76,6 +78,8 @@ class PipelineConfig(BaseSettings):
     top_k: int = Field(10, ge=1, description="categories per user in top_categories")
     segment_size: int = Field(10_000, ge=1, description="most users per category in marketing_segments")
     min_propensity: float = Field(0.1, ge=0, le=1, description="least probability for a marketing segment")
+    user_sample_fraction: float = Field(1.0, gt=0, le=1, description="share of users features and score keep, by a "
+                                                                     "hash of user_id (the same users every date)")
     # The nightly DAG.
     nightly_schedule: str = Field("0 2 * * *", description="the DAG's cron schedule (UTC)")
     spark_conn_id: str = Field("spark_default", description="Airflow connection the Spark tasks submit to")
@@ -105,11 +109,20 @@ class PipelineConfig(BaseSettings):
         """Raw landing zone: generated or delivered files, before ingest."""
         return self.lake / "raw"
 
+    def landing_partition(self, ingest_date: dt.date) -> Path:
+        """Where one ingest date's event files land (generate writes there, the DAG waits for it, ingest reads it)."""
+        return landing_partition(self.landing, ingest_date)
+
     def with_overrides(self, **values) -> "PipelineConfig":
         """A copy with the non-None values replaced (command-line overrides), validated like the rest; a bad
         one is named as the command line's value, not as the environment variable."""
         overrides = {k: v for k, v in values.items() if v is not None}
         return type(self)(frozenset(overrides), **{**self.model_dump(), **overrides})
+
+
+def landing_partition(landing: Path, ingest_date: dt.date) -> Path:
+    """One ingest date's folder of event files under a landing zone."""
+    return Path(landing) / "events" / f"ingest_date={ingest_date.isoformat()}"
 
 
 def fill_from_settings(args, config: PipelineConfig, options: dict[str, str]) -> None:
@@ -128,6 +141,35 @@ def default_help(setting: str) -> str:
 def default(name: str):
     """A setting's default as declared (not as the environment sets it): for argparse help and dataclasses."""
     return PipelineConfig.model_fields[name].default
+
+
+def param_schema(name: str) -> dict:
+    """A setting's range as JSON-schema keywords, for the DAG's Param of the same name."""
+    keywords = {"gt": "exclusiveMinimum", "ge": "minimum", "lt": "exclusiveMaximum", "le": "maximum"}
+    return {keywords[key]: value for key, value in _bounds(name).items()}
+
+
+def check_range(name: str, value, label: str):
+    """``value`` when it is within the setting's range, else one line: ``<label> must be in (0, 1], got 0``."""
+    bounds = _bounds(name)
+    low = next(((key, bounds[key]) for key in ("gt", "ge") if key in bounds), None)
+    high = next(((key, bounds[key]) for key in ("lt", "le") if key in bounds), None)
+    number = float(value)
+    if (low and (number <= low[1] if low[0] == "gt" else number < low[1])) or \
+            (high and (number >= high[1] if high[0] == "lt" else number > high[1])):
+        interval = (f"{'(' if not low or low[0] == 'gt' else '['}{low[1] if low else '-inf'}, "
+                    f"{high[1] if high else 'inf'}{')' if not high or high[0] == 'lt' else ']'}")
+        raise PipelineError(f"{label} must be in {interval}, got {value}")
+    return value
+
+
+def _bounds(name: str) -> dict:
+    bounds = {}
+    for constraint in PipelineConfig.model_fields[name].metadata:
+        for key in ("gt", "ge", "lt", "le"):
+            if getattr(constraint, key, None) is not None:
+                bounds[key] = getattr(constraint, key)
+    return bounds
 
 
 def _one_line(error: ValidationError, command_line: frozenset[str] = frozenset()) -> str:
@@ -153,7 +195,7 @@ def markdown_table() -> str:
 
 if __name__ == "__main__":
     print("# Settings\n\nEvery setting is an environment variable; the command line's options override them for "
-          "one run. Generated from `jobs/config.py` by `python -m jobs.config > docs/settings.md`; "
+          "one run. Generated from `jobs/core/config.py` by `python -m jobs.core.config > docs/settings.md`; "
           "tests/test_settings.py fails when this file is out of date. `IM_DEBUG=1` (not a setting) adds "
           "the traceback to a command's one-line error.\n")
     print(markdown_table(), end="")

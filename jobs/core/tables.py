@@ -1,6 +1,9 @@
 """Names and partitioning of the lake's tables: the contract other stages rely on."""
 from __future__ import annotations
 
+# What an event is, in every clean table (ingest maps the sources' synonyms onto these).
+EVENT_TYPES = ("view", "cart", "purchase", "fav")
+
 EVENTS_CLEAN = "events_clean"
 EVENTS_QUARANTINE = "events_quarantine"
 EVENTS = "events"

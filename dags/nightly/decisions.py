@@ -5,7 +5,8 @@ import datetime as dt
 from pathlib import Path
 from typing import Mapping
 
-from jobs.errors import PipelineError
+from jobs.core.config import PipelineConfig, check_range
+from jobs.core.errors import PipelineError
 
 
 def resolve_run_date(params: Mapping, logical_date: dt.datetime | None) -> dt.date:
@@ -28,12 +29,9 @@ def resolve_run_date(params: Mapping, logical_date: dt.datetime | None) -> dt.da
     if run_date >= today:
         raise PipelineError(f"param run_date {run_date} has not ended yet (today is {today} UTC): "
                             "a run processes a complete day")
-    fraction = params.get("user_sample_fraction", 1.0)
-    if not 0 < float(fraction) <= 1:
-        raise PipelineError(f"param user_sample_fraction must be in (0, 1], got {fraction}")
-    gap = params.get("session_gap_minutes", 30)
-    if not 1 <= int(gap) <= 1440:
-        raise PipelineError(f"param session_gap_minutes must be 1 to 1440, got {gap}")
+    for name in ("user_sample_fraction", "session_gap_minutes"):  # the ranges the settings of the same name have
+        if params.get(name) is not None:
+            check_range(name, params[name], f"param {name}")
     if params.get("retrain", "auto") not in ("auto", "always", "never"):
         raise PipelineError(f"param retrain must be auto, always or never, got {params.get('retrain')!r}")
     return run_date
@@ -41,7 +39,7 @@ def resolve_run_date(params: Mapping, logical_date: dt.datetime | None) -> dt.da
 
 def landing_ready(lake_root: Path, run_date: dt.date) -> bool:
     """Whether the landing partition of ``run_date`` holds at least one file (what ingest reads)."""
-    partition = Path(lake_root) / "raw" / "events" / f"ingest_date={run_date.isoformat()}"
+    partition = PipelineConfig(lake=lake_root).landing_partition(run_date)
     return partition.is_dir() and any(p.is_file() and not p.name.startswith((".", "_")) for p in partition.iterdir())
 
 

@@ -1,4 +1,4 @@
-"""One training worker: ``python -m models.train RUN_DIR`` with ``TF_CONFIG`` set.
+"""One training worker: ``python -m models.training_worker RUN_DIR`` with ``TF_CONFIG`` set.
 
 Every worker runs this same script under ``MultiWorkerMirroredStrategy``, in
 two phases, each reading only this worker's shards (``RUN_DIR/shards``):

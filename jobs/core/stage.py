@@ -6,10 +6,10 @@ import datetime as dt
 import importlib
 import threading
 
-from jobs.config import PipelineConfig
-from jobs.errors import PipelineError
-from jobs.lake import Lake, open_lake
-from jobs.spark import build_spark
+from jobs.core.config import PipelineConfig
+from jobs.core.errors import PipelineError
+from jobs.core.lake import Lake, open_lake
+from jobs.core.spark import build_spark
 
 
 def require_date(date: dt.date | None, stage: str, meaning: str) -> dt.date:
@@ -19,7 +19,7 @@ def require_date(date: dt.date | None, stage: str, meaning: str) -> dt.date:
 
 
 # What a suite run imports: Great Expectations alone is seconds of Python, worth overlapping.
-VALIDATION_MODULES = ("expectations", "jobs.quality.gx_run")
+VALIDATION_MODULES = ("expectations", "jobs.core.quality.gx_run")
 
 
 def open_stage_lake(config: PipelineConfig, stage: str, needs_table: str | None = None, made_by: str = "",
@@ -61,5 +61,5 @@ def _import_on_a_thread(modules: tuple[str, ...]) -> threading.Thread:
 def add_validation_argument(parser: argparse.ArgumentParser) -> None:
     """``--no-validate`` for the stages that gate their writes with an expectation suite."""
     parser.add_argument("--validate", action=argparse.BooleanOptionalAction, default=None,
-                        help="validate the staged partition with its expectation suite before publishing it "
+                        help="validate the prepared partition with its expectation suite before publishing it "
                              "(default on; $IM_VALIDATE_WRITES=0 turns it off)")

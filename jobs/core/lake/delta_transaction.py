@@ -1,12 +1,12 @@
 """One partition replacement in two steps through delta-spark's transaction API: write the data files
 now, commit them later.
 
-Why: a gated write validates its staged rows before it commits them, and the commit then rewrites those
+Why: a gated write validates its prepared rows before it commits them, and the commit then rewrites those
 rows into the table's files (``df.write.format("delta")``), which at 1M predictions is the largest step
 after the scoring itself (bench/bench_score.py). Delta's own writer does the same thing in
 two steps inside one ``OptimisticTransaction``: ``writeFiles`` writes the data files into the table folder,
 unreferenced, and ``commit`` adds them to the log. Calling those two steps ourselves lets the files be
-written while the suite validates the staged rows, and only the log entry wait for its verdict.
+written while the suite validates the prepared rows, and only the log entry wait for its verdict.
 
 The transaction is started before the files are written, so Delta's conflict detection covers the whole
 span: a writer that changes the same partition meanwhile makes the commit fail (ConcurrentWriteError), as

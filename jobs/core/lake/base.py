@@ -19,10 +19,10 @@ class LakeError(RuntimeError):
     """A lake operation that cannot be done; the message says why."""
 
 
-class StagedWrite:
+class PreparedWrite:
     """A partition overwrite whose data is written but not yet visible to readers.
 
-    ``frame`` reads the staged rows, so a data-quality gate can validate exactly
+    ``frame`` reads the prepared rows, so a data-quality gate can validate exactly
     what would be published; then ``commit()`` publishes it in one transaction,
     or ``discard()`` drops it and the table keeps its previous version.
     """
@@ -71,9 +71,9 @@ class Lake(abc.ABC):
         """The table at its current (or an earlier) version, optionally pruned to partitions."""
 
     @abc.abstractmethod
-    def stage_partitions(
+    def prepare_partitions(
         self, table: str, df: DataFrame, partition_by: Sequence[str], replace: PartitionValues
-    ) -> StagedWrite:
+    ) -> PreparedWrite:
         """Write ``df`` to replace the partitions matching ``replace``, without publishing it yet.
 
         Every row of ``df`` must fall inside ``replace``. Creates the table on commit if absent.
@@ -83,19 +83,19 @@ class Lake(abc.ABC):
         self, table: str, df: DataFrame, partition_by: Sequence[str], replace: PartitionValues
     ) -> int:
         """Atomically replace the partitions matching ``replace`` with ``df``; returns the new version."""
-        staged = self.stage_partitions(table, df, partition_by, replace)
+        prepared = self.prepare_partitions(table, df, partition_by, replace)
         try:
-            return staged.commit()
+            return prepared.commit()
         finally:
-            staged.discard()
+            prepared.discard()
 
     @abc.abstractmethod
-    def stage_files(self, table: str, folder: Path, schema: StructType, partition: Mapping[str, str]) -> StagedWrite:
+    def prepare_files(self, table: str, folder: Path, schema: StructType, partition: Mapping[str, str]) -> PreparedWrite:
         """Stage Parquet files written outside Spark's writer as the whole of one partition, replacing it on commit.
 
         For a producer whose Spark tasks write their own Parquet (score's
         Python workers), so that the rows are not passed through Spark once
-        more only to be staged again. ``partition`` gives each partition
+        more only to be prepared again. ``partition`` gives each partition
         column's value; the files under ``folder`` hold ``schema``'s other
         columns, and are checked against them. The folder is taken over: it is
         gone after ``commit()`` or ``discard()``.

@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from jobs.errors import PipelineError
+from jobs.core.errors import PipelineError
 
 
 class DataQualityError(PipelineError):

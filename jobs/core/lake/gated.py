@@ -1,19 +1,19 @@
-"""The one way a producing stage publishes: stage, validate exactly those rows, then commit or discard.
+"""The one way a producing stage publishes: prepare, validate exactly those rows, then commit or discard.
 
     with gated_write(lake, metrics, validate=config.validate_writes) as gate:
-        events = gate.stage(EVENTS, frame, {"event_date": [day]})
+        events = gate.prepare(EVENTS, frame, {"event_date": [day]})
         gate.check(lambda: check_partition(lake, config, EVENTS, [date], events))
 
-``gate.stage`` writes the rows to immutable staging files and returns a frame
+``gate.prepare`` writes the rows to immutable files in the staging folder and returns a frame
 over them; ``gate.check`` runs a validation on such frames (when validation is
 on), records its report and stops the stage on a critical failure. Only when
-the block ends without an error are the staged tables committed; on any error,
-or a critical validation, every staged write is discarded and each table keeps
+the block ends without an error are the prepared tables committed; on any error,
+or a critical validation, every prepared write is discarded and each table keeps
 its previous version. What the suites validated is what is committed: the
-commit reads the same staged files, never the producing plan again.
+commit reads the same prepared files, never the producing plan again.
 
 Several tables: Delta commits one table at a time, there is no transaction
-across tables. They commit in the order they were staged (or ``commit_order``), tables that
+across tables. They commit in the order they were prepared (or ``commit_order``), tables that
 later ones point into first: sessions before the events that carry their ids,
 the quarantine before the clean rows, the demand forecast and segments before
 the predictions. Tables that do not point into each other may be named as a
@@ -38,34 +38,34 @@ from typing import Callable, Iterator, Mapping, Sequence
 from pyspark.sql import DataFrame
 from pyspark.sql.types import StructType
 
-from jobs.lake.base import Lake, PartitionValues, StagedWrite
-from jobs.tables import PARTITIONS
+from jobs.core.lake.base import Lake, PartitionValues, PreparedWrite
+from jobs.core.tables import PARTITIONS
 
 
 class GatedWrite:
-    """The staged tables of one stage run, and the validations run on them."""
+    """The prepared tables of one stage run, and the validations run on them."""
 
     def __init__(self, lake: Lake, validate: bool, metrics=None, commit_order: Sequence[str | Sequence[str]] = ()):
         self.lake, self.validate, self.metrics = lake, validate, metrics
         self.commit_order = tuple((item,) if isinstance(item, str) else tuple(item) for item in commit_order)
-        self.staged: list[tuple[str, StagedWrite]] = []
+        self.prepared: list[tuple[str, PreparedWrite]] = []
         self.versions: dict[str, int] = {}
 
-    def stage(self, table: str, df: DataFrame, replace: PartitionValues,
+    def prepare(self, table: str, df: DataFrame, replace: PartitionValues,
               partition_by: Sequence[str] | None = None) -> DataFrame:
-        """Stage ``df`` to replace ``replace``'s partitions of ``table``; returns the staged rows."""
+        """Stage ``df`` to replace ``replace``'s partitions of ``table``; returns the prepared rows."""
         partition_by = PARTITIONS[table] if partition_by is None else partition_by
-        return self._add(table, self.lake.stage_partitions(table, df, partition_by, replace))
+        return self._add(table, self.lake.prepare_partitions(table, df, partition_by, replace))
 
-    def stage_files(self, table: str, folder: Path, schema: StructType, partition: Mapping[str, str]) -> DataFrame:
+    def prepare_files(self, table: str, folder: Path, schema: StructType, partition: Mapping[str, str]) -> DataFrame:
         """Stage a folder of Parquet files another writer made as the whole of one partition."""
-        return self._add(table, self.lake.stage_files(table, folder, schema, partition))
+        return self._add(table, self.lake.prepare_files(table, folder, schema, partition))
 
     def write_ahead(self, table: str) -> bool:
-        """Write staged ``table``'s data files now, invisible until the commit, when its lake can: run beside
+        """Write prepared ``table``'s data files now, invisible until the commit, when its lake can: run beside
         the suites, it leaves the commit only the log entry to write. False when it cannot (the commit
         writes them)."""
-        return next(staged for name, staged in self.staged if name == table).write_ahead()
+        return next(prepared for name, prepared in self.prepared if name == table).write_ahead()
 
     def check(self, validation: Callable[[], "object"]):
         """Run ``validation`` (returning a report with ``raise_if_critical``) when validation is on."""
@@ -77,28 +77,28 @@ class GatedWrite:
         report.raise_if_critical()
         return report
 
-    def _add(self, table: str, staged: StagedWrite) -> DataFrame:
-        if any(name == table for name, _ in self.staged):
-            staged.discard()
-            raise ValueError(f"{table!r} is staged twice in one gated write")
-        self.staged.append((table, staged))
-        return staged.frame
+    def _add(self, table: str, prepared: PreparedWrite) -> DataFrame:
+        if any(name == table for name, _ in self.prepared):
+            prepared.discard()
+            raise ValueError(f"{table!r} is prepared twice in one gated write")
+        self.prepared.append((table, prepared))
+        return prepared.frame
 
     def _commit(self) -> dict[str, int]:
         """``commit_order``'s tables first, in that order, each group's together; the rest one by one in the order
-        they were staged. When a table of a group fails, the others of the group still finish (committed or not,
+        they were prepared. When a table of a group fails, the others of the group still finish (committed or not,
         as each went) before the first error is raised, and nothing after the group starts."""
         rank = {table: i for i, group in enumerate(self.commit_order) for table in group}
-        groups: dict[int, list[tuple[str, StagedWrite]]] = {}
-        for position, (table, staged) in enumerate(self.staged):
-            groups.setdefault(rank.get(table, len(rank) + position), []).append((table, staged))
+        groups: dict[int, list[tuple[str, PreparedWrite]]] = {}
+        for position, (table, prepared) in enumerate(self.prepared):
+            groups.setdefault(rank.get(table, len(rank) + position), []).append((table, prepared))
         for _, group in sorted(groups.items()):
             if len(group) == 1:
-                table, staged = group[0]
-                self.versions[table] = staged.commit()
+                table, prepared = group[0]
+                self.versions[table] = prepared.commit()
                 continue
             with ThreadPoolExecutor(len(group), thread_name_prefix="commit") as pool:
-                futures = [(table, pool.submit(staged.commit)) for table, staged in group]
+                futures = [(table, pool.submit(prepared.commit)) for table, prepared in group]
             errors = [future.exception() for _, future in futures if future.exception() is not None]
             self.versions.update({table: future.result() for table, future in futures if future.exception() is None})
             if errors:
@@ -106,16 +106,16 @@ class GatedWrite:
         return self.versions
 
     def _discard(self) -> None:
-        for _, staged in self.staged:
-            staged.discard()
+        for _, prepared in self.prepared:
+            prepared.discard()
 
 
 @contextmanager
 def gated_write(lake: Lake, metrics=None, validate: bool = True,
                 commit_order: Sequence[str | Sequence[str]] = ()) -> Iterator[GatedWrite]:
-    """Stage and check inside the block; commit everything staged when it ends cleanly, else nothing.
+    """Stage and check inside the block; commit everything prepared when it ends cleanly, else nothing.
 
-    Tables commit in the order they were staged, except that those named in ``commit_order`` go first (a
+    Tables commit in the order they were prepared, except that those named in ``commit_order`` go first (a
     group of names commits together, on threads).
     """
     gate = GatedWrite(lake, validate, metrics, commit_order)

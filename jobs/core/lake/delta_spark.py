@@ -3,7 +3,7 @@
 A partition overwrite goes in two steps, so that a data-quality gate can look
 at exactly the rows that will be published:
 
-1. ``stage_partitions`` writes the DataFrame as Parquet into a private folder,
+1. ``prepare_partitions`` writes the DataFrame as Parquet into a private folder,
    ``<lake>/_staging/<table>-<id>``. Its ``frame`` reads those immutable files:
    validating it never recomputes the producing plan.
 2. ``commit()`` writes those same files' rows into the table with
@@ -11,9 +11,9 @@ at exactly the rows that will be published:
    or the new one. Delta checks that every row lies inside the replaced
    partitions, and its optimistic concurrency control refuses a commit that
    conflicts with one another writer made meanwhile (``ConcurrentWriteError``).
-   A write staged from files (``stage_files``) may have its table files
-   written ahead, while a suite validates the staged rows
-   (``StagedWrite.write_ahead``, delta_transaction): the commit then only adds
+   A write prepared from files (``prepare_files``) may have its table files
+   written ahead, while a suite validates the prepared rows
+   (``PreparedWrite.write_ahead``, delta_transaction): the commit then only adds
    them to the log, in the same transaction that wrote them.
 
 A writer killed at any point leaves the table at its previous version: its
@@ -35,8 +35,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from jobs.lake.base import Lake, LakeError, PartitionValues, StagedWrite, data_columns, partition_predicate
-from jobs.lake.delta_transaction import WrittenFiles, write_files
+from jobs.core.lake.base import Lake, LakeError, PartitionValues, PreparedWrite, data_columns, partition_predicate
+from jobs.core.lake.delta_transaction import WrittenFiles, write_files
 
 STAGING_DIR = "_staging"
 # Delta's exception classes for a commit that lost a race to another writer's commit.
@@ -149,9 +149,9 @@ class DeltaSparkLake(Lake):
         rows = [int(n or 0) for n in actions["num_records"].to_pylist()]
         return list(zip(_partition_values(actions, table, column), rows))
 
-    def stage_partitions(
+    def prepare_partitions(
         self, table: str, df: DataFrame, partition_by: Sequence[str], replace: PartitionValues
-    ) -> StagedWrite:
+    ) -> PreparedWrite:
         if not replace:
             raise LakeError("overwrite_partitions needs at least one partition to replace")
         unknown = set(replace) - set(partition_by)
@@ -169,25 +169,25 @@ class DeltaSparkLake(Lake):
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        return self._staged(table, frame, partition_by, replace, staging)
+        return self._prepared(table, frame, partition_by, replace, staging)
 
-    def stage_files(self, table: str, folder: Path, schema: StructType, partition: Mapping[str, str]) -> StagedWrite:
-        """The files are already immutable Parquet: they are the staged rows as they are (no staging copy; the
+    def prepare_files(self, table: str, folder: Path, schema: StructType, partition: Mapping[str, str]) -> PreparedWrite:
+        """The files are already immutable Parquet: they are the prepared rows as they are (no staging copy; the
         commit reads them and Delta writes the table's files)."""
         columns = data_columns(folder, schema, partition)
         frame = self.spark.read.schema(columns).parquet(str(folder)).select(*[
             F.lit(partition[f.name]).cast(f.dataType).alias(f.name) if f.name in partition else F.col(f.name)
             for f in schema])
         replace = {column: [str(value)] for column, value in partition.items()}
-        return self._staged(table, frame, list(partition), replace, Path(folder), ahead=partition)
+        return self._prepared(table, frame, list(partition), replace, Path(folder), ahead=partition)
 
     def _staging_folder(self, table: str) -> Path:
         folder = self.root / STAGING_DIR / f"{table}-{uuid.uuid4().hex}"
         folder.parent.mkdir(parents=True, exist_ok=True)
         return folder
 
-    def _staged(self, table: str, frame: DataFrame, partition_by: Sequence[str], replace: PartitionValues,
-                folder: Path, ahead: Mapping[str, str] | None = None) -> StagedWrite:
+    def _prepared(self, table: str, frame: DataFrame, partition_by: Sequence[str], replace: PartitionValues,
+                folder: Path, ahead: Mapping[str, str] | None = None) -> PreparedWrite:
         """``ahead``: the one partition the frame fills, when its files may be written ahead of the commit
         (delta_transaction: a replacement of exactly that partition)."""
         written: list[WrittenFiles] = []
@@ -211,7 +211,7 @@ class DeltaSparkLake(Lake):
                 files.abandon()
             shutil.rmtree(folder, ignore_errors=True)
 
-        return StagedWrite(frame, commit, discard, write_ahead)
+        return PreparedWrite(frame, commit, discard, write_ahead)
 
     def _commit_written(self, table: str, written: WrittenFiles, partition: Mapping[str, str],
                         replace: PartitionValues) -> int:

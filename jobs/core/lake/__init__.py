@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from pyspark.sql import SparkSession
 
-from jobs.lake.base import Lake, LakeError, PartitionValues, StagedWrite
-from jobs.lake.delta_spark import ConcurrentWriteError, DeltaSparkLake, delta_spark_available
-from jobs.lake.gated import GatedWrite, gated_write
+from jobs.core.lake.base import Lake, LakeError, PartitionValues, PreparedWrite
+from jobs.core.lake.delta_spark import ConcurrentWriteError, DeltaSparkLake, delta_spark_available
+from jobs.core.lake.gated import GatedWrite, gated_write
 
-__all__ = ["ConcurrentWriteError", "GatedWrite", "Lake", "LakeError", "PartitionValues", "StagedWrite",
+__all__ = ["ConcurrentWriteError", "GatedWrite", "Lake", "LakeError", "PartitionValues", "PreparedWrite",
            "gated_write", "open_lake"]
 
 
@@ -23,6 +23,6 @@ def open_lake(spark: SparkSession, root: str) -> Lake:
     """The lake at ``root``; fails with one line when the session lacks the Delta connector."""
     if not delta_spark_available(spark):
         raise LakeError("this Spark session has no Delta connector on its classpath: run `make install` (it puts "
-                        "the jars in jars/), and start jobs with jobs.spark.build_spark or spark-submit "
-                        "with jobs.classpath.spark_submit_arguments()")
+                        "the jars in jars/), and start jobs with jobs.core.spark.build_spark or spark-submit "
+                        "with jobs.core.classpath.spark_submit_arguments()")
     return DeltaSparkLake(spark, root)

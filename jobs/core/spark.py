@@ -6,9 +6,9 @@ the UTC date everywhere, and Parquet timestamps are written as INT64
 microseconds, which is what the Delta protocol expects.
 
 Delta tables are read and written through the Delta Spark connector, whose
-jars ``make install`` resolved into ``jars/`` (``jobs/classpath.py``). A
+jars ``make install`` resolved into ``jars/`` (``jobs/core/classpath.py``). A
 session started from Python puts them on its own classpath; a job started by
-spark-submit gets them from ``jobs.classpath.spark_submit_arguments()`` (the
+spark-submit gets them from ``jobs.core.classpath.spark_submit_arguments()`` (the
 DAG passes the same), because the driver's classpath is fixed before Python
 starts.
 """
@@ -21,10 +21,10 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from jobs.classpath import DELTA_CONF, delta_jars
-from jobs.config import PipelineConfig
+from jobs.core.classpath import DELTA_CONF, delta_jars
+from jobs.core.config import PipelineConfig
 
-LOG4J_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "log4j2.properties"
+LOG4J_CONFIG = Path(__file__).resolve().parents[2] / "conf" / "log4j2.properties"
 
 
 def build_spark(config: PipelineConfig, app_name: str) -> SparkSession:

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from deltalake import DeltaTable
 
-from jobs.config import default
-from jobs.errors import PipelineError
-from jobs.tables import EVENTS, PIPELINE_RUNS
+from jobs.core.config import default
+from jobs.core.errors import PipelineError
+from jobs.core.tables import EVENTS, PIPELINE_RUNS
 from models.cutoffs import plan_cutoffs
 from models.registry import Registry
 

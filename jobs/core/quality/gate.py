@@ -1,6 +1,6 @@
 """Validate a partition of a table with its suite, with bounds computed from the lake.
 
-The producing stages call ``check_partition`` on the *staged* rows, before the
+The producing stages call ``check_partition`` on the *prepared* rows, before the
 commit: a critical failure raises and the table keeps its previous version.
 ``python -m jobs validate`` calls it on a published partition.
 """
@@ -12,10 +12,10 @@ from typing import Sequence
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.config import PipelineConfig
-from jobs.lake import Lake
-from jobs.quality.report import ValidationReport
-from jobs.tables import EVENTS, EVENTS_CLEAN, EVENTS_QUARANTINE, SESSIONS, USER_INTEREST_PREDICTIONS
+from jobs.core.config import PipelineConfig
+from jobs.core.lake import Lake
+from jobs.core.quality.report import ValidationReport
+from jobs.core.tables import EVENTS, EVENTS_CLEAN, EVENTS_QUARANTINE, SESSIONS, USER_INTEREST_PREDICTIONS
 
 TRAILING_DAYS = 7
 # Tables with one partition per day, whose volume is compared with the trailing week.
@@ -34,9 +34,9 @@ def check_partition(
     frame: DataFrame,
     require_session_id: bool = True,
     sequence_length: int = 50,
-    horizon_days: int = 7,
+    horizon_days: int | None = None,
     expected_rows: int | None = None,
-    top_k: int = 10,
+    top_k: int | None = None,
 ) -> ValidationReport:
     """Run ``table``'s suite on ``frame``, the rows of ``dates`` (ingest dates for events_clean, else event dates).
 
@@ -44,9 +44,9 @@ def check_partition(
     left out when ``frame`` spans several dates (a whole-folder backfill).
     """
     # Imported here, not at the top: Great Expectations is slow to import, which a stage run with
-    # --no-validate should not pay and a validating one overlaps with the JVM's start (jobs.stage.open_stage_lake).
+    # --no-validate should not pay and a validating one overlaps with the JVM's start (jobs.core.stage.open_stage_lake).
     from expectations import PREPARE, SUITES, SuiteParams
-    from jobs.quality.gx_run import run_suite
+    from jobs.core.quality.gx_run import run_suite
 
     if table not in SUITES:
         raise ValueError(f"no expectation suite for table {table!r}; suites: {', '.join(sorted(SUITES))}")
@@ -67,9 +67,9 @@ def check_partition(
         max_session_events=config.bot_events_per_day,
         require_session_id=require_session_id,
         sequence_length=sequence_length,
-        horizon_days=horizon_days,
+        horizon_days=config.horizon_days if horizon_days is None else horizon_days,
         expected_rows=expected_rows,
-        top_k=top_k,
+        top_k=config.top_k if top_k is None else top_k,
     )
     if table in PREPARE:
         frame = PREPARE[table](frame, params)

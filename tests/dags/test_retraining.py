@@ -7,8 +7,8 @@ import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 
-from jobs.errors import PipelineError
-from jobs.retraining import decide_retraining
+from jobs.core.errors import PipelineError
+from dags.nightly.retraining import decide_retraining
 from models.registry import Registry
 
 RUN = dt.date(2024, 11, 30)

@@ -21,7 +21,7 @@ from great_expectations.core.run_identifier import RunIdentifier  # noqa: E402
 from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
 from pyspark.sql import DataFrame  # noqa: E402
 
-from jobs.quality.report import Failure, ValidationReport  # noqa: E402
+from jobs.core.quality.report import Failure, ValidationReport  # noqa: E402
 
 DATA_SOURCE = "lake"
 BATCH = "partition"
