@@ -51,8 +51,8 @@ class SequenceFiles:
     workers read themselves (one Spark task per row group).
 
     Why not ``mapInArrow`` over the Delta read: Spark would decode every history into its own rows and
-    convert them back to Arrow for the workers. At 1M users that took about as long as the model (28 of
-    58 s, bench/bench_score.py); pyarrow reads the files straight into the Arrow the encoder takes.
+    convert them back to Arrow for the workers, work as large as the model's (docs/performance.md);
+    pyarrow reads the files straight into the Arrow the encoder takes.
     """
     pieces: tuple[tuple[str, int], ...]
 
