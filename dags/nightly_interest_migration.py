@@ -7,7 +7,7 @@ the 02:00 UTC run of day D+1 processes the complete day D):
 `check_params` → `wait_for_landing` → `ingest` → `dedupe` → `sessionize` →
 `validate` (events and sessions) → `choose_training` → [`features_training`
 → `train` → `evaluate` → `champion_ready`, or `keep_champion`, or
-`no_model_yet`] → `features`
+`no_model_yet`] → `ready_to_score` → `features`
 (score-mode sequences) → `score` (held) → `validate_predictions` → `publish`
 → `maintenance_due` → `maintain` (weekly: OPTIMIZE, VACUUM, leftovers).
 
@@ -215,10 +215,12 @@ def interest_migration_nightly():
         return champion is not None
     keep_champion = EmptyOperator(task_id="keep_champion")
     no_model_yet = EmptyOperator(task_id="no_model_yet", doc_md="Too little history to train, and no champion.")
-    # Runs after whichever of train/evaluate or keep_champion ran; skipped with no_model_yet.
+    # The join after the branch: runs after whichever of champion_ready or keep_champion ran, skipped with
+    # no_model_yet. A task of its own because every Spark task also has check_params upstream (the run date is
+    # its return value), whose success alone would satisfy "min one success" on a night with no model.
+    ready_to_score = EmptyOperator(task_id="ready_to_score", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     # Score sequences reach back as far as the champion's training sequences did (its metadata says).
-    features = spark_job("features", run_date, "--mode", "score", *sample,
-                         trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    features = spark_job("features", run_date, "--mode", "score", *sample)
     # Top-k, segment size and propensity threshold: score's own settings.
     score = spark_job("score", run_date, "--hold", "--from-features", *sample)
     validate_predictions = spark_job("validate_predictions", run_date, "--table", "user_interest_predictions",
@@ -237,8 +239,8 @@ def interest_migration_nightly():
 
     branch = choose_training(run_date)
     chain(run_date, wait_for_landing, ingest, dedupe, sessionize, validate, branch)
-    chain(branch, features_training, train, evaluate, champion_ready(), features)
-    chain(branch, keep_champion, features, score, validate_predictions, publish)
+    chain(branch, features_training, train, evaluate, champion_ready(), ready_to_score)
+    chain(branch, keep_champion, ready_to_score, features, score, validate_predictions, publish)
     branch >> no_model_yet
     due = maintenance_due(run_date)
     [publish, no_model_yet] >> due >> maintain

@@ -33,7 +33,7 @@ def test_the_dag_has_the_documented_shape_and_no_cycles(dag):
     downstream = {t.task_id: set(t.downstream_task_ids) for t in dag.tasks}
     assert set(downstream) == set(SPARK_STAGES) | {"check_params", "wait_for_landing", "choose_training",
                                                    "champion_ready", "keep_champion", "no_model_yet",
-                                                   "maintenance_due"}
+                                                   "ready_to_score", "maintenance_due"}
 
     def reaches(start, goal, seen=()):
         return any(n == goal or (n not in seen and reaches(n, goal, (*seen, n))) for n in downstream[start])
@@ -42,7 +42,8 @@ def test_the_dag_has_the_documented_shape_and_no_cycles(dag):
     chain = ["check_params", "wait_for_landing", "ingest", "dedupe", "sessionize", "validate", "choose_training"]
     assert all(b in downstream[a] for a, b in zip(chain, chain[1:]))
     assert downstream["choose_training"] == {"features_training", "keep_champion", "no_model_yet"}
-    assert downstream["evaluate"] == {"champion_ready"} and downstream["champion_ready"] == {"features"}
+    assert downstream["evaluate"] == {"champion_ready"} and downstream["champion_ready"] == {"ready_to_score"}
+    assert downstream["keep_champion"] == {"ready_to_score"} and downstream["ready_to_score"] == {"features"}
     assert reaches("features_training", "score") and reaches("keep_champion", "score")
     assert downstream["score"] == {"validate_predictions"} and downstream["validate_predictions"] == {"publish"}
     assert not reaches("no_model_yet", "publish")
@@ -50,6 +51,23 @@ def test_the_dag_has_the_documented_shape_and_no_cycles(dag):
     assert downstream["publish"] == downstream["no_model_yet"] == {"maintenance_due"}
     assert downstream["maintenance_due"] == {"maintain"}
     assert dag.get_task("maintenance_due").trigger_rule == "none_failed"
+
+
+def test_no_join_can_fire_on_a_task_that_succeeds_on_every_path(dag):
+    """A trigger rule that needs one upstream success (a join after the branch) must see only the branch's
+    outcomes. check_params is upstream of every task that takes the run date; had it been upstream of the
+    scoring join, a night with no model would have scored (make run's first night did, before this test)."""
+    counts_successes = {"none_failed_min_one_success", "one_success", "all_done_min_one_success"}
+    branch = dag.get_task("choose_training")
+    always_run = {t.task_id for t in branch.get_flat_relatives(upstream=True)} | {branch.task_id}
+    joins = [t for t in dag.tasks if t.trigger_rule in counts_successes]
+    for join in joins:
+        assert not set(join.upstream_task_ids) & always_run, join.task_id
+    assert [t.task_id for t in joins] == ["ready_to_score"]
+    # Everything that scores hangs below the join with the default rule, so a skipped join skips it.
+    for task_id in ("features", "score", "validate_predictions", "publish"):
+        assert dag.get_task(task_id).trigger_rule == "all_success"
+        assert "ready_to_score" in {t.task_id for t in dag.get_task(task_id).get_flat_relatives(upstream=True)}
 
 
 def test_spark_stages_carry_the_delta_connector(dag):
