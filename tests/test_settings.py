@@ -13,7 +13,7 @@ from jobs.core.config import ENV_PREFIX, PipelineConfig, SettingsError, markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 # Where a setting may be read or set outside jobs/core/config.py: the code, the deployment and the run script.
-READERS = [*ROOT.glob("jobs/**/*.py"), *ROOT.glob("models/*.py"), *ROOT.glob("dags/*.py"), *ROOT.glob("scripts/*"),
+READERS = [*ROOT.glob("jobs/**/*.py"), *ROOT.glob("models/*.py"), *ROOT.glob("dags/**/*.py"), *ROOT.glob("scripts/*"),
            ROOT / "docker-compose.yml", ROOT / "Dockerfile", ROOT / ".env.example", ROOT / "Makefile"]
 NOT_SETTINGS = {"IM_DEBUG"}  # shows the traceback of a failure, including a failure to read the settings
 
@@ -65,3 +65,30 @@ def test_environment_and_overrides_are_typed_and_the_lake_is_absolute(monkeypatc
     assert config.with_overrides(top_k=5, lake=None).top_k == 5
     with pytest.raises(SettingsError, match=r"^bad setting top_k=0 \(from the command line\): Input should be"):
         config.with_overrides(top_k=0)
+
+
+@pytest.mark.parametrize("name, value, accepted", [
+    ("user_sample_fraction", 1, True), ("user_sample_fraction", 0.001, True), ("user_sample_fraction", 0, False),
+    ("user_sample_fraction", 1.0000001, False), ("user_sample_fraction", float("nan"), False),
+    ("user_sample_fraction", "x", False), ("session_gap_minutes", 1, True), ("session_gap_minutes", 1440, True),
+    ("session_gap_minutes", 1441, False), ("session_gap_minutes", float("inf"), False),
+    ("min_propensity", 0, True), ("min_propensity", float("nan"), False), ("training_workers", 0, False),
+])
+def test_a_range_check_agrees_with_the_setting_s_own_validation(name, value, accepted):
+    """check_range (command-line options, DAG params) accepts exactly what the setting accepts from the
+    environment, NaN and non-numbers included, and refuses in one line naming the option."""
+    from jobs.core.config import PipelineConfig, check_range
+    from jobs.core.errors import PipelineError
+
+    try:
+        PipelineConfig(**{name: value})
+        setting_accepts = True
+    except PipelineError:
+        setting_accepts = False
+    assert setting_accepts == accepted
+    if accepted:
+        assert check_range(name, value, "--option") == value
+    else:
+        with pytest.raises(PipelineError, match=r"^--option must be (a number )?in [\[(]") as refused:
+            check_range(name, value, "--option")
+        assert "\n" not in str(refused.value)

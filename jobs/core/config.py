@@ -150,15 +150,22 @@ def param_schema(name: str) -> dict:
 
 
 def check_range(name: str, value, label: str):
-    """``value`` when it is within the setting's range, else one line: ``<label> must be in (0, 1], got 0``."""
+    """``value`` when it is within the setting's range, else one line: ``<label> must be in (0, 1], got 0``.
+
+    Written as membership, so NaN (which compares false with everything) is outside every range, as pydantic
+    has it for the same setting from the environment."""
     bounds = _bounds(name)
     low = next(((key, bounds[key]) for key in ("gt", "ge") if key in bounds), None)
     high = next(((key, bounds[key]) for key in ("lt", "le") if key in bounds), None)
-    number = float(value)
-    if (low and (number <= low[1] if low[0] == "gt" else number < low[1])) or \
-            (high and (number >= high[1] if high[0] == "lt" else number > high[1])):
-        interval = (f"{'(' if not low or low[0] == 'gt' else '['}{low[1] if low else '-inf'}, "
-                    f"{high[1] if high else 'inf'}{')' if not high or high[0] == 'lt' else ']'}")
+    interval = (f"{'(' if not low or low[0] == 'gt' else '['}{low[1] if low else '-inf'}, "
+                f"{high[1] if high else 'inf'}{')' if not high or high[0] == 'lt' else ']'}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise PipelineError(f"{label} must be a number in {interval}, got {value!r}") from None
+    above = not low or (number > low[1] if low[0] == "gt" else number >= low[1])
+    below = not high or (number < high[1] if high[0] == "lt" else number <= high[1])
+    if not (above and below and number == number):
         raise PipelineError(f"{label} must be in {interval}, got {value}")
     return value
 
