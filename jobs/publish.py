@@ -26,12 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     score_date = require_date(args.date, "publish", "the score date whose held predictions to publish")
     lake = open_stage_lake(config, "publish")
-    manifest = held.read_manifest(lake.root, score_date)
-    held.require_passed(lake, score_date)
+    manifest = held.publishable(lake, score_date)  # refused before a run is recorded
     versions: dict[str, int] = {}
     with record_run(lake, "publish", score_date) as metrics:
         metrics.details.update({"model_version": manifest.model_version, "rows": manifest.rows, "versions": versions})
-        held.publish_held(lake, score_date, versions)
+        held.publish_held(lake, manifest, versions)
         metrics.rows_in = metrics.rows_out = manifest.rows[USER_INTEREST_PREDICTIONS]
     print(f"publish {score_date}: {manifest.rows[USER_INTEREST_PREDICTIONS]:,} predictions by "
           f"{manifest.model_version}; table versions {versions}")

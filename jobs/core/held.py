@@ -9,7 +9,7 @@ rows must outlive one process:
    manifest saying what they are;
 2. ``validate_held``: the predictions' suite checks them, and the verdict is
    recorded next to them, keyed to the held tables' versions;
-3. ``publish_held``: commits them into the lake only when the verdict passed
+3. ``publishable`` then ``publish_held``: commits them into the lake only when the verdict passed
    for exactly those versions: rows changed after validation, or never
    validated, are refused, and the published tables keep their previous
    version. Then the held folder goes.
@@ -92,17 +92,23 @@ def validate_held(lake: Lake, config, score_date: dt.date):
     return manifest, report
 
 
-def publish_held(lake: Lake, score_date: dt.date, versions: dict[str, int]) -> HeldManifest:
-    """Commit the held partitions of ``score_date`` (each an atomic partition overwrite, PUBLISH_ORDER), then
-    drop them. ``versions`` is filled as each table commits: a failure part-way still says which are new."""
+def publishable(lake: Lake, score_date: dt.date) -> HeldManifest:
+    """The manifest of the date's held write, once it is known to have passed validation as it is now."""
     manifest = read_manifest(lake.root, score_date)
     require_passed(lake, score_date)
+    return manifest
+
+
+def publish_held(lake: Lake, manifest: HeldManifest, versions: dict[str, int]) -> None:
+    """Commit the held partitions ``publishable`` returned ``manifest`` for (each an atomic partition overwrite,
+    PUBLISH_ORDER), then drop them. ``versions`` is filled as each table commits: a failure part-way still says
+    which are new."""
+    score_date = dt.date.fromisoformat(manifest.score_date)
     held = held_lake(lake, score_date)
-    replace = {"score_date": [score_date.isoformat()]}
+    replace = {"score_date": [manifest.score_date]}
     for table in PUBLISH_ORDER:
         versions[table] = lake.overwrite_partitions(table, held.read(table), PARTITIONS[table], replace)
     shutil.rmtree(held_root(lake.root, score_date), ignore_errors=True)
-    return manifest
 
 
 def require_passed(lake: Lake, score_date: dt.date) -> None:
