@@ -12,9 +12,10 @@ table, CSV or JSON):
 - ``spark``: Spark SQL over the lake's tables as temporary views, the dialect
   cluster users write (``sql/spark/``).
 
-Only read statements run: DuckDB's parser (for DuckDB and delta-rs) or
-Spark's query parser must accept the text as one query before any engine
-sees it, so nothing here can write to the lake.
+Only one read-only query over the lake's tables runs: each engine is confined
+by its own settings where it has them and the statement is checked first
+(``guard.py`` says how, per engine), so nothing here writes a file, changes a
+setting or reads outside the lake's tables.
 """
 from __future__ import annotations
 
@@ -31,8 +32,9 @@ import pyarrow as pa
 
 from jobs.core.config import PipelineConfig
 from jobs.core.errors import PipelineError
+from jobs.sql.guard import (check_duckdb_statement, check_spark_statement, confine_duckdb, confined_spark_session,
+                            lake_tables, quote_identifier, quote_literal)
 
-READ_STATEMENTS = {"SELECT", "EXPLAIN"}
 MAX_TABLE_WIDTH = 60
 
 
@@ -75,16 +77,17 @@ def read_query(query: str | None, file: Path | None) -> str:
 
 
 def query_duckdb(config: PipelineConfig, query: str) -> tuple[list[str], list[tuple]]:
-    return run_query(connect(config.lake), query)
+    return run_query(connect(config.lake), query, lake_tables(config.lake))
 
 
 def query_delta_rs(config: PipelineConfig, query: str) -> tuple[list[str], list[tuple]]:
-    """DataFusion through ``deltalake.QueryBuilder``; DuckDB's parser vets the statement first."""
+    """DataFusion through ``deltalake.QueryBuilder``; DuckDB's parser vets the statement first (guard.py)."""
     from deltalake import DeltaTable, QueryBuilder
 
-    require_read_only(duckdb.connect(), query)
+    tables = lake_tables(config.lake)
+    check_duckdb_statement(duckdb.connect(), query, tables)
     builder = QueryBuilder()
-    for name, path in lake_tables(config.lake).items():
+    for name, path in tables.items():
         builder.register(name, DeltaTable(str(path)))
     try:
         result = pa.table(builder.execute(query.strip().rstrip(";")).read_all())
@@ -94,22 +97,20 @@ def query_delta_rs(config: PipelineConfig, query: str) -> tuple[list[str], list[
 
 
 def query_spark(config: PipelineConfig, query: str) -> tuple[list[str], list[tuple]]:
-    """Spark SQL over temporary views of the lake's tables; Spark's own query parser vets the statement."""
+    """Spark SQL over temporary views of the lake's tables, in a session confined by guard.py."""
     from jobs.core.lake import open_lake
     from jobs.core.spark import build_spark
 
     spark = build_spark(config, "sql")
+    session = confined_spark_session(spark)
     statement = query.strip().rstrip(";")
+    tables = lake_tables(config.lake)
+    check_spark_statement(session, statement, tables)
+    lake = open_lake(session, config.lake)
+    for name in tables:
+        lake.read(name).createOrReplaceTempView(name)  # in the confined session: the views are its own
     try:
-        spark._jsparkSession.sessionState().sqlParser().parseQuery(statement)
-    except Exception as error:
-        detail = " ".join(str(error).split())[:300]
-        raise PipelineError(f"only one read-only query runs here (SELECT/WITH); Spark's parser said: {detail}") from None
-    lake = open_lake(spark, config.lake)
-    for name in lake_tables(config.lake):
-        lake.read(name).createOrReplaceTempView(name)
-    try:
-        frame = spark.sql(statement)
+        frame = session.sql(statement)
         rows = [tuple(_spark_value(v) for v in row) for row in frame.collect()]
     except Exception as error:
         raise PipelineError(" ".join(str(error).split())[:300]) from None
@@ -130,36 +131,19 @@ def _spark_value(value):
 QUERY_ENGINES = {"duckdb": query_duckdb, "delta-rs": query_delta_rs, "spark": query_spark}
 
 
-def lake_tables(lake: Path) -> dict[str, Path]:
-    """Every Delta table directly under the lake root, by name."""
-    if not lake.is_dir():
-        return {}
-    return {p.name: p for p in sorted(lake.iterdir()) if (p / "_delta_log").is_dir()}
-
-
 def connect(lake: Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with one view per lake table."""
+    """An in-memory DuckDB with one view per lake table, confined to those tables' folders (guard.py)."""
     connection = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
-    connection.execute(f"LOAD '{_delta_extension_path()}'")
-    for name, path in lake_tables(lake).items():
-        connection.execute(f"CREATE VIEW \"{name}\" AS SELECT * FROM delta_scan('{_quote(str(path))}')")
+    connection.execute(f"LOAD {quote_literal(_delta_extension_path())}")
+    tables = lake_tables(lake)
+    for name, path in tables.items():
+        connection.execute(f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM delta_scan({quote_literal(str(path))})")
+    confine_duckdb(connection, tables)
     return connection
 
 
-def require_read_only(connection: duckdb.DuckDBPyConnection, query: str) -> None:
-    try:
-        statements = connection.extract_statements(query)
-    except duckdb.Error as error:
-        raise PipelineError(str(error).splitlines()[0]) from None
-    if len(statements) != 1:
-        raise PipelineError(f"expected exactly one statement, got {len(statements)}")
-    kind = statements[0].type.name
-    if kind not in READ_STATEMENTS:
-        raise PipelineError(f"only read-only queries run here (SELECT/WITH/EXPLAIN), got a {kind} statement")
-
-
-def run_query(connection: duckdb.DuckDBPyConnection, query: str) -> tuple[list[str], list[tuple]]:
-    require_read_only(connection, query)
+def run_query(connection: duckdb.DuckDBPyConnection, query: str, tables: dict[str, Path]) -> tuple[list[str], list[tuple]]:
+    check_duckdb_statement(connection, query, tables)
     try:
         result = connection.execute(query)
     except duckdb.Error as error:
@@ -210,10 +194,6 @@ def _cell(value) -> str:
     if isinstance(value, (list, dict)):
         return json.dumps(_plain(value))
     return str(_plain(value))
-
-
-def _quote(text: str) -> str:
-    return text.replace("'", "''")
 
 
 def _delta_extension_path() -> str:
