@@ -9,7 +9,10 @@ count twice. The kept row is chosen by a total order (earliest ingest, then
 time, then content), so re-runs give identical tables.
 
 Counts: rows in = kept + duplicates within the date (extra copies of an id)
-+ replays (distinct ids already published for an earlier date).
++ replays (distinct ids already published for an earlier date). Copies of one
+id whose contents differ (user, item, category, type, time, price, session
+hint or extra fields) are conflicts: the same total order picks the winner,
+and ``pipeline_runs.details.event_id_conflicts`` counts those ids.
 """
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ EVENT_COLUMNS = (
 
 
 def dedupe_events(clean: DataFrame, published_ids: DataFrame) -> DataFrame:
-    """One row per event id of ``clean``, with ``n_copies`` and ``replay`` for counting.
+    """One row per event id of ``clean``, with ``n_copies``, ``replay`` and ``conflict`` for counting.
 
     ``published_ids`` (one column, ``event_id``) are ids already in ``events`` for
     earlier dates; a group whose id is among them is a replay (``replay`` true).
@@ -41,7 +44,9 @@ def dedupe_events(clean: DataFrame, published_ids: DataFrame) -> DataFrame:
     sorted once (a ``min_by`` aggregation over a struct of the whole row was a
     third slower: it falls back to a sort-based aggregate anyway).
     """
-    current = clean.select(*EVENT_COLUMNS, F.lit(False).alias("_published"))
+    content = F.xxhash64("user_id", "item_id", "category", "event_type", "event_ts", "price", "session_hint",
+                         F.to_json("props"))
+    current = clean.select(*EVENT_COLUMNS, F.lit(False).alias("_published"), content.alias("_content"))
     earlier = published_ids.select("event_id", F.lit(True).alias("_published"))
     by_id = Window.partitionBy("event_id")
     # A total order over the row's content, so re-runs keep the same copy; a
@@ -55,10 +60,11 @@ def dedupe_events(clean: DataFrame, published_ids: DataFrame) -> DataFrame:
         .withColumn("_rank", F.row_number().over(ordered))
         .withColumn("replay", F.max("_published").over(by_id))
         .withColumn("n_copies", F.count(F.when(~F.col("_published"), 1)).over(by_id))
+        .withColumn("conflict", F.min("_content").over(by_id) != F.max("_content").over(by_id))
     )
     # The first copy of this date: rank 1, or 2 behind a published marker.
     first_copy = ~F.col("_published") & (F.col("_rank") == F.when(F.col("replay"), 2).otherwise(1))
-    return ranked.where(first_copy).select(*EVENT_COLUMNS, "n_copies", "replay")
+    return ranked.where(first_copy).select(*EVENT_COLUMNS, "n_copies", "replay", "conflict")
 
 
 def kept_events(deduped: DataFrame) -> DataFrame:
@@ -88,6 +94,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
             F.sum("n_copies").alias("rows_in"),
             F.count(F.lit(1)).alias("distinct_ids"),
             F.sum(F.when(~F.col("replay"), 1).otherwise(0)).alias("kept"),
+            F.sum(F.when(F.col("conflict"), 1).otherwise(0)).alias("conflicts"),
         )
         with gated_write(lake, metrics, config.validate_writes) as gate:
             prepared = gate.prepare(EVENTS, kept_events(deduped), {"event_date": [day]})
@@ -99,7 +106,8 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         metrics.rows_duplicate = metrics.rows_in - metrics.rows_out
         replays = totals.get("distinct_ids", 0) - metrics.rows_out
         metrics.details.update({"duplicates_within_date": metrics.rows_in - totals.get("distinct_ids", 0),
-                                "replays_of_earlier_dates": replays, "lookback_dates": earlier_dates})
+                                "replays_of_earlier_dates": replays, "lookback_dates": earlier_dates,
+                                "event_id_conflicts": totals.get("conflicts", 0)})
     print(f"dedupe {day}: read {metrics.rows_in:,}, kept {metrics.rows_out:,}, duplicates {metrics.rows_duplicate:,} "
-          f"({replays:,} replays of earlier dates)")
+          f"({replays:,} replays of earlier dates; {totals.get('conflicts', 0):,} ids with differing copies)")
     return {"rows_in": metrics.rows_in, "rows_out": metrics.rows_out, "rows_duplicate": metrics.rows_duplicate, "replays": replays}

@@ -48,6 +48,8 @@ class PipelineConfig(BaseSettings):
     max_lateness_days: int = Field(3, ge=-1, description="events older than this before their ingest date are "
                                                          "quarantined as stale (-1: no limit, for backfills)")
     max_future_minutes: int = Field(60, ge=0, description="events this far past their ingest date are quarantined")
+    max_line_bytes: int = Field(1 << 20, ge=1024, description="a landing line longer than this is quarantined as "
+                                                               "oversized_line, unparsed")
     bot_events_per_day: int = Field(1500, ge=1, description="more events for one user on one date: a bot")
     replay_lookback_days: int = Field(2, ge=0, description="days of events a replayed event is looked up in")
     max_session_hours: float = Field(24.0, gt=0, description="a session longer than this fails its suite")

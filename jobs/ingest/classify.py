@@ -3,9 +3,15 @@
 A row is clean when every check passes; otherwise ``reason`` holds the first
 failed check, in this order (one code per row, so counts add up):
 
-    invalid_utf8, malformed_json / wrong_field_count, missing_<field>,
-    invalid_<field>, unknown_event_type, unparseable_event_time,
-    stale_event_time, future_event_time, and afterwards bot_user.
+    invalid_utf8, the parse error (oversized_line, malformed_json,
+    not_one_json_object, duplicate_json_key, header_line, wrong_field_count),
+    missing_<field>, invalid_<field>, unknown_event_type,
+    unparseable_event_time, stale_event_time, future_event_time, and afterwards
+    bot_user.
+
+A price must be a finite number >= 0 (``NaN`` and ``Infinity`` are not
+prices). A time without an offset (``2024-10-01T10:00:00``) is taken as UTC,
+the zone the whole lake uses, never as the machine's local time.
 """
 from __future__ import annotations
 
@@ -92,7 +98,8 @@ def classify_events(
         (~F.col("user_id").rlike(_ID_PATTERN), "invalid_user_id"),
         (~F.col("item_id").rlike(_ID_PATTERN), "invalid_item_id"),
         (F.col("event_id").isNotNull() & ~F.col("event_id").rlike(_ID_PATTERN), "invalid_event_id"),
-        (F.col("price").isNotNull() & (F.col("_price").isNull() | (F.col("_price") < 0)), "invalid_price"),
+        (F.col("price").isNotNull() & (F.col("_price").isNull() | F.isnan("_price") | (F.col("_price") < 0)
+                                        | (F.col("_price") == float("inf"))), "invalid_price"),
         (F.col("_event_type").isNull(), "unknown_event_type"),
         (F.col("event_ts").isNull(), "unparseable_event_time"),
         (F.lit(max_lateness_days >= 0) & (F.col("event_ts") < window_start), "stale_event_time"),

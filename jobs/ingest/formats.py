@@ -6,12 +6,20 @@ validation happen afterwards, once, in ``classify``:
 
     raw_record, source_file, event_id, user_id, item_id, category, category_id,
     event_type, event_time, price, session_hint, props, parse_error
+
+``parse_error`` names why a line could not be parsed (the quarantine reason);
+whatever the format, a line longer than ``max_line_bytes`` is quarantined as
+``oversized_line`` without being parsed.
 """
 from __future__ import annotations
+
+import uuid
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+
+from jobs.core.config import default
 
 FORMATS = ("events-jsonl", "taobao-csv", "rees46-csv")
 
@@ -23,24 +31,40 @@ REES46_FIELDS = (
 REES46_HEADER = ",".join(REES46_FIELDS)
 
 
-def parse_lines(lines: DataFrame, source_format: str) -> DataFrame:
+def parse_lines(lines: DataFrame, source_format: str, max_line_bytes: int = default("max_line_bytes")) -> DataFrame:
     """``lines`` has ``raw_record`` (plus columns kept as they are); returns the parsed rows."""
+    oversized = F.octet_length("raw_record") > max_line_bytes
     if source_format == "events-jsonl":
-        return parse_events_jsonl(lines)
+        return parse_events_jsonl(lines, oversized)
     if source_format == "taobao-csv":
-        return parse_taobao_csv(lines)
+        return parse_taobao_csv(lines, oversized)
     if source_format == "rees46-csv":
-        return parse_rees46_csv(lines)
+        return parse_rees46_csv(lines, oversized)
     raise ValueError(f"unknown --format {source_format!r}; expected one of {', '.join(FORMATS)}")
 
 
-def parse_events_jsonl(lines: DataFrame) -> DataFrame:
-    """One JSON object per line; unknown keys are kept in ``props``."""
+def parse_events_jsonl(lines: DataFrame, oversized: Column) -> DataFrame:
+    """Exactly one JSON object per line, without repeated keys; unknown keys are kept in ``props``.
+
+    Spark's JSON reader stops at the end of the first value and ignores the rest
+    of the line, and keeps the last of repeated keys, so ``{..}{..}`` or
+    ``{..}, {..}`` would lose an event without a trace. So the line is parsed as
+    the first element of an array closed by a marker object only this run knows
+    (``[<line>,{"<marker>":""}]``): it holds exactly one object when the array
+    parses into exactly that object and the marker; and ``json_object_keys``
+    (which keeps repeats) must list no key twice.
+    """
+    marker = uuid.uuid4().hex
+    values = F.from_json(F.concat(F.lit("["), F.when(~oversized, F.col("raw_record")), F.lit(f',{{"{marker}":""}}]')),
+                         T.ArrayType(T.MapType(T.StringType(), T.StringType())))
     # Parse once: a generator is never inlined, whereas a plain column would be
     # copied into every expression that reads it (one JSON parse per field).
-    parsed = lines.select(
-        "*", F.explode_outer(F.array(F.from_json("raw_record", T.MapType(T.StringType(), T.StringType())))).alias("_m")
-    )
+    parsed = lines.select("*", F.explode_outer(F.array(F.struct(
+        values.alias("values"), F.json_object_keys(F.when(~oversized, F.col("raw_record"))).alias("keys"),
+    ))).alias("_p"))
+    one_object = ((F.size("_p.values") == 2) & F.col("_p.values")[0].isNotNull()
+                  & F.map_contains_key(F.col("_p.values")[1], marker))
+    parsed = parsed.select("*", F.when(one_object, F.col("_p.values")[0]).alias("_m"))
     known = F.array(*[F.lit(f) for f in JSONL_FIELDS])
     return parsed.select(
         *_passthrough(lines),
@@ -48,11 +72,15 @@ def parse_events_jsonl(lines: DataFrame) -> DataFrame:
         _null_string().alias("category_id"),
         F.col("_m")["session_hint"].alias("session_hint"),
         F.map_filter("_m", lambda k, v: ~F.array_contains(known, k)).alias("props"),
-        F.when(F.col("_m").isNull(), F.lit("malformed_json")).alias("parse_error"),
+        F.when(oversized, F.lit("oversized_line"))
+        .when(F.col("_p.values").isNull(), F.lit("malformed_json"))
+        .when(~one_object, F.lit("not_one_json_object"))
+        .when(F.size(F.array_distinct("_p.keys")) != F.size("_p.keys"), F.lit("duplicate_json_key"))
+        .alias("parse_error"),
     )
 
 
-def parse_taobao_csv(lines: DataFrame) -> DataFrame:
+def parse_taobao_csv(lines: DataFrame, oversized: Column) -> DataFrame:
     """Alibaba UserBehavior: ``user_id,item_id,category_id,behavior_type,timestamp``, no header."""
     fields = F.split("raw_record", ",")
     return lines.select(
@@ -66,16 +94,17 @@ def parse_taobao_csv(lines: DataFrame) -> DataFrame:
         _null_string().alias("price"),
         _null_string().alias("session_hint"),
         _empty_props().alias("props"),
-        F.when(F.size(fields) != len(TAOBAO_FIELDS), F.lit("wrong_field_count")).alias("parse_error"),
+        F.when(oversized, F.lit("oversized_line"))
+        .when(F.size(fields) != len(TAOBAO_FIELDS), F.lit("wrong_field_count")).alias("parse_error"),
     )
 
 
-def parse_rees46_csv(lines: DataFrame) -> DataFrame:
-    """REES46 multi-category store export, with a header line (dropped here)."""
-    body = lines.where(F.trim("raw_record") != REES46_HEADER)
+def parse_rees46_csv(lines: DataFrame, oversized: Column) -> DataFrame:
+    """REES46 multi-category store export; its header lines are quarantined as ``header_line`` (every line read
+    is one clean or one quarantined row: the count a run is checked by)."""
     fields = F.split("raw_record", ",")
     col = {name: _field(fields, i) for i, name in enumerate(REES46_FIELDS)}
-    return body.select(
+    return lines.select(
         *_passthrough(lines),
         _null_string().alias("event_id"),
         col["user_id"].alias("user_id"),
@@ -89,7 +118,9 @@ def parse_rees46_csv(lines: DataFrame) -> DataFrame:
         F.when(col["brand"].isNotNull(), F.create_map(F.lit("brand"), col["brand"]))
         .otherwise(_empty_props())
         .alias("props"),
-        F.when(F.size(fields) != len(REES46_FIELDS), F.lit("wrong_field_count")).alias("parse_error"),
+        F.when(oversized, F.lit("oversized_line"))
+        .when(F.trim("raw_record") == REES46_HEADER, F.lit("header_line"))
+        .when(F.size(fields) != len(REES46_FIELDS), F.lit("wrong_field_count")).alias("parse_error"),
     )
 
 

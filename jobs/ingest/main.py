@@ -17,6 +17,7 @@ from jobs.core.quality.gate import events_clean_batch
 from jobs.core.errors import PipelineError
 from jobs.ingest.classify import classify_events, clean_rows, flag_bots, quarantine_rows
 from jobs.ingest.formats import FORMATS, parse_lines
+from jobs.ingest.sources import count_lines, find_source_files
 from jobs.core.lake import gated_write
 from jobs.core.runs import record_run
 from jobs.core.stage import add_validation_argument, open_stage_lake
@@ -37,26 +38,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     config = config.with_overrides(max_lateness_days=args.max_lateness_days, bot_events_per_day=args.bot_events_per_day,
                                    validate_writes=args.validate)
-    source = (args.source or _landing_partition(config, args.date)).resolve()
-    files = _source_files(source)
+    source = args.source or _landing_partition(config, args.date)
+    found = find_source_files(source)
+    files = found.files
     files_by_date = _files_by_ingest_date(files, args.date)
     dates = sorted(files_by_date)
     lake = open_stage_lake(config, "ingest", validates=config.validate_writes)
     spark = lake.spark
     with record_run(lake, "ingest", args.date or max(dates)) as metrics:
+        # Counted from the files, before and apart from Spark: what every run is reconciled against.
+        lines_read = sum(count_lines(file) for file in files)
         lines = read_lines(spark, files_by_date)
         categories = _read_categories(spark, args.catalog or config.landing / "catalog" / "categories.csv", args.format)
         # Parse and classify once, into memory: bot detection and both writes read
         # this copy (without it Spark re-parses per output, and pushes the writes'
         # filters into the parser, evaluating it once per field).
         parsed = classify_events(
-            parse_lines(lines, args.format), categories, args.format,
+            parse_lines(lines, args.format, config.max_line_bytes), categories, args.format,
             config.max_lateness_days, config.max_future_minutes,
         ).persist(StorageLevel.MEMORY_AND_DISK_DESER)
         classified = flag_bots(parsed, config.bot_events_per_day)
         try:
             counts = {r["reason"]: r["count"] for r in classified.groupBy("reason").count().collect()}
             replace = {"ingest_date": [d.isoformat() for d in dates]}
+            reconcile(lines_read, counts)
             # Quarantine first: a reader of events_clean can always find the batch's rejected rows.
             with gated_write(lake, metrics, config.validate_writes) as gate:
                 quarantine = gate.prepare(EVENTS_QUARANTINE, quarantine_rows(classified), replace)
@@ -67,14 +72,27 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
             parsed.unpersist()
         metrics.rows_out = counts.pop(None, 0)
         metrics.rows_quarantined = sum(counts.values())
-        metrics.rows_in = metrics.rows_out + metrics.rows_quarantined
+        metrics.rows_in = lines_read
         metrics.details.update({"source": str(source), "format": args.format, "files": len(files),
+                                "lines_read": lines_read, "skipped_files": found.skipped,
                                 "ingest_dates": replace["ingest_date"], "quarantined_by_reason": counts})
     reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"
+    if found.skipped:
+        print(f"ingest: left unread: {', '.join(f'{len(v)} {k}' for k, v in sorted(found.skipped.items()))} "
+              "(pipeline_runs.details.skipped_files lists them)")
     print(f"ingest {', '.join(replace['ingest_date'])}: read {metrics.rows_in:,}, clean {metrics.rows_out:,}, "
           f"quarantined {metrics.rows_quarantined:,} ({reasons})")
     return {"rows_in": metrics.rows_in, "rows_out": metrics.rows_out, "rows_quarantined": metrics.rows_quarantined,
             "quarantined_by_reason": counts, "ingest_dates": replace["ingest_date"]}
+
+
+def reconcile(lines_read: int, counts_by_reason: dict[str | None, int]) -> None:
+    """Every line the files hold is one clean or one quarantined row, or nothing is published."""
+    clean = counts_by_reason.get(None, 0)
+    quarantined = sum(v for k, v in counts_by_reason.items() if k is not None)
+    if clean + quarantined != lines_read:
+        raise PipelineError(f"ingest does not account for every line: the files hold {lines_read:,} lines, the run "
+                            f"made {clean:,} clean + {quarantined:,} quarantined rows; nothing is published")
 
 
 def read_lines(spark: SparkSession, files_by_date: dict[dt.date, list[str]]) -> DataFrame:
@@ -100,17 +118,6 @@ def _landing_partition(config: PipelineConfig, date: dt.date | None) -> Path:
     return config.landing_partition(date)
 
 
-def _source_files(source: Path) -> list[Path]:
-    if not source.exists():
-        raise PipelineError(f"no input at {source}: nothing to ingest")
-    files = [source] if source.is_file() else sorted(
-        p for p in source.rglob("*") if p.is_file() and not p.name.startswith((".", "_"))
-    )
-    if not files:
-        raise PipelineError(f"{source} holds no files: nothing to ingest")
-    return files
-
-
 def _files_by_ingest_date(files: list[Path], fallback: dt.date | None) -> dict[dt.date, list[str]]:
     """Group the batch's files by ingest date: from ``ingest_date=`` folders, else ``--date``."""
     groups: dict[dt.date, list[str]] = {}
@@ -127,7 +134,23 @@ def _files_by_ingest_date(files: list[Path], fallback: dt.date | None) -> dict[d
 
 
 def _read_categories(spark: SparkSession, path: Path, source_format: str) -> DataFrame | None:
-    """The category catalog, for sources that give only category ids."""
+    """The category catalog, for sources that give only category ids: one name per id.
+
+    An id listed twice with the same name is one entry; an id given two names
+    fails the run (which name is right is the catalog owner's call, and joining
+    both would double that category's events). An id missing from the catalog
+    keeps its events, named ``<source>.<id>`` (``classify``).
+    """
     if source_format == "events-jsonl" or not path.exists():
         return None
-    return spark.read.option("header", True).csv(str(path)).select("category_id", "category")
+    catalog = (spark.read.option("header", True).csv(str(path))
+               .select(F.trim("category_id").alias("category_id"), F.trim("category").alias("category"))
+               .where(F.col("category_id").isNotNull()).distinct())
+    conflicts = catalog.groupBy("category_id").agg(F.sort_array(F.collect_set("category")).alias("names"),
+                                                   F.count(F.lit(1)).alias("n")).where("n > 1")
+    found = conflicts.limit(3).collect()
+    if found:
+        examples = "; ".join(f"{r.category_id}: {', '.join(map(str, r.names))}" for r in found)
+        raise PipelineError(f"catalog {path} gives {conflicts.count():,} category ids more than one name "
+                            f"({examples}); fix the catalog, nothing was ingested")
+    return catalog
