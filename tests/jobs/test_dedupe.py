@@ -36,3 +36,15 @@ def test_replay_of_an_event_published_the_day_before_is_dropped(spark):
     deduped = dedupe_events(clean, published)
     assert [r.event_id for r in kept_events(deduped).collect()] == ["e1"]
     assert sorted((r.event_id, r.replay) for r in deduped.collect()) == [("e1", False), ("old", True)]
+
+
+def test_one_id_with_differing_contents_is_a_conflict_with_a_fixed_winner(spark):
+    """Same event_id, different user: one copy wins by the total order, and the id counts as a conflict;
+    copies that differ only in where they came from are plain duplicates."""
+    rows = [_row("e1", user="u2", source_file="b"), _row("e1", user="u1", source_file="a"),
+            _row("e2", source_file="a"), _row("e2", source_file="b", ingest=D1)]
+    published = spark.createDataFrame([], "event_id string")
+    for order in (rows, rows[::-1]):
+        deduped = dedupe_events(spark.createDataFrame(order, SCHEMA), published)
+        assert sorted((r.event_id, r.user_id, r.conflict) for r in deduped.collect()) == [
+            ("e1", "u1", True), ("e2", "u1", False)]
