@@ -33,7 +33,7 @@ from models.architecture import ARCHITECTURE
 from models.cutoffs import TRAIN, VALIDATION
 from models.encoding import INPUT_COLUMNS, INPUTS_VERSION, LABEL_COLUMNS
 from models.launch import TrainingFailed, launch_local, launch_spark
-from models.registry import Registry, code_version
+from models.registry import Registry, RegistryError, code_version, verify_files
 from models.vocabulary import Vocabulary
 
 
@@ -152,6 +152,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
                                 # includes the validation cutoff).
                                 "labels_end": str(validation_cutoff + dt.timedelta(days=int(shape["horizon_days"])))},
         }
+        metadata["files"] = registry.file_hashes(version)  # checked before every load (models/registry.py)
         registry.write_metadata(version, metadata)
         if args.run_id:
             registry.record_training_run(args.run_id, version)
@@ -196,6 +197,10 @@ def _warm_start_source(registry: Registry, model_config: dict, mode: str) -> dic
         print(f"warm start: {problem}; training from scratch", flush=True)
         return None
     folder = registry.version_dir(champion)
+    try:
+        verify_files(folder, registry.metadata(champion))  # its weights are what train starts from
+    except RegistryError as error:
+        raise PipelineError(f"--warm-start: {error}") from None
     return {"version": champion, "saved_model": str(folder / "saved_model"),
             "vocabulary": list(Vocabulary.load(folder / "vocabulary.json").categories)}
 

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from models.calibration import apply_platt
+from models.registry import verify_files
 from models.encoding import encode_sequences
 from models.vocabulary import Vocabulary
 
@@ -128,6 +129,7 @@ def load_version(folder: Path) -> LoadedModel:
     import models.transformer  # noqa: F401  registers the model's custom layers for loading
 
     metadata = json.loads((folder / "metadata.json").read_text())
+    verify_files(folder, metadata)  # the files hashed when train registered the version, or nothing loads
     model = _rebuilt(folder, metadata["model"]) or keras.models.load_model(str(folder / "saved_model"), compile=False)
     return LoadedModel(metadata["version"], model, Vocabulary.load(folder / "vocabulary.json"),
                        int(metadata["model"]["sequence_length"]), metadata.get("calibration"),

@@ -4,13 +4,19 @@ Layout under ``<lake>/models``::
 
     versions/<version>/saved_model/      the TensorFlow SavedModel
     versions/<version>/vocabulary.json   category ids (0 pad, 1 out-of-vocabulary)
-    versions/<version>/metadata.json     configuration, training window, code version, training summary
+    versions/<version>/metadata.json     configuration, training window, code version, training summary,
+                                         and the SHA-256 of every model file (``files``)
     versions/<version>/report/           metrics.json and report.html (written by evaluate)
     champion.json                        the version scoring uses, and the decision that put it there
 
-Every promotion decision, taken or not, is appended to the ``model_decisions``
-Delta table, so "why is this the champion" is a SQL query. The pointer is
-replaced atomically (write then rename), so a reader never sees half of it.
+A version is named ``<as-of date>.<n>`` and ordered by date, then by ``n`` as a
+number (``.10`` after ``.9``); any other name is refused before it becomes a
+path. Every promotion decision, taken or not, is appended to the
+``model_decisions`` Delta table, once per candidate, so "why is this the
+champion" is a SQL query. Pointers are replaced atomically (a temporary file of
+their own, fsynced, then renamed), so a reader never sees half of one, and two
+writers at once leave one whole pointer. A version's model files are hashed when
+it is registered and checked before it is loaded (``verify_files``).
 """
 from __future__ import annotations
 
@@ -18,7 +24,9 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +34,13 @@ import pyarrow as pa
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL_DECISIONS = "model_decisions"
+VERSION_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}\.[1-9]\d{0,5}$")
+# The files that make a version's model: hashed at registration, checked before loading.
+MODEL_FILES = ("saved_model", "vocabulary.json")
+
+
+class RegistryError(ValueError):
+    """A version name that is not one, or a version whose files changed after registration."""
 DECISIONS_SCHEMA = pa.schema([
     ("decided_at", pa.timestamp("us", tz="UTC")), ("candidate", pa.string()), ("previous_champion", pa.string()),
     ("promoted", pa.bool_()), ("metric", pa.string()), ("candidate_value", pa.float64()),
@@ -49,19 +64,26 @@ class Registry:
         return self.lake / "models"
 
     def version_dir(self, version: str) -> Path:
-        return self.root / "versions" / version
+        return self.root / "versions" / check_version_name(version)
 
     def versions(self) -> list[str]:
+        """Registered versions, oldest first (by as-of date, then run number as a number)."""
         folder = self.root / "versions"
-        return sorted(p.name for p in folder.iterdir() if (p / "metadata.json").exists()) if folder.exists() else []
+        found = [p.name for p in folder.iterdir() if VERSION_NAME.match(p.name) and (p / "metadata.json").exists()] \
+            if folder.exists() else []
+        return sorted(found, key=_version_order)
 
     def new_version(self, as_of: dt.date) -> str:
         """``<as_of>.<n>``: sortable, and a re-run for the same date gets the next n."""
         taken = [v for v in self._all_dirs() if v.startswith(f"{as_of.isoformat()}.")]
         number = 1 + max((int(v.rsplit(".", 1)[1]) for v in taken if v.rsplit(".", 1)[1].isdigit()), default=0)
-        version = f"{as_of.isoformat()}.{number}"
-        self.version_dir(version).mkdir(parents=True)
-        return version
+        while True:  # another train of the same date may take a number between the listing and the mkdir
+            version = f"{as_of.isoformat()}.{number}"
+            try:
+                self.version_dir(version).mkdir(parents=True)
+                return version
+            except FileExistsError:
+                number += 1
 
     def _all_dirs(self) -> list[str]:
         folder = self.root / "versions"
@@ -80,7 +102,10 @@ class Registry:
     def latest(self) -> str | None:
         """The newest trained version: by as-of date, then by run number (``.10`` after ``.9``)."""
         versions = self.versions()
-        return max(versions, key=_version_order) if versions else None
+        return versions[-1] if versions else None
+
+    def file_hashes(self, version: str) -> dict[str, str]:
+        return file_hashes(self.version_dir(version))
 
     def record_training_run(self, run_id: str, version: str) -> None:
         """Remember which version a pipeline run (an Airflow run id) trained, for its evaluate task."""
@@ -97,11 +122,24 @@ class Registry:
 
     def champion(self) -> str | None:
         path = self.root / "champion.json"
-        return json.loads(path.read_text())["version"] if path.exists() else None
+        return check_version_name(json.loads(path.read_text())["version"]) if path.exists() else None
 
     def set_champion(self, version: str, decision: dict) -> None:
         atomic_write(self.root / "champion.json", json.dumps({"version": version, "decision": decision}, indent=1,
                                                                default=str))
+
+    def decision_for(self, candidate: str) -> dict | None:
+        """The promotion decision already recorded for ``candidate`` (one per candidate: a retried evaluate
+        reuses it rather than deciding, and appending, again)."""
+        from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
+
+        try:
+            table = DeltaTable(str(self.lake / MODEL_DECISIONS))
+        except TableNotFoundError:
+            return None
+        rows = table.to_pyarrow_table(filters=[("candidate", "=", check_version_name(candidate))]).to_pylist()
+        return max(rows, key=lambda r: r["decided_at"]) if rows else None
 
     def record_decision(self, decision: dict) -> None:
         from deltalake import write_deltalake
@@ -111,9 +149,46 @@ class Registry:
                         schema_mode="merge")
 
 
+def file_hashes(folder: Path) -> dict[str, str]:
+    """SHA-256 of every model file in a version's folder, by path inside it: recorded at registration."""
+    files = [p for name in MODEL_FILES
+             for p in (sorted((folder / name).rglob("*")) if (folder / name).is_dir() else [folder / name])
+             if p.is_file()]
+    return {str(p.relative_to(folder)): _sha256(p) for p in files}
+
+
+def verify_files(folder: Path, metadata: dict) -> None:
+    """Refuse to load a version whose model files differ from those hashed when it was registered."""
+    version, recorded = metadata.get("version", folder.name), metadata.get("files")
+    if recorded is None:
+        raise RegistryError(f"model version {version} has no file hashes in its metadata (registered before they "
+                            "were recorded, or not by train): train a new version")
+    found = file_hashes(folder)
+    changed = sorted((set(recorded) ^ set(found)) | {p for p in recorded.keys() & found.keys()
+                                                      if recorded[p] != found[p]})
+    if changed:
+        raise RegistryError(f"model version {version}: {len(changed)} file(s) differ from registration "
+                            f"({', '.join(changed[:3])}); it is not loaded")
+
+
+def check_version_name(version: str) -> str:
+    """``version`` when it is a version name (``YYYY-MM-DD.n``), so it can never name a path elsewhere."""
+    if not isinstance(version, str) or not VERSION_NAME.match(version):
+        raise RegistryError(f"{version!r} is not a model version name (YYYY-MM-DD.n, e.g. 2024-11-02.3)")
+    return version
+
+
 def _version_order(version: str) -> tuple[str, int]:
     day, _, number = version.rpartition(".")
-    return (day, int(number)) if number.isdigit() else (version, -1)
+    return day, int(number)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def code_version() -> str:
@@ -130,8 +205,27 @@ def code_version() -> str:
 
 
 def atomic_write(path: Path, text: str) -> None:
-    """Write then rename: a writer killed mid-write leaves the previous file, never half of one."""
+    """Write a temporary file of this writer's own, fsync it, rename it over ``path``, fsync the folder.
+
+    A writer killed mid-write leaves the previous file, never half of one; two
+    writers at once each rename a whole file of their own (the last rename
+    wins), where a shared temporary name let one truncate the other's; the
+    fsyncs make the new file survive a crash of the machine once this returns.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(temporary, 0o644)  # readable like a file written the usual way (mkstemp makes it private)
+        with os.fdopen(descriptor, "w") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)

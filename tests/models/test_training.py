@@ -83,6 +83,12 @@ def test_evaluate_writes_the_report_and_records_the_promotion_decision(spark, la
     assert decisions[-1]["baseline_low"] <= decisions[-1]["baseline_difference"] <= decisions[-1]["baseline_high"]
     registry = Registry(lake_root)
     assert (registry.champion() == trained) == decisions[-1]["promoted"]
+    # A retry of the same task: the recorded decision stands, none is added, the pointer is where it was.
+    pointer = registry.champion()
+    code, out, err = run_jobs_isolated("evaluate", "--lake", str(lake_root), "--version", trained)
+    assert code == 0, err
+    again = spark.read.format("delta").load(str(lake_root / "model_decisions")).where(f"candidate = '{trained}'")
+    assert again.count() == 1 and registry.champion() == pointer
 
 
 def test_a_killed_worker_resumes_from_the_last_checkpoint(lake_root, trained):

@@ -1,0 +1,109 @@
+"""The registry on its own: version names and order, atomic pointers under concurrent writers, file hashes."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+
+import pytest
+
+from models.registry import Registry, RegistryError, atomic_write, check_version_name, verify_files
+
+
+def _register(registry: Registry, version: str) -> None:
+    folder = registry.version_dir(version)
+    (folder / "saved_model" / "variables").mkdir(parents=True)
+    (folder / "saved_model" / "saved_model.pb").write_bytes(b"graph")
+    (folder / "saved_model" / "variables" / "variables.data-00000-of-00001").write_bytes(b"\x00weights" * 10)
+    (folder / "vocabulary.json").write_text('{"categories": ["a"]}')
+    registry.write_metadata(version, {"version": version, "files": registry.file_hashes(version)})
+
+
+def test_versions_order_by_number_not_by_text(tmp_path):
+    registry = Registry(tmp_path)
+    for version in ("2024-11-02.9", "2024-11-02.10", "2024-11-01.11", "2024-11-02.2"):
+        _register(registry, version)
+    assert registry.versions() == ["2024-11-01.11", "2024-11-02.2", "2024-11-02.9", "2024-11-02.10"]
+    assert registry.latest() == "2024-11-02.10"
+    assert registry.new_version(dt.date(2024, 11, 2)) == "2024-11-02.11"
+
+
+@pytest.mark.parametrize("name", ["../../etc", "2024-11-02.1/../../x", "2024-11-02.1\x00", "latest", "", "2024-11-02.0",
+                                  "2024-11-02.01", "/abs/2024-11-02.1", "2024-11-02.1 ", "2024-11-02.-1", None])
+def test_a_name_that_is_not_a_version_never_becomes_a_path(tmp_path, name):
+    with pytest.raises(RegistryError):
+        Registry(tmp_path).version_dir(name)
+    with pytest.raises(RegistryError):
+        check_version_name(name)
+
+
+def test_a_champion_pointer_naming_a_path_is_refused(tmp_path):
+    registry = Registry(tmp_path)
+    atomic_write(registry.root / "champion.json", json.dumps({"version": "../../elsewhere"}))
+    with pytest.raises(RegistryError):
+        registry.champion()
+
+
+def test_concurrent_pointer_writers_never_leave_a_torn_file(tmp_path):
+    """Eight writers replace the pointer 200 times each with payloads of different sizes while a reader parses
+    it: every read is one whole pointer, and no temporary file is left behind."""
+    registry = Registry(tmp_path)
+    registry.set_champion("2024-11-02.1", {"reason": "first"})
+    failures, stop = [], threading.Event()
+
+    def write(writer: int) -> None:
+        for i in range(200):
+            registry.set_champion(f"2024-11-02.{writer + 1}", {"reason": "x" * (writer * 997 + i), "i": i})
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                registry.champion()
+            except Exception as error:  # a torn or missing file
+                failures.append(repr(error))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    writers = [threading.Thread(target=write, args=(w,)) for w in range(8)]
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    stop.set()
+    reader.join()
+    assert failures == []
+    assert [p.name for p in registry.root.iterdir()] == ["champion.json"]
+    assert json.loads((registry.root / "champion.json").read_text())["decision"]["i"] == 199
+
+
+def test_model_files_are_checked_against_their_registration_hashes(tmp_path):
+    registry = Registry(tmp_path)
+    _register(registry, "2024-11-02.1")
+    folder = registry.version_dir("2024-11-02.1")
+    verify_files(folder, registry.metadata("2024-11-02.1"))
+    weights = folder / "saved_model" / "variables" / "variables.data-00000-of-00001"
+    original = weights.read_bytes()
+    weights.write_bytes(original[:-1] + b"\x01")  # one byte changed
+    with pytest.raises(RegistryError, match="1 file\\(s\\) differ from registration"):
+        verify_files(folder, registry.metadata("2024-11-02.1"))
+    weights.write_bytes(original)
+    (folder / "saved_model" / "extra.pb").write_bytes(b"planted")
+    with pytest.raises(RegistryError, match="extra.pb"):
+        verify_files(folder, registry.metadata("2024-11-02.1"))
+    (folder / "saved_model" / "extra.pb").unlink()
+    (folder / "vocabulary.json").unlink()
+    with pytest.raises(RegistryError, match="vocabulary.json"):
+        verify_files(folder, registry.metadata("2024-11-02.1"))
+    registry.write_metadata("2024-11-02.1", {"version": "2024-11-02.1"})
+    with pytest.raises(RegistryError, match="no file hashes"):
+        verify_files(folder, registry.metadata("2024-11-02.1"))
+
+
+def test_one_decision_per_candidate_is_found_again(tmp_path):
+    registry = Registry(tmp_path)
+    assert registry.decision_for("2024-11-02.1") is None
+    now = dt.datetime.now(dt.timezone.utc)
+    registry.record_decision({"decided_at": now, "candidate": "2024-11-02.1", "promoted": True, "reason": "won"})
+    registry.record_decision({"decided_at": now, "candidate": "2024-11-02.2", "promoted": False, "reason": "lost"})
+    assert registry.decision_for("2024-11-02.1")["reason"] == "won"
+    assert registry.decision_for("2024-11-03.1") is None
