@@ -181,8 +181,45 @@ def test_held_predictions_publish_only_after_validation_and_equal_a_one_shot_run
     assert code == 0, err
     assert {table: rows(table) for table in tables} == one_shot
     assert not (scored / "_candidates" / f"score_date={SCORE_DATE}").exists()
+    # A retry after success (the task's own, or a manual re-run): nothing to do, nothing committed again.
+    versions = {table: DeltaTable(str(scored / table)).version() for table in tables}
     code, out, err = run("publish", *lake, *date)
-    assert code != 0 and "run score --hold first" in err
+    assert code == 0 and "already published" in out, err
+    assert {table: DeltaTable(str(scored / table)).version() for table in tables} == versions
+
+
+def test_publish_commits_only_the_content_that_passed_and_resumes_after_a_crash(scored, spark):
+    """score --hold re-run while validate runs: its verdict lands beside a held write with the same table
+    versions but other rows. publish refuses it (content, not version numbers). Then a publish that died after
+    its first commit is finished by the retry, from the folder it had claimed."""
+    from jobs.core import held
+    from jobs.core.lake import open_lake
+
+    lake, date = ["--lake", str(scored)], ["--date", SCORE_DATE.isoformat()]
+    folder = scored / "_candidates" / f"score_date={SCORE_DATE}"
+    assert run("score", *lake, *date, *SCORE_OPTIONS, "--hold")[0] == 0
+    assert run("validate", *lake, *date, "--table", "user_interest_predictions")[0] == 0
+    verdict = (folder / "validated.json").read_text()
+    code, out, err = run("score", *lake, *date, *SCORE_OPTIONS, "--hold", "--segment-size", "5")
+    assert code == 0, err
+    (folder / "validated.json").write_text(verdict)  # the race: the earlier validation's verdict, written late
+    before = {t: DeltaTable(str(scored / t)).version() for t in held.PUBLISH_ORDER}
+    code, out, err = run("publish", *lake, *date)
+    assert code != 0 and "changed after validation" in err, err
+    assert {t: DeltaTable(str(scored / t)).version() for t in held.PUBLISH_ORDER} == before
+    # A crash after the first of three commits.
+    assert run("score", *lake, *date, *SCORE_OPTIONS, "--hold")[0] == 0
+    assert run("validate", *lake, *date, "--table", "user_interest_predictions")[0] == 0
+    published = open_lake(spark, str(scored))
+    manifest, claimed = held.claim(published, SCORE_DATE)
+    first = held.PUBLISH_ORDER[0]
+    published.overwrite_partitions(first, open_lake(spark, str(claimed)).read(first), ["score_date"],
+                                   {"score_date": [SCORE_DATE.isoformat()]})
+    code, out, err = run("publish", *lake, *date)
+    assert code == 0, err
+    assert not claimed.exists() and held.receipt_path(scored, SCORE_DATE).is_file()
+    for table in held.PUBLISH_ORDER:  # what was claimed and validated, whole, in every table
+        assert len(_read(scored, table)) == manifest.rows[table], table
 
 
 def test_refuses_without_a_champion(model_lake, tmp_path):
@@ -200,11 +237,13 @@ def test_refuses_to_publish_predictions_that_fail_their_suite(scored, trained_ve
     broken = registry.new_version(SCORE_DATE)
     shutil.rmtree(registry.version_dir(broken))
     shutil.copytree(registry.version_dir(trained_version), registry.version_dir(broken))
-    registry.write_metadata(broken, {**registry.metadata(trained_version), "version": broken})
     # In a child process: TensorFlow initialised in the test process aborted a later in-process fit.
     saved = registry.version_dir(broken) / "saved_model"
     subprocess.run([sys.executable, "-c", BREAK_MODEL, str(saved)], check=True, capture_output=True,
                    env={**os.environ, "TF_USE_LEGACY_KERAS": "1"})
+    # Registered as it now is (hashes of the NaN weights): the suite, not the file check, must stop it.
+    registry.write_metadata(broken, {**registry.metadata(trained_version), "version": broken,
+                                     "files": registry.file_hashes(broken)})
     registry.set_champion(broken, {"reason": "a broken model, for the test"})
     before = _read(scored, "user_interest_predictions")
     version = DeltaTable(str(scored / "user_interest_predictions")).version()
