@@ -25,17 +25,34 @@ def contract(columns: dict[str, str], not_null: list[str], row_condition: str | 
 
 
 def volume(params: SuiteParams) -> list:
-    """Row count against the trailing mean: warning outside ±50 %, critical outside ±90 % (defaults)."""
-    mean = params.trailing_mean
-    if mean is None:
+    """Row count against the trailing partitions' median.
+
+    Outside ±50 % of it (default) is a warning: real histories have ramp-ups,
+    sales and closed days, which are reported, with the date, and do not stop.
+    Only an outage stops a run: fewer rows than 10 % of the median (default)
+    against a steady baseline (``SuiteParams.steady_baseline``: a full trailing
+    week, no partition of it far below the rest). The operator's
+    acknowledgement of the date (``volume_acknowledged``) makes that a warning
+    too. The median, not the mean: one closed day in the window does not move
+    the bar for the others.
+    """
+    median = params.trailing_median
+    if median is None:
         return []
-    bounds = []
-    for fraction, severity in ((params.volume_warning_fraction, WARNING), (params.volume_critical_fraction, CRITICAL)):
+    n = len(params.trailing_rows)
+    bounds = [gxe.ExpectTableRowCountToBeBetween(
+        min_value=int(median * (1 - params.volume_warning_fraction)),
+        max_value=int(median * (1 + params.volume_warning_fraction)) + 1, severity=WARNING,
+        description=f"row count within ±{params.volume_warning_fraction:.0%} of the trailing {n}-partition median "
+                    f"({median:,.0f})")]
+    if params.steady_baseline:
+        acknowledged = params.volume_acknowledged
         bounds.append(gxe.ExpectTableRowCountToBeBetween(
-            min_value=int(mean * (1 - fraction)), max_value=int(mean * (1 + fraction)) + 1, severity=severity,
-            description=f"row count within ±{fraction:.0%} of the trailing {len(params.trailing_rows)}-partition mean "
-                        f"({mean:,.0f})",
-        ))
+            min_value=int(median * (1 - params.volume_critical_fraction)), max_value=None,
+            severity=WARNING if acknowledged else CRITICAL,
+            description=f"row count above {1 - params.volume_critical_fraction:.0%} of the steady trailing "
+                        f"{n}-partition median ({median:,.0f}): below is an outage"
+                        + (" (acknowledged by the operator for this date)" if acknowledged else "")))
     return bounds
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import statistics
 from dataclasses import dataclass, field
 
 from jobs.core.config import default
@@ -13,7 +14,8 @@ class SuiteParams:
 
     ``trailing_rows`` holds the row counts of up to seven earlier partitions
     (empty on a first run: the volume checks are then left out, since there
-    is nothing to compare with). ``reference_category_mix`` is the share of
+    is nothing to compare with; ``expectations/common.py`` says when they can
+    stop a run). ``reference_category_mix`` is the share of
     each category over the same trailing window. The thresholds' defaults are
     the settings' (jobs/core/config.py); a stage passes the values it runs with.
     """
@@ -26,6 +28,8 @@ class SuiteParams:
     max_quarantine_rate: float = default("max_quarantine_rate")
     volume_warning_fraction: float = default("volume_warning_fraction")
     volume_critical_fraction: float = default("volume_critical_fraction")
+    volume_baseline_partitions: int = default("volume_baseline_partitions")
+    volume_acknowledged: bool = default("volume_acknowledged")
     max_category_divergence: float = default("max_category_divergence")
     max_session_hours: float = default("max_session_hours")
     max_session_events: int = default("bot_events_per_day")
@@ -36,5 +40,13 @@ class SuiteParams:
     top_k: int = default("top_k")
 
     @property
-    def trailing_mean(self) -> float | None:
-        return sum(self.trailing_rows) / len(self.trailing_rows) if self.trailing_rows else None
+    def trailing_median(self) -> float | None:
+        return float(statistics.median(self.trailing_rows)) if self.trailing_rows else None
+
+    @property
+    def steady_baseline(self) -> bool:
+        """Enough earlier partitions, none of them itself far below the rest: a ramp-up of a new source, a
+        backfill's first week or a week holding a closed day cannot tell an outage from normal."""
+        median = self.trailing_median
+        return (len(self.trailing_rows) >= self.volume_baseline_partitions and median is not None and median > 0
+                and min(self.trailing_rows) >= (1 - self.volume_warning_fraction) * median)

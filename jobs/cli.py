@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "date"):
         args.date = None
     try:
-        config = PipelineConfig().with_overrides(lake=args.lake.resolve() if args.lake else None)
+        config = PipelineConfig().with_overrides(lake=args.lake.resolve() if args.lake else None,
+                                                 volume_acknowledged=getattr(args, "acknowledge_volume", None))
         for date in _dates(args):
             args.date = date
             args._module.run(args, config)

@@ -22,7 +22,7 @@ from jobs.core.config import PipelineConfig
 from jobs.core.quality import check_partition
 from jobs.core.quality.gate import events_clean_batch
 from jobs.core.runs import record_run
-from jobs.core.stage import open_stage_lake, require_date
+from jobs.core.stage import add_acknowledge_argument, open_stage_lake, require_date
 from jobs.core.tables import EVENTS, EVENTS_CLEAN, EVENTS_QUARANTINE, SESSIONS, USER_INTEREST_PREDICTIONS
 
 TABLES = (EVENTS_CLEAN, EVENTS, SESSIONS, USER_INTEREST_PREDICTIONS)
@@ -31,6 +31,7 @@ TABLES = (EVENTS_CLEAN, EVENTS, SESSIONS, USER_INTEREST_PREDICTIONS)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--table", required=True, choices=TABLES, action="append",
                         help="the table whose partition to validate; repeat for several (one Spark start)")
+    add_acknowledge_argument(parser)
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:

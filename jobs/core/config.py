@@ -57,8 +57,13 @@ class PipelineConfig(BaseSettings):
     validate_writes: bool = Field(True, description="validate every prepared partition before publishing it")
     max_quarantine_rate: float = Field(0.05, ge=0, le=1,
                                        description="critical when more of an ingest batch is malformed (bots aside)")
-    volume_warning_fraction: float = Field(0.5, ge=0, description="row count off the trailing week's mean: warning")
-    volume_critical_fraction: float = Field(0.9, ge=0, description="row count off the trailing week's mean: critical")
+    volume_warning_fraction: float = Field(0.5, ge=0, description="row count off the trailing week's median: warning")
+    volume_critical_fraction: float = Field(0.9, ge=0, le=1, description="row count this far below a steady trailing "
+                                                                        "week's median (an outage): critical")
+    volume_baseline_partitions: int = Field(7, ge=1, le=7, description="earlier partitions, each near their median, "
+                                                                       "a critical volume check needs")
+    volume_acknowledged: bool = Field(False, description="the run date's volume anomaly is known (an outage, a closed "
+                                                         "day): report it as a warning, do not stop")
     max_category_divergence: float = Field(0.1, ge=0,
                                            description="category-mix KL divergence from the trailing week: warning")
     # Maintenance.

@@ -63,3 +63,11 @@ def add_validation_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--validate", action=argparse.BooleanOptionalAction, default=None,
                         help="validate the prepared partition with its expectation suite before publishing it "
                              "(default on; $IM_VALIDATE_WRITES=0 turns it off)")
+    add_acknowledge_argument(parser)
+
+
+def add_acknowledge_argument(parser: argparse.ArgumentParser) -> None:
+    """``--acknowledge-volume`` for every stage that runs a volume check (the command line applies it)."""
+    parser.add_argument("--acknowledge-volume", action=argparse.BooleanOptionalAction, default=None,
+                        help="the date's row count is known to be off (an outage, a closed day, a backfill's "
+                             "ramp-up): a volume anomaly is then a warning, never a stop ($IM_VOLUME_ACKNOWLEDGED)")

@@ -71,14 +71,36 @@ def test_events_suite_checks_the_contract_types(spark, tmp_path):
     assert ("expect_column_values_to_be_of_type", "event_ts", "critical") in _failed(report)
 
 
-def test_volume_outside_half_the_trailing_mean_is_a_warning_and_outside_ninety_percent_critical(spark, tmp_path):
-    rows = [_event("e1"), _event("e2"), _event("e3")]
-    warning = _validate(spark, tmp_path, "events", rows, EVENTS_SCHEMA, SuiteParams(**{**PARAMS.__dict__, "trailing_rows": (10,)}))
-    assert _failed(warning) == {("expect_table_row_count_to_be_between", None, "warning")}
-    warning.raise_if_critical()  # a warning does not stop the run
-    critical = _validate(spark, tmp_path, "events", rows, EVENTS_SCHEMA, SuiteParams(**{**PARAMS.__dict__, "trailing_rows": (100,)}))
-    assert _failed(critical) == {("expect_table_row_count_to_be_between", None, "warning"),
-                                 ("expect_table_row_count_to_be_between", None, "critical")}
+def _volume_failures(spark, tmp_path, rows: int, trailing: tuple[int, ...], **params) -> set:
+    events = [_event(f"e{i}") for i in range(rows)]
+    report = _validate(spark, tmp_path, "events", events, EVENTS_SCHEMA,
+                       SuiteParams(**{**PARAMS.__dict__, "trailing_rows": trailing, **params}))
+    return {severity for name, _, severity in _failed(report) if name == "expect_table_row_count_to_be_between"}
+
+
+STEADY_WEEK = (100, 90, 110, 95, 105, 100, 98)
+
+
+def test_an_outage_against_a_steady_week_stops_the_run_unless_acknowledged(spark, tmp_path):
+    assert _volume_failures(spark, tmp_path, 3, STEADY_WEEK) == {"warning", "critical"}
+    assert _volume_failures(spark, tmp_path, 3, STEADY_WEEK, volume_acknowledged=True) == {"warning"}
+    assert _volume_failures(spark, tmp_path, 0, STEADY_WEEK) == {"warning", "critical"}  # a day with no rows at all
+    assert _volume_failures(spark, tmp_path, 20, STEADY_WEEK) == {"warning"}  # half: reported, not a stop
+
+
+@pytest.mark.parametrize("rows, trailing", [
+    (300, (30,)),                                   # the second day of a new source: ten times the first
+    (3, (30, 250, 280, 300, 310, 290, 305)),        # a ramp-up inside the trailing week, then a quiet day
+    (3, (40, 45, 38)),                              # a short history cannot tell an outage from a quiet day
+    (0, (100, 0, 110, 95, 105, 100, 98)),           # a week holding a closed day
+    (400, STEADY_WEEK),                             # a sale: four times the usual
+])
+def test_ramp_ups_bursts_and_closed_days_are_warnings_not_stops(spark, tmp_path, rows, trailing):
+    assert _volume_failures(spark, tmp_path, rows, trailing) == {"warning"}
+
+
+def test_the_median_keeps_one_closed_day_from_moving_the_bar(spark, tmp_path):
+    assert _volume_failures(spark, tmp_path, 100, (100, 100, 100, 0, 100, 100, 100)) == set()
 
 
 def test_category_drift_is_a_warning_with_its_divergence(spark, tmp_path):

@@ -62,6 +62,8 @@ def check_partition(
         max_quarantine_rate=config.max_quarantine_rate,
         volume_warning_fraction=config.volume_warning_fraction,
         volume_critical_fraction=config.volume_critical_fraction,
+        volume_baseline_partitions=config.volume_baseline_partitions,
+        volume_acknowledged=config.volume_acknowledged,
         max_category_divergence=config.max_category_divergence,
         max_session_hours=config.max_session_hours,
         max_session_events=config.bot_events_per_day,
