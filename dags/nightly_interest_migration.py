@@ -100,6 +100,13 @@ def _deadline_alert() -> DeadlineAlert | None:
                                                         "deadline": str(interval)}))
 
 
+BACKFILL = "backfill"  # DagRunType.BACKFILL_JOB's value
+# The volume gates' acknowledgement: the operator's param, or any backfill run (a day of a store's history with no
+# events is a closed day, reported as a warning with its date, and the other dates go on).
+ACKNOWLEDGE_VOLUME = ("{{ '--acknowledge-volume' if params.acknowledge_volume or dag_run.run_type == '" + BACKFILL
+                      + "' else '--no-acknowledge-volume' }}")
+
+
 def spark_job(task_id: str, run_date, *args: str, **kwargs) -> SparkSubmitOperator:
     """``python -m jobs <stage> --date RUN_DATE ARGS`` under spark-submit; ``run_date`` is check_params' return
     value. The stage reads its settings (the lake among them) from the environment it inherits, when it runs."""
@@ -149,6 +156,10 @@ def spark_job(task_id: str, run_date, *args: str, **kwargs) -> SparkSubmitOperat
                                       description="share of users (hash of user_id) to train on and score"),
         "session_gap_minutes": Param(SETTINGS.session_gap_minutes, type="integer", **param_schema("session_gap_minutes"),
                                      description="inactivity that ends a session"),
+        "acknowledge_volume": Param(False, type="boolean",
+                                    description="the run date's row count is known to be off (an outage, a closed "
+                                                "day): report its volume anomaly as a warning instead of stopping. "
+                                                "Backfill runs always do (a history has closed days)"),
         "maintain": Param("weekly", type="string", enum=["weekly", "always", "never"],
                           description="OPTIMIZE/VACUUM the lake after the run: on Sundays' dates, always, or never"),
     },
@@ -170,17 +181,17 @@ def interest_migration_nightly():
     wait_for_landing = PythonSensor(
         task_id="wait_for_landing",
         python_callable=_landing_ready,
-        op_kwargs={"run_date": run_date},
+        op_kwargs={"run_date": run_date, "run_type": "{{ dag_run.run_type }}"},
         mode="reschedule",
         poke_interval=SETTINGS.landing_poke_seconds,
         timeout=dt.timedelta(minutes=SETTINGS.landing_timeout_minutes).total_seconds(),
     )
-    ingest = spark_job("ingest", run_date)
+    ingest = spark_job("ingest", run_date, ACKNOWLEDGE_VOLUME)
     # D - 1 again first: its late events landed with D's ingest.
-    dedupe = spark_job("dedupe", run_date, "--previous-days", "1")
+    dedupe = spark_job("dedupe", run_date, "--previous-days", "1", ACKNOWLEDGE_VOLUME)
     sessionize = spark_job("sessionize", run_date, "--previous-days", "1",
-                           "--gap-minutes", "{{ params.session_gap_minutes }}")
-    validate = spark_job("validate", run_date, "--table", "events", "--table", "sessions")
+                           "--gap-minutes", "{{ params.session_gap_minutes }}", ACKNOWLEDGE_VOLUME)
+    validate = spark_job("validate", run_date, "--table", "events", "--table", "sessions", ACKNOWLEDGE_VOLUME)
     sample = ["--user-sample-fraction", "{{ params.user_sample_fraction }}"]
 
     @task.branch
@@ -246,10 +257,10 @@ def interest_migration_nightly():
     [publish, no_model_yet] >> due >> maintain
 
 
-def _landing_ready(run_date: str) -> bool:
+def _landing_ready(run_date: str, run_type: str) -> bool:
     from dags.nightly.decisions import landing_ready
 
-    return landing_ready(setting("lake"), dt.date.fromisoformat(run_date))
+    return landing_ready(setting("lake"), dt.date.fromisoformat(run_date), backfill=run_type == BACKFILL)
 
 
 interest_migration_nightly()

@@ -43,7 +43,7 @@ def test_dedupe_without_a_date_says_so(tmp_path):
 def test_sql_refuses_writes(tmp_path):
     result = _jobs("sql", "--lake", str(tmp_path), "DELETE FROM events")
     assert result.returncode == 1
-    assert "only read-only queries" in result.stderr
+    assert "only one read-only query" in result.stderr
 
 
 def test_the_command_line_leaves_great_expectations_to_the_stages_that_validate():

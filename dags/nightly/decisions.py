@@ -37,9 +37,20 @@ def resolve_run_date(params: Mapping, logical_date: dt.datetime | None) -> dt.da
     return run_date
 
 
-def landing_ready(lake_root: Path, run_date: dt.date) -> bool:
-    """Whether the landing partition of ``run_date`` holds at least one file (what ingest reads)."""
-    partition = PipelineConfig(lake=lake_root).landing_partition(run_date)
+def landing_ready(lake_root: Path, run_date: dt.date, backfill: bool = False) -> bool:
+    """Whether ingest can run for ``run_date``: its landing partition holds at least one file, or, in a backfill,
+    a later date's partition does (the store's history has no events for this date, a closed day: ingest then
+    records an empty batch, acknowledged, rather than the backfill waiting for a delivery that will not come)."""
+    config = PipelineConfig(lake=lake_root)
+    if _has_files(config.landing_partition(run_date)):
+        return True
+    if not backfill:
+        return False
+    later = [p for p in config.landing.glob("ingest_date=*") if p.name > f"ingest_date={run_date.isoformat()}"]
+    return any(_has_files(p) for p in later)
+
+
+def _has_files(partition: Path) -> bool:
     return partition.is_dir() and any(p.is_file() and not p.name.startswith((".", "_")) for p in partition.iterdir())
 
 

@@ -85,6 +85,11 @@ def classify_events(
         category.alias("_category"),
         price.alias("_price"),
     )
+    # A historical file (no ingest date): each line counts as delivered on its event's own date, so its age is
+    # never "late"; a line without a usable time, or dated in the future, is dated today and judged as today's.
+    now_limit = F.current_timestamp() + F.make_dt_interval(F.lit(0), F.lit(0), F.lit(max_future_minutes))
+    df = df.withColumn("ingest_date", F.coalesce(
+        "ingest_date", F.when(F.col("event_ts") < now_limit, F.to_date("event_ts")), F.current_date()))
     window_start = F.to_timestamp(F.date_sub("ingest_date", max_lateness_days))
     window_end = F.to_timestamp(F.date_add("ingest_date", 1)) + F.make_dt_interval(F.lit(0), F.lit(0), F.lit(max_future_minutes))
     checks: list[tuple[Column, str]] = [

@@ -39,13 +39,14 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     config = config.with_overrides(max_lateness_days=args.max_lateness_days, bot_events_per_day=args.bot_events_per_day,
                                    validate_writes=args.validate)
     source = args.source or _landing_partition(config, args.date)
+    if args.source is None and config.volume_acknowledged and not _has_landing_files(source):
+        return _record_empty_batch(config, args.date, source)
     found = find_source_files(source)
     files = found.files
     files_by_date = _files_by_ingest_date(files, args.date)
-    dates = sorted(files_by_date)
     lake = open_stage_lake(config, "ingest", validates=config.validate_writes)
     spark = lake.spark
-    with record_run(lake, "ingest", args.date or max(dates)) as metrics:
+    with record_run(lake, "ingest", args.date or max(filter(None, files_by_date), default=None)) as metrics:
         # Counted from the files, before and apart from Spark: what every run is reconciled against.
         lines_read = sum(count_lines(file) for file in files)
         lines = read_lines(spark, files_by_date)
@@ -59,7 +60,13 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         ).persist(StorageLevel.MEMORY_AND_DISK_DESER)
         classified = flag_bots(parsed, config.bot_events_per_day)
         try:
-            counts = {r["reason"]: r["count"] for r in classified.groupBy("reason").count().collect()}
+            by_reason_and_date = classified.groupBy("reason", "ingest_date").count().collect()
+            counts: dict[str | None, int] = {}
+            for row in by_reason_and_date:
+                counts[row["reason"]] = counts.get(row["reason"], 0) + row["count"]
+            # A historical file's ingest dates are its events' own dates (classify), known only now.
+            dates = sorted({row["ingest_date"] for row in by_reason_and_date} | set(filter(None, files_by_date)))
+            metrics.run_date = metrics.run_date or max(dates)
             replace = {"ingest_date": [d.isoformat() for d in dates]}
             reconcile(lines_read, counts)
             # Quarantine first: a reader of events_clean can always find the batch's rejected rows.
@@ -86,6 +93,28 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
             "quarantined_by_reason": counts, "ingest_dates": replace["ingest_date"]}
 
 
+def _has_landing_files(partition: Path) -> bool:
+    try:
+        find_source_files(partition)
+    except PipelineError:
+        return False
+    return True
+
+
+def _record_empty_batch(config: PipelineConfig, day: dt.date, partition: Path) -> dict:
+    """A date whose landing holds nothing, acknowledged by the operator (or a backfill: a store's closed day):
+    recorded as an empty batch with a warning, so the date is accounted for and the later dates go on."""
+    lake = open_stage_lake(config, "ingest", validates=False)
+    with record_run(lake, "ingest", day) as metrics:
+        metrics.rows_in = metrics.rows_out = metrics.rows_quarantined = 0
+        metrics.details.update({"source": str(partition), "lines_read": 0, "ingest_dates": [day.isoformat()],
+                                "empty_batch": "no landing files for the date; volume acknowledged"})
+    print(f"ingest {day}: no landing files at {partition}: an empty batch, recorded as a warning (volume "
+          "acknowledged)")
+    return {"rows_in": 0, "rows_out": 0, "rows_quarantined": 0, "quarantined_by_reason": {},
+            "ingest_dates": [day.isoformat()]}
+
+
 def reconcile(lines_read: int, counts_by_reason: dict[str | None, int]) -> None:
     """Every line the files hold is one clean or one quarantined row, or nothing is published."""
     clean = counts_by_reason.get(None, 0)
@@ -105,9 +134,9 @@ def read_lines(spark: SparkSession, files_by_date: dict[dt.date, list[str]]) -> 
         spark.read.text(files).select(
             F.col("value").alias("raw_record"),
             F.col("_metadata.file_path").alias("source_file"),
-            F.lit(day).alias("ingest_date"),
+            F.lit(day).cast("date").alias("ingest_date"),  # None: a historical file, dated by its events (classify)
         )
-        for day, files in sorted(files_by_date.items())
+        for day, files in sorted(files_by_date.items(), key=lambda kv: kv[0] or dt.date.min)
     ]
     return functools.reduce(DataFrame.unionByName, frames)
 
@@ -118,17 +147,13 @@ def _landing_partition(config: PipelineConfig, date: dt.date | None) -> Path:
     return config.landing_partition(date)
 
 
-def _files_by_ingest_date(files: list[Path], fallback: dt.date | None) -> dict[dt.date, list[str]]:
-    """Group the batch's files by ingest date: from ``ingest_date=`` folders, else ``--date``."""
-    groups: dict[dt.date, list[str]] = {}
+def _files_by_ingest_date(files: list[Path], fallback: dt.date | None) -> dict[dt.date | None, list[str]]:
+    """Group the batch's files by ingest date: from ``ingest_date=`` folders, else ``--date``, else None (a
+    historical file: each line is taken as delivered on its event's own date, see ``classify``)."""
+    groups: dict[dt.date | None, list[str]] = {}
     for file in files:
         match = _INGEST_DATE.search(str(file))
-        if match:
-            day = dt.date.fromisoformat(match.group(1))
-        elif fallback is None:
-            raise PipelineError(f"{file} is not under an ingest_date=YYYY-MM-DD folder: pass --date for its ingest date")
-        else:
-            day = fallback
+        day = dt.date.fromisoformat(match.group(1)) if match else fallback
         groups.setdefault(day, []).append(str(file))
     return groups
 
