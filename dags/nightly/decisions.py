@@ -46,7 +46,8 @@ def landing_ready(lake_root: Path, run_date: dt.date, backfill: bool = False) ->
         return True
     if not backfill:
         return False
-    later = [p for p in config.landing.glob("ingest_date=*") if p.name > f"ingest_date={run_date.isoformat()}"]
+    partition = config.landing_partition(run_date)
+    later = [p for p in partition.parent.glob("ingest_date=*") if p.name > partition.name]
     return any(_has_files(p) for p in later)
 
 

@@ -200,3 +200,33 @@ def test_the_dag_module_imports_neither_spark_nor_tensorflow():
     out = subprocess.run([sys.executable, "-c", code, str(ROOT / "dags" / "nightly_interest_migration.py")],
                          capture_output=True, text=True, cwd=ROOT, check=True).stdout
     assert json.loads(out.strip().splitlines()[-1].replace("'", '"')) == []
+
+
+@pytest.mark.parametrize("task_id", ["ingest", "dedupe", "sessionize", "validate"])
+def test_volume_is_acknowledged_by_the_param_and_in_every_backfill_run(dag, task_id):
+    from types import SimpleNamespace
+
+    from jobs.cli import build_parser
+
+    task = dag.get_task(task_id)
+    template = next(a for a in task.application_args if isinstance(a, str) and "acknowledge" in a)
+    rendered = {}
+    for run_type, acknowledged in (("scheduled", False), ("manual", True), ("backfill", False)):
+        context = {"params": {"acknowledge_volume": acknowledged}, "dag_run": SimpleNamespace(run_type=run_type)}
+        rendered[(run_type, acknowledged)] = task.render_template(template, context, jinja_env=dag.get_template_env())
+    assert rendered == {("scheduled", False): "--no-acknowledge-volume", ("manual", True): "--acknowledge-volume",
+                        ("backfill", False): "--acknowledge-volume"}
+    stage = task.application_args[0]
+    extra = ["--table", "events"] if stage == "validate" else []
+    args = build_parser().parse_args([stage, "--date", "2024-11-02", *extra, rendered[("backfill", False)]])
+    assert args.acknowledge_volume is True
+
+
+def test_in_a_backfill_a_date_without_delivery_passes_once_a_later_date_landed(tmp_path):
+    closed, later = dt.date(2024, 12, 25), dt.date(2024, 12, 26)
+    assert not landing_ready(tmp_path, closed, backfill=True)  # nothing later either: still waiting
+    partition = tmp_path / "raw" / "events" / f"ingest_date={later}"
+    partition.mkdir(parents=True)
+    (partition / "part-0.jsonl").write_text("{}\n")
+    assert landing_ready(tmp_path, closed, backfill=True)
+    assert not landing_ready(tmp_path, closed)  # the nightly run waits (and times out: an outage stops the night)
