@@ -18,9 +18,10 @@ RUN apt-get update \
 WORKDIR ${APP_HOME}
 COPY requirements.txt .
 COPY conf/requirements.lock conf/requirements.lock
-# Every dependency at the version the suite ran on (conf/requirements.lock, as make install); the
-# PostgreSQL driver is for this deployment only (the local run uses SQLite).
-RUN pip install -r conf/requirements.lock apache-airflow-providers-postgres==7.1.1
+# Every dependency at the version the suite ran on (conf/requirements.lock, as make install), the
+# deployment's auth manager (FAB) and PostgreSQL driver among them. No secret is built into the image:
+# docker-compose.yml passes them at run time.
+RUN pip install -r conf/requirements.lock
 
 # The Delta Spark connector, exactly as `make install` resolves it: the versions live in
 # conf/jars/pom.xml alone, and scripts/install_jars.sh copies them into ./jars with mvn.

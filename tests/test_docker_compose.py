@@ -12,7 +12,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = shutil.which("docker-compose")
-SECRETS = {"POSTGRES_USER": "airflow", "POSTGRES_PASSWORD": "pw", "AIRFLOW_FERNET_KEY": "k", "AIRFLOW_JWT_SECRET": "s"}
+SECRETS = {"POSTGRES_USER": "airflow", "POSTGRES_PASSWORD": "pw", "AIRFLOW_FERNET_KEY": "k", "AIRFLOW_JWT_SECRET": "s",
+           "AIRFLOW_WEBSERVER_SECRET_KEY": "w"}
 
 
 def needs_compose(test):
@@ -53,12 +54,37 @@ def test_secrets_must_come_from_the_environment():
     assert result.returncode != 0 and "set POSTGRES_USER" in result.stderr
 
 
-def test_no_secret_is_written_in_the_compose_file():
+SECRET_WORDS = ("PASSWORD", "FERNET_KEY", "SECRET", "TOKEN")
+
+
+def test_no_secret_is_written_in_the_compose_file_the_image_or_the_example():
     text = (ROOT / "docker-compose.yml").read_text()
-    for key in ("PASSWORD", "FERNET_KEY", "JWT_SECRET"):
-        for value in re.findall(rf"^\s*\w*{key}\w*:\s*(\S+)", text, flags=re.MULTILINE):
-            assert value.startswith("${"), f"{key} is hard-coded: {value}"
+    for key in SECRET_WORDS:
+        for value in re.findall(rf"^\s*\w*{key}\w*:\s*(.+?)\s*$", text, flags=re.MULTILINE):
+            assert re.fullmatch(r"\$\{\w+:\?[^}]*\}", value), f"{key} is hard-coded or has a default: {value}"
+    assert "SIMPLE_AUTH_MANAGER" not in text and "admin:admin" not in text
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if any(word in line for word in SECRET_WORDS) and not line.startswith("#"):
+            assert line.split("=", 1)[1] == "", f".env.example gives a value: {line}"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert not any(re.search(rf"^(ENV|ARG).*{word}", dockerfile, re.MULTILINE) for word in SECRET_WORDS)
     assert (ROOT / ".env.example").is_file() and ".env" in (ROOT / ".gitignore").read_text().split()
+
+
+@needs_compose
+def test_production_auth_manager_and_only_the_ui_published_on_this_host():
+    import importlib
+
+    services = yaml.safe_load(_compose("config", env=SECRETS).stdout)["services"]
+    for name, service in services.items():
+        if name.startswith("airflow-"):
+            manager = service["environment"]["AIRFLOW__CORE__AUTH_MANAGER"]
+            module, _, cls = manager.rpartition(".")
+            assert cls == "FabAuthManager" and getattr(importlib.import_module(module), cls)  # installed here too
+    published = {name: service.get("ports", []) for name, service in services.items() if service.get("ports")}
+    assert list(published) == ["airflow-api-server"], published
+    port = published["airflow-api-server"][0]
+    assert (port.get("host_ip") if isinstance(port, dict) else str(port).split(":")[0]) == "127.0.0.1", port
 
 
 @needs_compose
