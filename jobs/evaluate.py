@@ -99,23 +99,33 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
             "inventory": inventory_forecast(origins), "marketing": marketing_segments(origins),
             "explanations": origins[-1].examples or [],
         }
-        # One decision per candidate: a retry (or a second evaluate) of a decided version reuses the first.
-        earlier = registry.decision_for(version) if args.promote else None
-        decision = earlier or (decide(version, champion, results, cutoffs) if args.promote else None)
+        decision = settle_decision(registry, version, lambda: decide(version, champion, results, cutoffs)) \
+            if args.promote else None
         metrics["promotion"] = decision
         page = write_report(registry.version_dir(version) / "report", metrics)
         metadata.update(status="evaluated", metrics=_summary(metrics))
         registry.write_metadata(version, metadata)
-        if decision is not None and earlier is None:
-            registry.record_decision(decision)
-        # The pointer moves only from the champion the decision was taken against: a retry after a crash between
-        # the two writes completes the promotion, and never undoes a later one.
-        if decision is not None and decision["promoted"] and registry.champion() == decision["previous_champion"]:
-            registry.set_champion(version, decision)
         run_metrics.rows_in = sum(len(o.users) for o in origins)
         run_metrics.details = {"version": version, **_summary(metrics)}
     _print(metrics, page)
     return metrics
+
+
+def settle_decision(registry: Registry, version: str, decide_now) -> dict:
+    """The one promotion decision for ``version``, recorded, with the champion pointer moved when it says so.
+
+    A retry (or a second evaluate) of a decided version reuses the recorded
+    decision instead of deciding and appending again. The pointer moves only
+    from the champion the decision was taken against, so a retry after a crash
+    between the two writes completes the promotion, and never undoes a later one.
+    """
+    decision = registry.decision_for(version)
+    if decision is None:
+        decision = decide_now()
+        registry.record_decision(decision)
+    if decision["promoted"] and registry.champion() == decision["previous_champion"]:
+        registry.set_champion(version, decision)
+    return decision
 
 
 def _version(args, registry: Registry) -> str:

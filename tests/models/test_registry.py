@@ -107,3 +107,39 @@ def test_one_decision_per_candidate_is_found_again(tmp_path):
     registry.record_decision({"decided_at": now, "candidate": "2024-11-02.2", "promoted": False, "reason": "lost"})
     assert registry.decision_for("2024-11-02.1")["reason"] == "won"
     assert registry.decision_for("2024-11-03.1") is None
+
+
+def test_promotion_survives_a_crash_at_each_write_and_retries_decide_once(tmp_path, monkeypatch):
+    from deltalake import DeltaTable
+
+    from jobs.evaluate import settle_decision
+
+    registry = Registry(tmp_path)
+    registry.set_champion("2024-11-01.1", {"reason": "before"})
+    calls = []
+
+    def decide(candidate: str, previous: str):
+        def now():
+            calls.append(candidate)
+            return {"decided_at": dt.datetime.now(dt.timezone.utc), "candidate": candidate,
+                    "previous_champion": previous, "promoted": True, "reason": f"promoted {candidate}"}
+        return now
+
+    def decisions() -> list[str]:
+        return DeltaTable(str(tmp_path / "model_decisions")).to_pyarrow_table()["candidate"].to_pylist()
+
+    # 1. The process dies between recording the decision and moving the pointer.
+    real = Registry.set_champion
+    monkeypatch.setattr(Registry, "set_champion", lambda *a, **k: (_ for _ in ()).throw(OSError("killed")))
+    with pytest.raises(OSError):
+        settle_decision(registry, "2024-11-02.1", decide("2024-11-02.1", "2024-11-01.1"))
+    monkeypatch.setattr(Registry, "set_champion", real)
+    assert decisions() == ["2024-11-02.1"] and registry.champion() == "2024-11-01.1"
+    # 2. The retry decides nothing new and completes the promotion.
+    settle_decision(registry, "2024-11-02.1", decide("2024-11-02.1", "2024-11-01.1"))
+    assert calls == ["2024-11-02.1"] and decisions() == ["2024-11-02.1"] and registry.champion() == "2024-11-02.1"
+    # 3. A later candidate wins; a late retry of the earlier one does not take the pointer back.
+    settle_decision(registry, "2024-11-03.1", decide("2024-11-03.1", "2024-11-02.1"))
+    settle_decision(registry, "2024-11-02.1", decide("2024-11-02.1", "2024-11-01.1"))
+    assert calls == ["2024-11-02.1", "2024-11-03.1"] and registry.champion() == "2024-11-03.1"
+    assert sorted(decisions()) == ["2024-11-02.1", "2024-11-03.1"]
