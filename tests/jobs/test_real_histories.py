@@ -10,7 +10,7 @@ from jobs.core.lake import open_lake
 from tests.conftest import run_jobs as run
 
 START = dt.date(2017, 11, 25)
-DAYS = 5
+DAYS = 4
 
 
 def _taobao_history(path, closed: dt.date | None = None) -> dict[dt.date, int]:
