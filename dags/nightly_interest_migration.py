@@ -181,7 +181,9 @@ def interest_migration_nightly():
     wait_for_landing = PythonSensor(
         task_id="wait_for_landing",
         python_callable=_landing_ready,
-        op_kwargs={"run_date": run_date, "run_type": "{{ dag_run.run_type }}"},
+        # Compared inside Jinja: run_type is an enum whose rendered text is "DagRunType.BACKFILL", not its value.
+        op_kwargs={"run_date": run_date, "run_type": "{{ '" + BACKFILL + "' if dag_run.run_type == '" + BACKFILL
+                   + "' else 'other' }}"},
         mode="reschedule",
         poke_interval=SETTINGS.landing_poke_seconds,
         timeout=dt.timedelta(minutes=SETTINGS.landing_timeout_minutes).total_seconds(),

@@ -29,9 +29,11 @@ def volume(params: SuiteParams) -> list:
 
     Outside ±50 % of it (default) is a warning: real histories have ramp-ups,
     sales and closed days, which are reported, with the date, and do not stop.
-    Only an outage stops a run: fewer rows than 10 % of the median (default)
-    against a steady baseline (``SuiteParams.steady_baseline``: a full trailing
-    week, no partition of it far below the rest). The operator's
+    Only an outage stops a run: fewer rows than 10 % of the steady partitions'
+    median (default) against a steady baseline (``SuiteParams.steady_baseline``:
+    a full trailing week, at most two of its partitions far below the rest, so
+    a multi-day outage stops every day of it and a store whose weekends are
+    quiet is still checked). The operator's
     acknowledgement of the date (``volume_acknowledged``) makes that a warning
     too. The median, not the mean: one closed day in the window does not move
     the bar for the others.
@@ -46,12 +48,12 @@ def volume(params: SuiteParams) -> list:
         description=f"row count within ±{params.volume_warning_fraction:.0%} of the trailing {n}-partition median "
                     f"({median:,.0f})")]
     if params.steady_baseline:
-        acknowledged = params.volume_acknowledged
+        acknowledged, steady = params.volume_acknowledged, params.steady_median
         bounds.append(gxe.ExpectTableRowCountToBeBetween(
-            min_value=int(median * (1 - params.volume_critical_fraction)), max_value=None,
+            min_value=int(steady * (1 - params.volume_critical_fraction)), max_value=None,
             severity=WARNING if acknowledged else CRITICAL,
-            description=f"row count above {1 - params.volume_critical_fraction:.0%} of the steady trailing "
-                        f"{n}-partition median ({median:,.0f}): below is an outage"
+            description=f"row count above {1 - params.volume_critical_fraction:.0%} of the median of the "
+                        f"{len(params.steady_rows)} steady trailing partitions ({steady:,.0f}): below is an outage"
                         + (" (acknowledged by the operator for this date)" if acknowledged else "")))
     return bounds
 

@@ -44,9 +44,20 @@ class SuiteParams:
         return float(statistics.median(self.trailing_rows)) if self.trailing_rows else None
 
     @property
-    def steady_baseline(self) -> bool:
-        """Enough earlier partitions, none of them itself far below the rest: a ramp-up of a new source, a
-        backfill's first week or a week holding a closed day cannot tell an outage from normal."""
+    def steady_rows(self) -> tuple[int, ...]:
+        """The trailing partitions not themselves far below the median (a closed day, an outage, a quiet
+        weekend day are left out of the baseline)."""
         median = self.trailing_median
-        return (len(self.trailing_rows) >= self.volume_baseline_partitions and median is not None and median > 0
-                and min(self.trailing_rows) >= (1 - self.volume_warning_fraction) * median)
+        return tuple(r for r in self.trailing_rows if median and r >= (1 - self.volume_warning_fraction) * median)
+
+    @property
+    def steady_baseline(self) -> bool:
+        """A full trailing window of which all but at most two partitions are steady: a ramp-up of a new source
+        or a backfill's first week cannot tell an outage from normal, while one outage (or a weekend) in the
+        window must not blind the check for the week after it."""
+        return (len(self.trailing_rows) >= self.volume_baseline_partitions
+                and len(self.steady_rows) >= max(1, self.volume_baseline_partitions - 2))
+
+    @property
+    def steady_median(self) -> float | None:
+        return float(statistics.median(self.steady_rows)) if self.steady_rows else None

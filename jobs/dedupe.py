@@ -44,8 +44,9 @@ def dedupe_events(clean: DataFrame, published_ids: DataFrame) -> DataFrame:
     sorted once (a ``min_by`` aggregation over a struct of the whole row was a
     third slower: it falls back to a sort-based aggregate anyway).
     """
+    # props sorted by key: the same extra fields in another order are the same content.
     content = F.xxhash64("user_id", "item_id", "category", "event_type", "event_ts", "price", "session_hint",
-                         F.to_json("props"))
+                         F.to_json(F.array_sort(F.map_entries("props"))))
     current = clean.select(*EVENT_COLUMNS, F.lit(False).alias("_published"), content.alias("_content"))
     earlier = published_ids.select("event_id", F.lit(True).alias("_published"))
     by_id = Window.partitionBy("event_id")

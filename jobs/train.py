@@ -200,7 +200,10 @@ def _warm_start_source(registry: Registry, model_config: dict, mode: str) -> dic
     try:
         verify_files(folder, registry.metadata(champion))  # its weights are what train starts from
     except RegistryError as error:
-        raise PipelineError(f"--warm-start: {error}") from None
+        if mode == "always":
+            raise PipelineError(f"--warm-start: {error}") from None
+        print(f"warm start: {error}; training from scratch", flush=True)
+        return None
     return {"version": champion, "saved_model": str(folder / "saved_model"),
             "vocabulary": list(Vocabulary.load(folder / "vocabulary.json").categories)}
 

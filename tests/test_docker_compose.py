@@ -13,7 +13,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = shutil.which("docker-compose")
 SECRETS = {"POSTGRES_USER": "airflow", "POSTGRES_PASSWORD": "pw", "AIRFLOW_FERNET_KEY": "k", "AIRFLOW_JWT_SECRET": "s",
-           "AIRFLOW_WEBSERVER_SECRET_KEY": "w"}
+           "AIRFLOW_API_SECRET_KEY": "w"}
 
 
 def needs_compose(test):
@@ -81,6 +81,7 @@ def test_production_auth_manager_and_only_the_ui_published_on_this_host():
             manager = service["environment"]["AIRFLOW__CORE__AUTH_MANAGER"]
             module, _, cls = manager.rpartition(".")
             assert cls == "FabAuthManager" and getattr(importlib.import_module(module), cls)  # installed here too
+            assert service["environment"]["AIRFLOW__API__SECRET_KEY"] == "w"  # what FAB signs its sessions with
     published = {name: service.get("ports", []) for name, service in services.items() if service.get("ports")}
     assert list(published) == ["airflow-api-server"], published
     port = published["airflow-api-server"][0]

@@ -79,6 +79,8 @@ def hold(lake: Lake, score_date: dt.date, model_version: str, active_users: int,
     An earlier held write of the date is dropped first, so a held write never mixes with a stale one.
     """
     shutil.rmtree(held_root(lake.root, score_date), ignore_errors=True)
+    # A new held write of a published date: the old receipt no longer says this date is done.
+    receipt_path(lake.root, score_date).unlink(missing_ok=True)
     held = held_lake(lake, score_date)
     with gated_write(held, validate=False) as gate:
         write(gate)

@@ -15,6 +15,7 @@ the zone the whole lake uses, never as the machine's local time.
 """
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 
 from pyspark.sql import Column, DataFrame
@@ -86,10 +87,11 @@ def classify_events(
         price.alias("_price"),
     )
     # A historical file (no ingest date): each line counts as delivered on its event's own date, so its age is
-    # never "late"; a line without a usable time, or dated in the future, is dated today and judged as today's.
-    now_limit = F.current_timestamp() + F.make_dt_interval(F.lit(0), F.lit(0), F.lit(max_future_minutes))
+    # never "late". A line without a usable time, or dated after now, keeps a null ingest date here: the stage
+    # gives it the batch's last date (ingest/main.py). "Now" is one literal, so a recomputed partition agrees.
+    now_limit = F.lit(dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=max_future_minutes))
     df = df.withColumn("ingest_date", F.coalesce(
-        "ingest_date", F.when(F.col("event_ts") < now_limit, F.to_date("event_ts")), F.current_date()))
+        "ingest_date", F.when(F.col("event_ts") < now_limit, F.to_date("event_ts"))))
     window_start = F.to_timestamp(F.date_sub("ingest_date", max_lateness_days))
     window_end = F.to_timestamp(F.date_add("ingest_date", 1)) + F.make_dt_interval(F.lit(0), F.lit(0), F.lit(max_future_minutes))
     checks: list[tuple[Column, str]] = [
@@ -108,7 +110,7 @@ def classify_events(
         (F.col("_event_type").isNull(), "unknown_event_type"),
         (F.col("event_ts").isNull(), "unparseable_event_time"),
         (F.lit(max_lateness_days >= 0) & (F.col("event_ts") < window_start), "stale_event_time"),
-        (F.col("event_ts") >= window_end, "future_event_time"),
+        ((F.col("event_ts") >= window_end) | (F.col("event_ts") >= now_limit), "future_event_time"),
     ]
     # One flat CASE WHEN: the first failing check names the reason.
     reason = F

@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--catalog", type=Path, help="categories CSV (category_id,category) for id-only sources")
     parser.add_argument("--max-lateness-days", type=int, help="quarantine events older than this before their ingest date; -1 disables")
     parser.add_argument("--bot-events-per-day", type=int, help="more events than this per user and day marks a bot")
+    parser.add_argument("--replace-existing", action="store_true",
+                        help="a historical file (no --date, no ingest_date= folders) may replace ingest dates the "
+                             "lake already holds (default: refuse)")
     add_validation_argument(parser)
 
 
@@ -64,8 +67,15 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
             counts: dict[str | None, int] = {}
             for row in by_reason_and_date:
                 counts[row["reason"]] = counts.get(row["reason"], 0) + row["count"]
-            # A historical file's ingest dates are its events' own dates (classify), known only now.
-            dates = sorted({row["ingest_date"] for row in by_reason_and_date} | set(filter(None, files_by_date)))
+            # A historical file's ingest dates are its events' own dates (classify), known only now; its lines
+            # without a usable date take the batch's last one.
+            dates = sorted({row["ingest_date"] for row in by_reason_and_date if row["ingest_date"]}
+                           | set(filter(None, files_by_date)))
+            if None in files_by_date:
+                last = max(dates, default=args.date or dt.datetime.now(dt.timezone.utc).date())
+                classified = classified.withColumn("ingest_date", F.coalesce("ingest_date", F.lit(last)))
+                dates = sorted(set(dates) | {last})
+                _refuse_to_replace_history(lake, dates, args.replace_existing)
             metrics.run_date = metrics.run_date or max(dates)
             replace = {"ingest_date": [d.isoformat() for d in dates]}
             reconcile(lines_read, counts)
@@ -94,11 +104,9 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
 
 
 def _has_landing_files(partition: Path) -> bool:
-    try:
-        find_source_files(partition)
-    except PipelineError:
-        return False
-    return True
+    """False only for a date with nothing delivered at all: a folder holding only files that are not read yet
+    (a copy still running: ``.part``, ``._COPYING_``) is not an empty date, and ingest fails on it instead."""
+    return partition.is_dir() and any(partition.iterdir())
 
 
 def _record_empty_batch(config: PipelineConfig, day: dt.date, partition: Path) -> dict:
@@ -113,6 +121,20 @@ def _record_empty_batch(config: PipelineConfig, day: dt.date, partition: Path) -
           "acknowledged)")
     return {"rows_in": 0, "rows_out": 0, "rows_quarantined": 0, "quarantined_by_reason": {},
             "ingest_dates": [day.isoformat()]}
+
+
+def _refuse_to_replace_history(lake, dates: list[dt.date], replace_existing: bool) -> None:
+    """A historical import writes its events' own dates: refuse to replace dates already ingested (a nightly
+    run's, or an earlier import's) unless asked to."""
+    if replace_existing:
+        return
+    days = [d.isoformat() for d in dates]
+    taken = sorted({d for table in (EVENTS_CLEAN, EVENTS_QUARANTINE) if lake.exists(table)
+                    for d in lake.partition_row_counts(table, "ingest_date", days)})
+    if taken:
+        raise PipelineError(f"this historical file covers {len(taken)} ingest date(s) the lake already holds "
+                            f"({', '.join(taken[:3])}{'...' if len(taken) > 3 else ''}); re-import them with "
+                            "--replace-existing, which replaces those dates whole")
 
 
 def reconcile(lines_read: int, counts_by_reason: dict[str | None, int]) -> None:

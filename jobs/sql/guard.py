@@ -18,7 +18,8 @@ are enough here:
   Spark's parsed plan (script transforms run shell commands).
 
 The statement check: exactly one statement, a plain query, whose relations
-are all lake tables (or the query's own CTEs) and whose table functions only
+are all lake tables or CTEs in scope where they are named (plain identifiers
+only: a quoted path is never a relation) and whose table functions only
 compute rows (``range``) or read a lake table (DuckDB's ``delta_scan`` on one
 of the lake's table folders, for time travel).
 """
@@ -83,16 +84,16 @@ def check_duckdb_statement(connection: duckdb.DuckDBPyConnection, query: str, ta
     tree = json.loads(connection.execute("SELECT json_serialize_sql(?)", [query]).fetchone()[0])
     if tree.get("error") or len(tree.get("statements", [])) != 1:
         raise RefusedStatement(f"only plain queries run here: {tree.get('error_message', 'not one statement')}")
-    cte_names = {key["key"].lower() for node in _json_nodes(tree) for key in node.get("cte_map", {}).get("map", [])}
-    allowed = {name.lower() for name in tables} | cte_names
+    lake = {name.lower() for name in tables}
     table_folders = {str(path) for path in tables.values()}
-    for node in _json_nodes(tree):
+    for node, in_scope in _json_nodes_in_scope(tree):
         if node.get("type") == "BASE_TABLE":
             name = node.get("table_name", "")
             qualified = node.get("schema_name") or node.get("catalog_name")
-            if qualified or name.lower() not in allowed:
+            # A name that is not a plain identifier could reach DuckDB's replacement scan (a path as a table).
+            if qualified or not TABLE_NAME.match(name) or name.lower() not in lake | in_scope:
                 raise RefusedStatement(f"{'.'.join(filter(None, [node.get('catalog_name'), node.get('schema_name'), name]))}"
-                                       " is not a lake table (see the lake's folders)")
+                                       " is not a lake table or a CTE of the query (see the lake's folders)")
         elif node.get("type") == "TABLE_FUNCTION":
             _check_table_function(node["function"], table_folders)
 
@@ -110,15 +111,19 @@ def _check_table_function(function: dict, table_folders: set[str]) -> None:
     raise RefusedStatement(f"table function {name}() is not allowed here: only lake tables are read")
 
 
-def _json_nodes(tree) -> Iterator[dict]:
-    todo = [tree]
+def _json_nodes_in_scope(tree) -> Iterator[tuple[dict, frozenset[str]]]:
+    """Every object of DuckDB's parse tree, with the CTE names in scope there: a query node's ``cte_map`` binds
+    its names for that node's own subtree only (its CTE bodies included), never for the query around it."""
+    todo: list[tuple[object, frozenset[str]]] = [(tree, frozenset())]
     while todo:
-        node = todo.pop()
+        node, scope = todo.pop()
         if isinstance(node, dict):
-            yield node
-            todo.extend(node.values())
+            defined = {entry["key"].lower() for entry in (node.get("cte_map") or {}).get("map", [])}
+            scope = scope | defined if defined else scope
+            yield node, scope
+            todo.extend((child, scope) for child in node.values())
         elif isinstance(node, list):
-            todo.extend(node)
+            todo.extend((child, scope) for child in node)
 
 
 def confine_duckdb(connection: duckdb.DuckDBPyConnection, tables: dict[str, Path]) -> None:
@@ -151,32 +156,34 @@ def check_spark_statement(session, statement: str, tables: dict[str, Path]) -> N
     except Exception as error:
         detail = " ".join(str(error).split())[:300]
         raise RefusedStatement(f"only one read-only query runs here (SELECT/WITH); Spark's parser said: {detail}") from None
-    nodes = list(_spark_nodes(plan))
-    cte_names = {_scala_seq(n.cteRelations())[i]._1().lower() for n in nodes if n.nodeName() == "UnresolvedWith"
-                 for i in range(n.cteRelations().size())}
-    allowed = {name.lower() for name in tables} | cte_names
-    for node in nodes:
+    lake = {name.lower() for name in tables}
+    for node, in_scope in _spark_nodes_in_scope(plan):
         kind = node.nodeName()
         if kind in SPARK_REFUSED_NODES:
             raise RefusedStatement(f"not allowed here: {SPARK_REFUSED_NODES[kind]}")
         if kind == "UnresolvedRelation":
             parts = _scala_seq(node.multipartIdentifier())
-            if len(parts) != 1 or parts[0].lower() not in allowed:
-                raise RefusedStatement(f"{'.'.join(parts)} is not a lake table (see the lake's folders)")
+            if len(parts) != 1 or not TABLE_NAME.match(parts[0]) or parts[0].lower() not in lake | in_scope:
+                raise RefusedStatement(f"{'.'.join(parts)} is not a lake table or a CTE of the query "
+                                       "(see the lake's folders)")
         if kind == "UnresolvedTableValuedFunction":
             name = ".".join(_scala_seq(node.name()))
             if name.lower() not in ROW_FUNCTIONS:
                 raise RefusedStatement(f"table function {name}() is not allowed here: only lake tables are read")
 
 
-def _spark_nodes(plan) -> Iterator:
-    """Every plan node, with CTE definitions and subqueries (``innerChildren``) included."""
-    todo = [plan]
+def _spark_nodes_in_scope(plan) -> Iterator[tuple[object, frozenset[str]]]:
+    """Every plan node, with CTE definitions and subqueries (``innerChildren``) included, and the CTE names in
+    scope there (an ``UnresolvedWith`` binds its names for its own subtree)."""
+    todo = [(plan, frozenset())]
     while todo:
-        node = todo.pop()
-        yield node
-        todo.extend(_scala_seq(node.children()))
-        todo.extend(_scala_seq(node.innerChildren()))
+        node, scope = todo.pop()
+        if node.nodeName() == "UnresolvedWith":
+            relations = node.cteRelations()
+            scope = scope | {relations.apply(i)._1().lower() for i in range(relations.size())}
+        yield node, scope
+        todo.extend((child, scope) for child in _scala_seq(node.children()))
+        todo.extend((child, scope) for child in _scala_seq(node.innerChildren()))
 
 
 def _scala_seq(seq) -> list:

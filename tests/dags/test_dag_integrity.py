@@ -208,11 +208,14 @@ def test_volume_is_acknowledged_by_the_param_and_in_every_backfill_run(dag, task
 
     from jobs.cli import build_parser
 
+    from airflow.sdk.api.datamodels._generated import DagRunType  # what a task's context holds, an enum
+
     task = dag.get_task(task_id)
     template = next(a for a in task.application_args if isinstance(a, str) and "acknowledge" in a)
     rendered = {}
     for run_type, acknowledged in (("scheduled", False), ("manual", True), ("backfill", False)):
-        context = {"params": {"acknowledge_volume": acknowledged}, "dag_run": SimpleNamespace(run_type=run_type)}
+        context = {"params": {"acknowledge_volume": acknowledged},
+                   "dag_run": SimpleNamespace(run_type=DagRunType(run_type))}
         rendered[(run_type, acknowledged)] = task.render_template(template, context, jinja_env=dag.get_template_env())
     assert rendered == {("scheduled", False): "--no-acknowledge-volume", ("manual", True): "--acknowledge-volume",
                         ("backfill", False): "--acknowledge-volume"}
@@ -220,6 +223,18 @@ def test_volume_is_acknowledged_by_the_param_and_in_every_backfill_run(dag, task
     extra = ["--table", "events"] if stage == "validate" else []
     args = build_parser().parse_args([stage, "--date", "2024-11-02", *extra, rendered[("backfill", False)]])
     assert args.acknowledge_volume is True
+
+
+def test_the_landing_sensor_is_told_a_backfill_as_its_value(dag):
+    from types import SimpleNamespace
+
+    from airflow.sdk.api.datamodels._generated import DagRunType
+
+    sensor = dag.get_task("wait_for_landing")
+    for run_type, expected in (("backfill", "backfill"), ("scheduled", "other"), ("manual", "other")):
+        context = {"dag_run": SimpleNamespace(run_type=DagRunType(run_type))}
+        rendered = sensor.render_template(sensor.op_kwargs["run_type"], context, jinja_env=dag.get_template_env())
+        assert rendered == expected
 
 
 def test_in_a_backfill_a_date_without_delivery_passes_once_a_later_date_landed(tmp_path):

@@ -90,13 +90,20 @@ def test_an_outage_against_a_steady_week_stops_the_run_unless_acknowledged(spark
 
 @pytest.mark.parametrize("rows, trailing", [
     (300, (30,)),                                   # the second day of a new source: ten times the first
-    (3, (30, 250, 280, 300, 310, 290, 305)),        # a ramp-up inside the trailing week, then a quiet day
+    (128, (1, 2, 4, 8, 16, 32, 64)),                # a week of doubling, and it goes on
     (3, (40, 45, 38)),                              # a short history cannot tell an outage from a quiet day
-    (0, (100, 0, 110, 95, 105, 100, 98)),           # a week holding a closed day
+    (0, (100, 0, 110, 0, 105, 0, 98)),              # a week holding three closed days
     (400, STEADY_WEEK),                             # a sale: four times the usual
 ])
 def test_ramp_ups_bursts_and_closed_days_are_warnings_not_stops(spark, tmp_path, rows, trailing):
     assert _volume_failures(spark, tmp_path, rows, trailing) == {"warning"}
+
+
+def test_an_outage_stops_every_day_of_it_and_quiet_weekends_keep_the_check(spark, tmp_path):
+    assert _volume_failures(spark, tmp_path, 0, (0, 100, 90, 110, 95, 105, 100)) == {"warning", "critical"}
+    assert _volume_failures(spark, tmp_path, 0, (0, 0, 100, 90, 110, 95, 105)) == {"warning", "critical"}
+    weekdays_and_weekend = (100, 95, 105, 98, 102, 30, 35)
+    assert _volume_failures(spark, tmp_path, 5, weekdays_and_weekend) == {"warning", "critical"}
 
 
 def test_the_median_keeps_one_closed_day_from_moving_the_bar(spark, tmp_path):

@@ -47,6 +47,12 @@ def test_a_historical_file_that_ramps_up_publishes_every_date_with_defaults(spar
     assert events == set(per_day)
     runs = tables.read("pipeline_runs").where("stage = 'dedupe'").collect()
     assert {r.status for r in runs} == {"succeeded"} and "warning" in {r.dq_severity for r in runs}
+    # Importing it again would replace dates the lake holds: refused unless asked for.
+    code, out, err = run("ingest", *lake, "--source", str(history), "--format", "taobao-csv")
+    assert code != 0 and "--replace-existing" in err and len(err.strip().splitlines()) == 1
+    assert run("ingest", *lake, "--source", str(history), "--format", "taobao-csv", "--replace-existing")[0] == 0
+    clean = {r["event_date"]: r["count"] for r in tables.read("events_clean").groupBy("event_date").count().collect()}
+    assert clean == per_day
 
 
 def test_a_closed_day_in_a_backfill_is_an_acknowledged_empty_date_and_the_next_dates_go_on(spark, tmp_path):
@@ -64,6 +70,13 @@ def test_a_closed_day_in_a_backfill_is_an_acknowledged_empty_date_and_the_next_d
     lake = ["--lake", str(tmp_path / "lake"), "--format", "taobao-csv"]
     code, out, err = run("ingest", *lake, "--date", closed.isoformat())
     assert code != 0 and "nothing to ingest" in err  # the nightly run: a missing delivery stops the night
+    copying = landing / f"ingest_date={closed.isoformat()}"
+    copying.mkdir()
+    (copying / "part-0.csv._COPYING_").write_text("1,2,3,pv,1511740800\n")
+    code, out, err = run("ingest", *lake, "--date", closed.isoformat(), "--acknowledge-volume")
+    assert code != 0 and "holds no files to ingest (skipped: 1 hidden_or_temporary_file)" in err  # not empty: pending
+    (copying / "part-0.csv._COPYING_").unlink()
+    copying.rmdir()
     code, out, err = run("ingest", *lake, "--date", closed.isoformat(), "--acknowledge-volume")
     assert code == 0 and "empty batch" in out, err
     assert run("ingest", *lake, "--source", str(landing))[0] == 0  # the other dates' deliveries, in one batch

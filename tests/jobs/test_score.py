@@ -186,6 +186,11 @@ def test_held_predictions_publish_only_after_validation_and_equal_a_one_shot_run
     code, out, err = run("publish", *lake, *date)
     assert code == 0 and "already published" in out, err
     assert {table: DeltaTable(str(scored / table)).version() for table in tables} == versions
+    # A new held write of the date voids that receipt: if it then disappears, publish says so, not "done".
+    assert run("score", *lake, *date, *SCORE_OPTIONS, "--hold")[0] == 0
+    shutil.rmtree(scored / "_candidates" / f"score_date={SCORE_DATE}")
+    code, out, err = run("publish", *lake, *date)
+    assert code != 0 and "run score --hold first" in err, out
 
 
 def test_publish_commits_only_the_content_that_passed_and_resumes_after_a_crash(scored, spark):

@@ -87,6 +87,10 @@ OUTSIDE_READS = [
     "SELECT * FROM system.main.duckdb_settings()",
     "SELECT * FROM duckdb_settings()",
     "SELECT * FROM sqlite_scan('{root}/x.db', 't')",
+    # A CTE named like a path binds it inside its own query only: outside, the name is DuckDB's replacement scan.
+    "SELECT * FROM (WITH \"{lake}/events/_delta_log/00000000000000000000.json\" AS (SELECT 1) SELECT 1), "
+    "\"{lake}/events/_delta_log/00000000000000000000.json\"",
+    "SELECT * FROM (WITH x AS (SELECT 1 AS a) SELECT * FROM x) t, x",
 ]
 EXTENSIONS_AND_SETTINGS = [
     "INSTALL httpfs",
@@ -179,6 +183,7 @@ SPARK_HOSTILE = [
     "SELECT * FROM IDENTIFIER('text.`{secret}`')",
     "SELECT * FROM read_files('{secret}')",
     "SELECT * FROM global_temp.events",
+    "SELECT * FROM (WITH x AS (SELECT 1 AS a) SELECT * FROM x) t, x",
     # shell commands through script transforms
     "SELECT TRANSFORM(user_id) USING 'touch {out}' AS (x) FROM events",
     "SELECT * FROM events WHERE user_id IN (SELECT TRANSFORM(user_id) USING 'touch {out}' AS (x) FROM events)",
