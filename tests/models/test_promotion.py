@@ -88,14 +88,14 @@ def test_a_candidate_significantly_worse_at_migration_is_not_promoted():
 
 def test_decisions_with_their_intervals_are_recorded_and_the_pointer_moves(spark, tmp_path):
     registry = Registry(tmp_path)
-    for candidate, skill in (("v1", 3.0), ("v2", 1.0)):
+    for candidate, skill in (("2024-10-18.1", 3.0), ("2024-10-18.2", 1.0)):
         decision = decide(candidate, registry.champion(), ranking(_origins(model_skill=skill)), CUTOFFS)
         registry.record_decision(decision)
         if decision["promoted"]:
             registry.set_champion(candidate, decision)
-    assert registry.champion() == "v1"
+    assert registry.champion() == "2024-10-18.1"
     rows = spark.read.format("delta").load(str(tmp_path / "model_decisions")).orderBy("decided_at").collect()
-    assert [(r["candidate"], r["promoted"]) for r in rows] == [("v1", True), ("v2", False)]
+    assert [(r["candidate"], r["promoted"]) for r in rows] == [("2024-10-18.1", True), ("2024-10-18.2", False)]
     assert rows[0]["baseline_low"] > 0 and rows[0]["migration_baseline"] in ("focus_transition", "shallow", "markov",
                                                                              "popularity")
 
