@@ -52,7 +52,16 @@ def landing_ready(lake_root: Path, run_date: dt.date, backfill: bool = False) ->
 
 
 def _has_files(partition: Path) -> bool:
-    return partition.is_dir() and any(p.is_file() and not p.name.startswith((".", "_")) for p in partition.iterdir())
+    """Whether ingest would read a file there: the same rule ingest applies (jobs/ingest/sources.py)."""
+    from jobs.ingest.sources import find_source_files
+
+    if not partition.is_dir():
+        return False
+    try:
+        find_source_files(partition)
+    except PipelineError:
+        return False
+    return True
 
 
 def maintenance_due(run_date: dt.date, mode: str = "weekly") -> bool:
