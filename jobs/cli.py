@@ -39,17 +39,22 @@ STAGES: dict[str, tuple[str, str, bool]] = {
 LATE_EVENT_STAGES = ("dedupe", "sessionize")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(stage: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``stage``'s module is imported (for its arguments), so ``--help`` and a stage's start
+    do not pay for every other stage's imports (Spark, Great Expectations, TensorFlow...)."""
     parser = argparse.ArgumentParser(prog="python -m jobs", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
-    for stage, (module_name, help_text, dated) in STAGES.items():
+    for name, (module_name, help_text, dated) in STAGES.items():
+        if name != stage:
+            sub.add_parser(name, help=help_text, add_help=False)
+            continue
         module = importlib.import_module(module_name)
-        stage_parser = sub.add_parser(stage, help=help_text, description=(module.__doc__ or help_text).strip(),
+        stage_parser = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip(),
                                       formatter_class=argparse.RawDescriptionHelpFormatter)
         stage_parser.add_argument("--lake", type=Path, help="lake root directory (default: $IM_LAKE, else the repository's lake/)")
         if dated:
             stage_parser.add_argument("--date", type=_date, help="the date to process, YYYY-MM-DD")
-        if stage in LATE_EVENT_STAGES:
+        if name in LATE_EVENT_STAGES:
             stage_parser.add_argument(
                 "--previous-days", type=int, default=0,
                 help="first re-run the N event dates before --date, in order: late events for them landed with "
@@ -59,8 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _chosen_stage(argv: list[str]) -> str | None:
+    """The stage named on the command line (its first word that is one), before anything is imported."""
+    return next((word for word in argv if word in STAGES), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_chosen_stage(argv)).parse_args(argv)
     if not hasattr(args, "date"):
         args.date = None
     try:

@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-
-from pyspark.sql import DataFrame, Observation, Window
-from pyspark.sql import functions as F
+from typing import TYPE_CHECKING
 
 from jobs.core.config import PipelineConfig
-from jobs.core.quality import check_partition
-from jobs.core.runs import record_run
 from jobs.core.stage import add_validation_argument, open_stage_lake, require_date
-from jobs.core.lake import gated_write
 from jobs.core.tables import EVENTS, EVENTS_CLEAN
+
+if TYPE_CHECKING:  # Spark is imported where it runs: `--help` stays quick (jobs/cli.py)
+    from pyspark.sql import DataFrame
 
 EVENT_COLUMNS = (
     "event_id", "user_id", "item_id", "category", "event_type", "event_ts", "event_date",
@@ -44,6 +42,9 @@ def dedupe_events(clean: DataFrame, published_ids: DataFrame) -> DataFrame:
     sorted once (a ``min_by`` aggregation over a struct of the whole row was a
     third slower: it falls back to a sort-based aggregate anyway).
     """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
     # props sorted by key: the same extra fields in another order are the same content.
     content = F.xxhash64("user_id", "item_id", "category", "event_type", "event_ts", "price", "session_hint",
                          F.to_json(F.array_sort(F.map_entries("props"))))
@@ -70,6 +71,8 @@ def dedupe_events(clean: DataFrame, published_ids: DataFrame) -> DataFrame:
 
 def kept_events(deduped: DataFrame) -> DataFrame:
     """The rows to publish, with an empty ``session_id`` that sessionize fills."""
+    from pyspark.sql import functions as F
+
     return deduped.where(~F.col("replay")).select(*EVENT_COLUMNS, F.lit(None).cast("string").alias("session_id"))
 
 
@@ -79,6 +82,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    from jobs.core.lake import gated_write
+    from jobs.core.quality import check_partition
+    from jobs.core.runs import record_run
+
     require_date(args.date, "dedupe", "the event date to publish")
     config = config.with_overrides(replay_lookback_days=args.replay_lookback_days, validate_writes=args.validate)
     lake = open_stage_lake(config, "dedupe", EVENTS_CLEAN, made_by="ingest",

@@ -21,26 +21,23 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-
-from pyspark.sql import DataFrame, Window
-from pyspark.sql import functions as F
+from typing import TYPE_CHECKING
 
 from jobs.core.config import PipelineConfig, check_range, default_help, fill_from_settings
 from jobs.core.errors import PipelineError
-from jobs.core.quality import check_partition
-from jobs.core.runs import record_run
 from jobs.core.stage import add_validation_argument, open_stage_lake, require_date
-from jobs.core.lake import gated_write
 from jobs.core.tables import EVENTS, USER_SEQUENCES
 from models.cutoffs import SCORE, plan_cutoffs
-from models.encoding import AGE_EDGES_S, GAP_EDGES_S
+
+if TYPE_CHECKING:  # Spark is imported where it runs: `--help` stays quick (jobs/cli.py)
+    from pyspark.sql import Column, DataFrame
 
 # The history window of every version trained before metadata recorded it: fixed, whatever
 # IM_HISTORY_DAYS says now, so that those versions score with the window they learnt from.
 LEGACY_HISTORY_DAYS = 28
 
 
-def _bucket(seconds, edges) -> "F.Column":
+def _bucket(seconds, edges) -> Column:
     """Number of edges at or below ``seconds``: a small ordinal bucket."""
     return sum((seconds >= edge).cast("int") for edge in edges)
 
@@ -54,6 +51,11 @@ def build_sequences(
     session_id. ``horizon_days=None`` builds history only (the score cutoff):
     the label columns are null.
     """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from models.encoding import AGE_EDGES_S, GAP_EDGES_S
+
     cutoff_ts = dt.datetime.combine(cutoff, dt.time(), dt.timezone.utc)
     history = events.where((F.col("event_ts") >= F.lit(cutoff_ts - dt.timedelta(days=history_days)))
                            & (F.col("event_ts") < F.lit(cutoff_ts)))
@@ -136,6 +138,8 @@ def add_sample_argument(parser: argparse.ArgumentParser) -> None:
 
 def sample_users(events: DataFrame, fraction: float) -> DataFrame:
     """The rows of a stable ``fraction`` of users: the same users in features and score, on every date."""
+    from pyspark.sql import functions as F
+
     check_range("user_sample_fraction", fraction, "--user-sample-fraction")
     if fraction == 1:
         return events
@@ -160,6 +164,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
+    from pyspark.sql import functions as F
+
+    from jobs.core.lake import gated_write
+    from jobs.core.quality import check_partition
+    from jobs.core.runs import record_run
+
     as_of = require_date(args.date, "features", "the last complete event date")
     if args.length < 1 or (args.history_days is not None and args.history_days < 1):
         raise PipelineError("--length and --history-days must be at least 1")

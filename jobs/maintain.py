@@ -36,13 +36,9 @@ import time
 from pathlib import Path
 
 from jobs.core.config import PipelineConfig
-from jobs.core.held import HELD_DIR
-from jobs.core.lake.delta_spark import STAGING_DIR
-from jobs.core.runs import record_run
 from jobs.core.stage import open_stage_lake
 from jobs.core.tables import USER_SEQUENCES
 
-ABANDONED_DIRS = (STAGING_DIR, "_scratch", HELD_DIR)
 DELTA_SAFETY_HOURS = 168
 
 
@@ -63,6 +59,8 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
                                    abandoned_after_hours=args.abandoned_after_hours,
                                    keep_sequence_days=args.keep_sequence_days,
                                    keep_checkpoints=args.keep_checkpoints)  # each 0 or more (jobs/core/config.py)
+    from jobs.core.runs import record_run
+
     lake = open_stage_lake(config, "maintain")
     summary: dict = {}
     with record_run(lake, "maintain", args.date or dt.datetime.now(dt.timezone.utc).date()) as metrics:
@@ -87,8 +85,11 @@ def delta_tables(root: Path) -> list[str]:
 
 def remove_abandoned(root: Path, older_than_seconds: float, now: float) -> list[str]:
     """Remove the entries of the staging, scratch and held-prediction folders last modified before the threshold."""
+    from jobs.core.held import HELD_DIR
+    from jobs.core.lake.delta_spark import STAGING_DIR
+
     removed = []
-    for name in ABANDONED_DIRS:
+    for name in (STAGING_DIR, "_scratch", HELD_DIR):
         folder = Path(root) / name
         if not folder.is_dir():
             continue

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.core import held
 from jobs.core.config import PipelineConfig
-from jobs.core.runs import record_run
 from jobs.core.stage import open_stage_lake, require_date
 from jobs.core.tables import USER_INTEREST_PREDICTIONS
 
@@ -26,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
+    from jobs.core import held
+    from jobs.core.runs import record_run
+
     score_date = require_date(args.date, "publish", "the score date whose held predictions to publish")
     lake = open_stage_lake(config, "publish")
     claimed = held.claim(lake, score_date)  # refused before a run is recorded

@@ -16,19 +16,20 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
-from pyspark.sql import DataFrame, Observation, Window
-from pyspark.sql import functions as F
+from typing import TYPE_CHECKING
 
 from jobs.core.config import PipelineConfig, default_help
-from jobs.core.quality import check_partition
-from jobs.core.runs import record_run
 from jobs.core.stage import add_validation_argument, open_stage_lake, require_date
-from jobs.core.lake import gated_write
 from jobs.core.tables import EVENTS, SESSIONS
+
+if TYPE_CHECKING:  # Spark is imported where it runs: `--help` stays quick (jobs/cli.py)
+    from pyspark.sql import DataFrame
 
 
 def previous_day_tail(previous_day: DataFrame) -> DataFrame:
     """Per user, the last event of the previous day and its session id."""
+    from pyspark.sql import functions as F
+
     return previous_day.where(F.col("session_id").isNotNull()).groupBy("user_id").agg(
         F.max("event_ts").alias("tail_ts"), F.max_by("session_id", "event_ts").alias("tail_session_id")
     )
@@ -39,6 +40,9 @@ def sessionize(events: DataFrame, tail: DataFrame, gap: dt.timedelta) -> DataFra
 
     ``tail`` (user_id, tail_ts, tail_session_id) carries sessions over midnight.
     """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
     gap_seconds = gap.total_seconds()
     by_user = Window.partitionBy("user_id").orderBy("event_ts", "event_id")
     running = by_user.rowsBetween(Window.unboundedPreceding, Window.currentRow)
@@ -68,6 +72,8 @@ def summarize_sessions(sessionized: DataFrame, tail: DataFrame) -> DataFrame:
     A session whose id is the previous day's last session for that user began
     before midnight: ``is_continuation``.
     """
+    from pyspark.sql import functions as F
+
     carried = tail.select("user_id", F.col("tail_session_id").alias("session_id"), F.lit(True).alias("_carried"))
     return (
         sessionized.groupBy("user_id", "session_id", "event_date")
@@ -90,6 +96,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    from jobs.core.lake import gated_write
+    from jobs.core.quality import check_partition
+    from jobs.core.runs import record_run
+
     require_date(args.date, "sessionize", "the event date to sessionize")
     config = config.with_overrides(session_gap_minutes=args.gap_minutes, validate_writes=args.validate)
     gap = dt.timedelta(minutes=config.session_gap_minutes)

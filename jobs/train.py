@@ -21,20 +21,17 @@ import os
 import shutil
 import time
 from pathlib import Path
-
-from pyspark.sql import functions as F
+from typing import TYPE_CHECKING
 
 from jobs.core.config import PipelineConfig, check_range, default_help, fill_from_settings
 from jobs.core.errors import PipelineError
-from jobs.core.runs import record_run
 from jobs.core.stage import open_stage_lake, require_date
 from jobs.core.tables import USER_SEQUENCES
-from models.architecture import ARCHITECTURE
 from models.cutoffs import TRAIN, VALIDATION
-from models.encoding import INPUT_COLUMNS, INPUTS_VERSION, LABEL_COLUMNS
-from models.launch import TrainingFailed, launch_local, launch_spark
-from models.registry import Registry, RegistryError, code_version, verify_files
-from models.vocabulary import Vocabulary
+
+if TYPE_CHECKING:  # imported where they run: `--help` stays quick (jobs/cli.py)
+    from models.registry import Registry
+    from models.vocabulary import Vocabulary
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +65,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
+    from pyspark.sql import functions as F
+
+    from jobs.core.runs import record_run
+    from models.architecture import ARCHITECTURE
+    from models.encoding import INPUTS_VERSION
+    from models.launch import TrainingFailed, launch_local, launch_spark
+    from models.registry import Registry, code_version
+
     as_of = require_date(args.date, "train", "the as-of date of the user_sequences to train on")
     fill_from_settings(args, config, {"workers": "training_workers", "launcher": "training_launcher",
                                       "epochs": "training_epochs", "batch_size": "training_batch_size"})
@@ -174,6 +179,9 @@ def _warm_start_source(registry: Registry, model_config: dict, mode: str) -> dic
     ``mode`` never: None; always: the champion, which must exist and have this run's architecture;
     auto: the champion when it does, else None (said in the log: the first model, or a changed architecture).
     """
+    from models.registry import RegistryError, verify_files
+    from models.vocabulary import Vocabulary
+
     if mode == "never":
         return None
     champion = registry.champion()
@@ -210,6 +218,10 @@ def _warm_start_source(registry: Registry, model_config: dict, mode: str) -> dic
 
 def _fit_vocabulary(train) -> Vocabulary:
     """Categories of the training history windows and labels, with counts: a few dozen rows reach the driver."""
+    from pyspark.sql import functions as F
+
+    from models.vocabulary import Vocabulary
+
     categories = train.select(F.explode(F.concat("window_categories", "label_categories")).alias("c"))
     counts = categories.groupBy("c").count().collect()
     return Vocabulary.fit(c for row in counts for c in [row["c"]] * int(row["count"]))
@@ -217,6 +229,10 @@ def _fit_vocabulary(train) -> Vocabulary:
 
 def _write_shards(rows, folder: Path, split: str, workers: int, seed: int) -> list[int]:
     """One Parquet file per worker (``<split>-<i>.parquet``), rows spread at random; returns the rows per shard."""
+    from pyspark.sql import functions as F
+
+    from models.encoding import INPUT_COLUMNS, LABEL_COLUMNS
+
     import pyarrow.parquet as pq
 
     staging = folder.with_name(f"shards-spark-{split}")

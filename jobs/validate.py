@@ -17,11 +17,7 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.core import held
 from jobs.core.config import PipelineConfig
-from jobs.core.quality import check_partition
-from jobs.core.quality.gate import events_clean_batch
-from jobs.core.runs import record_run
 from jobs.core.stage import add_acknowledge_argument, open_stage_lake, require_date
 from jobs.core.tables import EVENTS, EVENTS_CLEAN, EVENTS_QUARANTINE, SESSIONS, USER_INTEREST_PREDICTIONS
 
@@ -43,6 +39,10 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
 
 
 def _validate(config: PipelineConfig, table: str, date) -> dict:
+    from jobs.core.quality import check_partition
+    from jobs.core.quality.gate import events_clean_batch
+    from jobs.core.runs import record_run
+
     if table == USER_INTEREST_PREDICTIONS:
         return _validate_held(config, date)
     lake = open_stage_lake(config, "validate", table, made_by=_made_by(table), validates=True)
@@ -64,6 +64,9 @@ def _validate(config: PipelineConfig, table: str, date) -> dict:
 
 def _validate_held(config: PipelineConfig, date) -> dict:
     """The held predictions of ``date``, with the row count score recorded; the verdict gates publish."""
+    from jobs.core import held
+    from jobs.core.runs import record_run
+
     lake = open_stage_lake(config, "validate", validates=True)
     held.read_manifest(lake.root, date)  # before the run is recorded: nothing held is a usage error
     with record_run(lake, "validate", date) as metrics:

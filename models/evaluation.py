@@ -15,7 +15,7 @@ heads, and the two published products judged against naive alternatives:
   audience of the same size: the most active users who have not engaged with
   the category.
 
-``jobs/evaluate.py`` reads the lake and builds the ``Origin`` arrays.
+``jobs/evaluate/main.py`` reads the lake and builds the ``Origin`` arrays.
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ Promote when, pooled over the rolling test origins,
   champion's.
 
 A first candidate that only ties the baselines is not promoted: predictions
-no better than counting are not published. Pure Python: ``jobs/evaluate.py``
+no better than counting are not published. Pure Python: ``jobs/evaluate/main.py``
 records the decision and moves the pointer.
 """
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The command line: help for every stage, and one clear line with a non-zero exit on bad input."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -48,12 +49,33 @@ def test_sql_refuses_writes(tmp_path):
 
 def test_the_command_line_leaves_great_expectations_to_the_stages_that_validate():
     """About 6 s of every stage's start: only a suite run (jobs.core.stage.open_stage_lake) imports it."""
-    probe = ("import sys; from jobs.cli import build_parser; build_parser(); "
+    probe = ("import sys; from jobs.cli import STAGES, build_parser; [build_parser(s) for s in STAGES]; "
              "from jobs.core.stage import VALIDATION_MODULES, _import_on_a_thread; "
              "print('great_expectations' in sys.modules); _import_on_a_thread(VALIDATION_MODULES).join(); "
              "print('great_expectations' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.stdout.split() == ["False", "True"], result.stderr[-2000:]
+
+
+# What a stage's --help and argument parsing may not import: seconds of start-up each (bench/bench_cli.sh times
+# them). The sql stage's own module is DuckDB's front end, so it may import DuckDB.
+HEAVY_MODULES = ("pyspark", "tensorflow", "great_expectations", "deltalake", "pyarrow", "numpy", "duckdb", "airflow")
+
+
+def test_each_stage_parses_its_arguments_without_importing_spark_tensorflow_or_arrow():
+    probe = ("import sys, json; from jobs.cli import STAGES, build_parser; before = set(sys.modules); "
+             "stage = sys.argv[1]; build_parser(stage).parse_args([stage] + (['--table', 'events'] if stage == 'validate' "
+             "else [])); "
+             "print(json.dumps(sorted({m.split('.')[0] for m in set(sys.modules) - before})))")
+    from jobs.cli import STAGES
+
+    for stage in STAGES:
+        result = subprocess.run([sys.executable, "-c", probe, stage], cwd=ROOT, capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 0, result.stderr[-2000:]
+        allowed = {"duckdb", "pyarrow", "numpy"} if stage == "sql" else {"numpy"} if stage == "generate" else set()
+        heavy = set(json.loads(result.stdout)) & set(HEAVY_MODULES) - allowed
+        assert not heavy, f"{stage}: {sorted(heavy)}"
 
 
 def test_the_installed_command_runs_from_any_directory(tmp_path):

@@ -5,11 +5,13 @@ import argparse
 import datetime as dt
 import importlib
 import threading
+from typing import TYPE_CHECKING
 
 from jobs.core.config import PipelineConfig
 from jobs.core.errors import PipelineError
-from jobs.core.lake import Lake, open_lake
-from jobs.core.spark import build_spark
+
+if TYPE_CHECKING:
+    from jobs.core.lake import Lake
 
 
 def require_date(date: dt.date | None, stage: str, meaning: str) -> dt.date:
@@ -32,6 +34,9 @@ def open_stage_lake(config: PipelineConfig, stage: str, needs_table: str | None 
     import of the stage's races it. Stages run with --no-validate never
     import it.
     """
+    from jobs.core.lake import open_lake  # Spark and Arrow: imported when a stage runs, not for its --help
+    from jobs.core.spark import build_spark
+
     preload = _import_on_a_thread(VALIDATION_MODULES) if validates else None
     try:
         spark = build_spark(config, stage)

@@ -20,8 +20,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs.core.config import default
-
-FORMATS = ("events-jsonl", "taobao-csv", "rees46-csv")
+from jobs.ingest import FORMATS  # noqa: F401 - the names, kept beside the parsers
 
 JSONL_FIELDS = ("event_id", "user_id", "item_id", "category", "event_type", "event_time", "price", "session_hint")
 TAOBAO_FIELDS = ("user_id", "item_id", "category_id", "behavior_type", "timestamp")

@@ -16,26 +16,14 @@ from jobs.core.quality import check_partition
 from jobs.core.quality.gate import events_clean_batch
 from jobs.core.errors import PipelineError
 from jobs.ingest.classify import classify_events, clean_rows, flag_bots, quarantine_rows
-from jobs.ingest.formats import FORMATS, parse_lines
+from jobs.ingest.formats import parse_lines
 from jobs.ingest.sources import count_lines, find_source_files
 from jobs.core.lake import gated_write
 from jobs.core.runs import record_run
-from jobs.core.stage import add_validation_argument, open_stage_lake
+from jobs.core.stage import open_stage_lake
 from jobs.core.tables import EVENTS_CLEAN, EVENTS_QUARANTINE
 
 _INGEST_DATE = re.compile(r"ingest_date=(\d{4}-\d{2}-\d{2})")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--source", type=Path, help="file or folder to ingest (default: the landing partition of --date)")
-    parser.add_argument("--format", choices=FORMATS, default="events-jsonl", help="source layout (default events-jsonl)")
-    parser.add_argument("--catalog", type=Path, help="categories CSV (category_id,category) for id-only sources")
-    parser.add_argument("--max-lateness-days", type=int, help="quarantine events older than this before their ingest date; -1 disables")
-    parser.add_argument("--bot-events-per-day", type=int, help="more events than this per user and day marks a bot")
-    parser.add_argument("--replace-existing", action="store_true",
-                        help="a historical file (no --date, no ingest_date= folders) may replace ingest dates the "
-                             "lake already holds (default: refuse)")
-    add_validation_argument(parser)
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:

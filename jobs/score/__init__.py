@@ -44,13 +44,10 @@ import datetime as dt
 
 from jobs.core.config import PipelineConfig, check_range, default_help, fill_from_settings
 from jobs.core.errors import PipelineError
-from jobs.core.runs import record_run
 from jobs.core.stage import add_validation_argument, open_stage_lake, require_date
 from jobs.core.tables import CATEGORY_DEMAND_FORECAST, EVENTS, MARKETING_SEGMENTS, USER_INTEREST_PREDICTIONS
 # Models trained before metadata recorded the window were trained on LEGACY_HISTORY_DAYS.
 from jobs.features import LEGACY_HISTORY_DAYS, add_sample_argument, build_sequences, sample_users
-from jobs.score.driver import ScoreOptions, active_users as count_active_users, feature_sequences, score_sequences
-from models.registry import Registry
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,6 +70,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
+    from jobs.core.runs import record_run
+    from jobs.score.driver import ScoreOptions, active_users as count_active_users, feature_sequences, score_sequences
+    from models.registry import Registry
+
     score_date = require_date(args.date, "score", "the last complete event date; predictions start the day after")
     fill_from_settings(args, config, {"top_k": "top_k", "segment_size": "segment_size",
                                       "min_propensity": "min_propensity", "user_sample_fraction": "user_sample_fraction"})

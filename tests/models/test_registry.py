@@ -112,7 +112,7 @@ def test_one_decision_per_candidate_is_found_again(tmp_path):
 def test_promotion_survives_a_crash_at_each_write_and_retries_decide_once(tmp_path, monkeypatch):
     from deltalake import DeltaTable
 
-    from jobs.evaluate import settle_decision
+    from jobs.evaluate.main import settle_decision
 
     registry = Registry(tmp_path)
     registry.set_champion("2024-11-01.1", {"reason": "before"})
