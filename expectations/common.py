@@ -38,23 +38,29 @@ def volume(params: SuiteParams) -> list:
     too. The median, not the mean: one closed day in the window does not move
     the bar for the others.
     """
+    return [gxe.ExpectTableRowCountToBeBetween(min_value=low, max_value=high, severity=severity,
+                                               description=description)
+            for low, high, severity, description in volume_bounds(params)]
+
+
+def volume_bounds(params: SuiteParams) -> list[tuple[int, int | None, str, str]]:
+    """(least rows, most rows or None, severity, description) of ``volume``'s checks: also what a multi-date
+    run applies to each of its dates (jobs/core/quality/gate.py)."""
     median = params.trailing_median
     if median is None:
         return []
     n = len(params.trailing_rows)
-    bounds = [gxe.ExpectTableRowCountToBeBetween(
-        min_value=int(median * (1 - params.volume_warning_fraction)),
-        max_value=int(median * (1 + params.volume_warning_fraction)) + 1, severity=WARNING,
-        description=f"row count within ±{params.volume_warning_fraction:.0%} of the trailing {n}-partition median "
-                    f"({median:,.0f})")]
+    bounds = [(int(median * (1 - params.volume_warning_fraction)),
+               int(median * (1 + params.volume_warning_fraction)) + 1, WARNING,
+               f"row count within ±{params.volume_warning_fraction:.0%} of the trailing {n}-partition median "
+               f"({median:,.0f})")]
     if params.steady_baseline:
         acknowledged, steady = params.volume_acknowledged, params.steady_median
-        bounds.append(gxe.ExpectTableRowCountToBeBetween(
-            min_value=int(steady * (1 - params.volume_critical_fraction)), max_value=None,
-            severity=WARNING if acknowledged else CRITICAL,
-            description=f"row count above {1 - params.volume_critical_fraction:.0%} of the median of the "
-                        f"{len(params.steady_rows)} steady trailing partitions ({steady:,.0f}): below is an outage"
-                        + (" (acknowledged by the operator for this date)" if acknowledged else "")))
+        bounds.append((int(steady * (1 - params.volume_critical_fraction)), None,
+                       WARNING if acknowledged else CRITICAL,
+                       f"row count above {1 - params.volume_critical_fraction:.0%} of the median of the "
+                       f"{len(params.steady_rows)} steady trailing partitions ({steady:,.0f}): below is an outage"
+                       + (" (acknowledged by the operator for this date)" if acknowledged else "")))
     return bounds
 
 

@@ -25,7 +25,8 @@ WHERE session_start <= previous_end
 def build_suite(params: SuiteParams) -> gx.ExpectationSuite:
     return gx.ExpectationSuite(name="sessions", expectations=[
         *contract(COLUMNS, ["user_id", "session_id", "session_start", "session_end", "n_events", "event_date"]),
-        gxe.ExpectCompoundColumnsToBeUnique(column_list=["user_id", "session_id"], severity=CRITICAL),
+        # Per date: a session over midnight has a row on each of its dates (checked together in a range run).
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=["user_id", "session_id", "event_date"], severity=CRITICAL),
         gxe.ExpectColumnPairValuesAToBeGreaterThanB(
             column_A="session_end", column_B="session_start", or_equal=True, severity=CRITICAL,
             description="a session ends at or after its start (one event: zero duration)"),

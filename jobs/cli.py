@@ -35,8 +35,9 @@ STAGES: dict[str, tuple[str, str, bool]] = {
 }
 
 
-# Stages whose date may also take late events for earlier dates: --previous-days re-runs those first.
-LATE_EVENT_STAGES = ("dedupe", "sessionize")
+# Stages that process a range of event dates in one pass (--from-date/--to-date, or --previous-days: late
+# events for the dates before --date landed with its ingest). The stage gets the dates as ``args.dates``.
+RANGE_STAGES = ("dedupe", "sessionize")
 
 
 def build_parser(stage: str | None = None) -> argparse.ArgumentParser:
@@ -54,11 +55,15 @@ def build_parser(stage: str | None = None) -> argparse.ArgumentParser:
         stage_parser.add_argument("--lake", type=Path, help="lake root directory (default: $IM_LAKE, else the repository's lake/)")
         if dated:
             stage_parser.add_argument("--date", type=_date, help="the date to process, YYYY-MM-DD")
-        if name in LATE_EVENT_STAGES:
+        if name in RANGE_STAGES:
             stage_parser.add_argument(
                 "--previous-days", type=int, default=0,
-                help="first re-run the N event dates before --date, in order: late events for them landed with "
+                help="also the N event dates before --date, in the same pass: late events for them landed with "
                      "this ingest (default 0; the nightly DAG uses 1)")
+            stage_parser.add_argument("--from-date", type=_date,
+                                      help="a backfill: every event date from this one through --to-date, in one "
+                                           "pass (the same tables as one date at a time)")
+            stage_parser.add_argument("--to-date", type=_date, help="the range's last date (default --date)")
         module.add_arguments(stage_parser)
         stage_parser.set_defaults(_module=module)
     return parser
@@ -77,9 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = PipelineConfig().with_overrides(lake=args.lake.resolve() if args.lake else None,
                                                  volume_acknowledged=getattr(args, "acknowledge_volume", None))
-        for date in _dates(args):
-            args.date = date
-            args._module.run(args, config)
+        if args.stage in RANGE_STAGES:
+            args.dates = _date_range(args)
+            args.date = args.dates[-1] if args.dates else None
+        args._module.run(args, config)
     except (PipelineError, ValueError, FileNotFoundError) as error:
         print(f"error: {args.stage}: {error}", file=sys.stderr)
         return 1
@@ -93,14 +99,28 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _dates(args: argparse.Namespace) -> list:
-    """``--date``, preceded by ``--previous-days`` earlier dates (oldest first) where the stage takes them."""
-    previous = getattr(args, "previous_days", 0)
+def _date_range(args: argparse.Namespace) -> list[dt.date]:
+    """The event dates a range stage processes, oldest first: ``--from-date``..``--to-date`` (or ``--date``),
+    else ``--date`` preceded by ``--previous-days`` dates; empty when no date was given (the stage says so)."""
+    previous = args.previous_days
     if previous < 0:
         raise PipelineError(f"--previous-days must be 0 or more, got {previous}")
-    if not previous or args.date is None:
-        return [args.date]
-    return [args.date - dt.timedelta(days=n) for n in range(previous, -1, -1)]
+    if args.from_date is None:
+        if args.to_date is not None:
+            raise PipelineError("--to-date needs --from-date")
+        if args.date is None:
+            return []
+        return [args.date - dt.timedelta(days=n) for n in range(previous, -1, -1)]
+    if previous:
+        raise PipelineError("give either --from-date or --previous-days, not both")
+    if args.to_date is not None and args.date is not None and args.to_date != args.date:
+        raise PipelineError(f"--to-date {args.to_date} and --date {args.date} disagree: give one")
+    last = args.to_date or args.date
+    if last is None:
+        raise PipelineError("--from-date needs --to-date (or --date)")
+    if last < args.from_date:
+        raise PipelineError(f"--from-date {args.from_date} is after the range's last date {last}")
+    return [args.from_date + dt.timedelta(days=n) for n in range((last - args.from_date).days + 1)]
 
 
 def _date(text: str) -> dt.date:

@@ -1,5 +1,8 @@
 """``python -m jobs dedupe --date D``: ``events_clean`` -> ``events``, one row per real event.
 
+A range of dates (``--from-date A --to-date B``, or ``--previous-days``) is one pass with the same result
+as its dates one after another: one Spark job and one validation for a backfill.
+
 Two rows with the same ``event_id`` are one event (sources without ids got a
 fingerprint of user, item, event type and second at ingest). For event date D
 this keeps one row per id among all of D's clean rows, whatever batch they came
@@ -33,14 +36,16 @@ EVENT_COLUMNS = (
 )
 
 
-def dedupe_events(clean: DataFrame, published_ids: DataFrame) -> DataFrame:
-    """One row per event id of ``clean``, with ``n_copies``, ``replay`` and ``conflict`` for counting.
+def dedupe_events(clean: DataFrame, published: DataFrame, lookback_days: int) -> DataFrame:
+    """One row per event id and event date of ``clean``, with ``n_copies``, ``replay`` and ``conflict``.
 
-    ``published_ids`` (one column, ``event_id``) are ids already in ``events`` for
-    earlier dates; a group whose id is among them is a replay (``replay`` true).
-    One window over ``event_id`` does both jobs, so the data is shuffled and
-    sorted once (a ``min_by`` aggregation over a struct of the whole row was a
-    third slower: it falls back to a sort-based aggregate anyway).
+    ``clean`` holds the clean rows of one event date or of a range of them; ``published`` (``event_id``,
+    ``event_date``) the ids already in ``events`` for the ``lookback_days`` dates before the range. A date's
+    copies of an id are a replay (``replay`` true) when the id was kept on one of the ``lookback_days`` dates
+    before it: one published before the range, or one this range keeps. Taken in date order that is what
+    running the dates one after another does, so a range gives the same tables as its dates one by one, in
+    one pass: one shuffle by ``event_id``, whose windows also pick each date's first copy (a ``min_by``
+    aggregation over a struct of the whole row was a third slower: it falls back to a sort anyway).
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -49,24 +54,33 @@ def dedupe_events(clean: DataFrame, published_ids: DataFrame) -> DataFrame:
     content = F.xxhash64("user_id", "item_id", "category", "event_type", "event_ts", "price", "session_hint",
                          F.to_json(F.array_sort(F.map_entries("props"))))
     current = clean.select(*EVENT_COLUMNS, F.lit(False).alias("_published"), content.alias("_content"))
-    earlier = published_ids.select("event_id", F.lit(True).alias("_published"))
+    earlier = published.select("event_id", "event_date", F.lit(True).alias("_published"))
     by_id = Window.partitionBy("event_id")
-    # A total order over the row's content, so re-runs keep the same copy; a
-    # published marker sorts first, then the copies of this date.
-    ordered = by_id.orderBy(
-        F.col("_published").desc(), "ingest_date", "event_ts", "source_file", "user_id", "item_id", "event_type",
+    by_copy = Window.partitionBy("event_id", "event_date")
+    # A total order over the row's content, so re-runs keep the same copy.
+    ordered = by_copy.orderBy(
+        "ingest_date", "event_ts", "source_file", "user_id", "item_id", "event_type",
         "category", "price", "session_hint", "source", F.to_json("props"),
     )
+    # The id's dates, oldest first, each marked published (before the range) or not; a date is kept when no
+    # kept date lies within the lookback before it (published dates are kept: they are in events).
+    marks = F.array_sort(F.collect_set(F.struct("event_date", "_published")).over(by_id))
+    kept_dates = F.aggregate(
+        marks, F.array().cast("array<date>"),
+        lambda kept, mark: F.when(
+            mark["_published"] | (F.size(kept) == 0) | (F.datediff(mark["event_date"], F.element_at(kept, -1))
+                                                         > lookback_days),
+            F.concat(kept, F.array(mark["event_date"]))).otherwise(kept))
     ranked = (
         current.unionByName(earlier, allowMissingColumns=True)
         .withColumn("_rank", F.row_number().over(ordered))
-        .withColumn("replay", F.max("_published").over(by_id))
-        .withColumn("n_copies", F.count(F.when(~F.col("_published"), 1)).over(by_id))
-        .withColumn("conflict", F.min("_content").over(by_id) != F.max("_content").over(by_id))
+        .withColumn("replay", ~F.array_contains(kept_dates, F.col("event_date")))
+        .withColumn("n_copies", F.count(F.lit(1)).over(by_copy))
+        .withColumn("conflict", F.min("_content").over(by_copy) != F.max("_content").over(by_copy))
     )
-    # The first copy of this date: rank 1, or 2 behind a published marker.
-    first_copy = ~F.col("_published") & (F.col("_rank") == F.when(F.col("replay"), 2).otherwise(1))
-    return ranked.where(first_copy).select(*EVENT_COLUMNS, "n_copies", "replay", "conflict")
+    # Published markers have dates of their own, before the range: each date's first copy is rank 1.
+    return ranked.where(~F.col("_published") & (F.col("_rank") == 1)).select(
+        *EVENT_COLUMNS, "n_copies", "replay", "conflict")
 
 
 def kept_events(deduped: DataFrame) -> DataFrame:
@@ -90,17 +104,20 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     from jobs.core.runs import record_run
 
     require_date(args.date, "dedupe", "the event date to publish")
+    dates = getattr(args, "dates", None) or [args.date]
     config = config.with_overrides(replay_lookback_days=args.replay_lookback_days, validate_writes=args.validate)
     lake = open_stage_lake(config, "dedupe", EVENTS_CLEAN, made_by="ingest",
                            validates=config.validate_writes)
-    day = args.date.isoformat()
-    with record_run(lake, "dedupe", args.date) as metrics:
-        clean = lake.read(EVENTS_CLEAN, partitions={"event_date": [day]})
-        earlier_dates = [(args.date - dt.timedelta(days=d)).isoformat() for d in range(1, config.replay_lookback_days + 1)]
-        published = lake.read_or_empty(EVENTS, "event_id string", partitions={"event_date": earlier_dates}).select("event_id")
+    days = [d.isoformat() for d in dates]
+    label = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
+    with record_run(lake, "dedupe", dates[-1]) as metrics:
+        clean = lake.read(EVENTS_CLEAN, partitions={"event_date": days})
+        earlier_dates = [(dates[0] - dt.timedelta(days=d)).isoformat() for d in range(1, config.replay_lookback_days + 1)]
+        published = lake.read_or_empty(EVENTS, "event_id string, event_date date",
+                                       partitions={"event_date": earlier_dates}).select("event_id", "event_date")
         # Counts are observed while the write runs: one pass over the data.
         observed = Observation("dedupe")
-        deduped = dedupe_events(clean, published).observe(
+        deduped = dedupe_events(clean, published, config.replay_lookback_days).observe(
             observed,
             F.sum("n_copies").alias("rows_in"),
             F.count(F.lit(1)).alias("distinct_ids"),
@@ -108,9 +125,9 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
             F.sum(F.when(F.col("conflict"), 1).otherwise(0)).alias("conflicts"),
         )
         with gated_write(lake, metrics, config.validate_writes) as gate:
-            prepared = gate.prepare(EVENTS, kept_events(deduped), {"event_date": [day]})
+            prepared = gate.prepare(EVENTS, kept_events(deduped), {"event_date": days})
             # Session ids come later, from sessionize.
-            gate.check(lambda: check_partition(lake, config, EVENTS, [args.date], prepared, require_session_id=False))
+            gate.check(lambda: check_partition(lake, config, EVENTS, dates, prepared, require_session_id=False))
         totals = {k: int(v or 0) for k, v in observed.get.items()}
         metrics.rows_in = totals.get("rows_in", 0)
         metrics.rows_out = totals.get("kept", 0)
@@ -118,7 +135,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         replays = totals.get("distinct_ids", 0) - metrics.rows_out
         metrics.details.update({"duplicates_within_date": metrics.rows_in - totals.get("distinct_ids", 0),
                                 "replays_of_earlier_dates": replays, "lookback_dates": earlier_dates,
-                                "event_id_conflicts": totals.get("conflicts", 0)})
-    print(f"dedupe {day}: read {metrics.rows_in:,}, kept {metrics.rows_out:,}, duplicates {metrics.rows_duplicate:,} "
+                                "event_id_conflicts": totals.get("conflicts", 0), "event_dates": days})
+    print(f"dedupe {label}: read {metrics.rows_in:,}, kept {metrics.rows_out:,}, duplicates {metrics.rows_duplicate:,} "
           f"({replays:,} replays of earlier dates; {totals.get('conflicts', 0):,} ids with differing copies)")
     return {"rows_in": metrics.rows_in, "rows_out": metrics.rows_out, "rows_duplicate": metrics.rows_duplicate, "replays": replays}

@@ -9,7 +9,8 @@ event date it touches (``is_continuation`` marks the part after midnight).
 
 Late events reach D when dedupe re-runs for D; re-running sessionize for D
 (then D+1, whose midnight sessions may change) re-sessionizes them. Run dates
-in order.
+in order, or as one range (``--from-date A --to-date B``, or
+``--previous-days``): one pass that gives the same tables.
 """
 from __future__ import annotations
 
@@ -69,12 +70,16 @@ def sessionize(events: DataFrame, tail: DataFrame, gap: dt.timedelta) -> DataFra
 def summarize_sessions(sessionized: DataFrame, tail: DataFrame) -> DataFrame:
     """One row per (session, event date): bounds, size and category breadth.
 
-    A session whose id is the previous day's last session for that user began
-    before midnight: ``is_continuation``.
+    A session that began before the row's date is ``is_continuation``: its id
+    is the previous day's last session for that user (``tail``, the day
+    before the first date), or, in a range, it has events on an earlier date
+    of the range.
     """
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     carried = tail.select("user_id", F.col("tail_session_id").alias("session_id"), F.lit(True).alias("_carried"))
+    first_date = F.min("event_date").over(Window.partitionBy("user_id", "session_id"))
     return (
         sessionized.groupBy("user_id", "session_id", "event_date")
         .agg(
@@ -86,7 +91,8 @@ def summarize_sessions(sessionized: DataFrame, tail: DataFrame) -> DataFrame:
         .join(F.broadcast(carried), ["user_id", "session_id"], "left")
         .withColumn("duration_seconds", (F.unix_micros("session_end") - F.unix_micros("session_start")) / 1e6)
         .select("user_id", "session_id", "session_start", "session_end", "duration_seconds", "n_events", "n_categories",
-                F.coalesce("_carried", F.lit(False)).alias("is_continuation"), "event_date")
+                (F.coalesce("_carried", F.lit(False)) | (F.col("event_date") > first_date)).alias("is_continuation"),
+                "event_date")
     )
 
 
@@ -104,23 +110,26 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     from jobs.core.runs import record_run
 
     require_date(args.date, "sessionize", "the event date to sessionize")
+    dates = getattr(args, "dates", None) or [args.date]
     config = config.with_overrides(session_gap_minutes=args.gap_minutes, validate_writes=args.validate)
     gap = dt.timedelta(minutes=config.session_gap_minutes)
     lake = open_stage_lake(config, "sessionize", EVENTS, made_by="dedupe", validates=config.validate_writes)
-    day, previous = args.date.isoformat(), (args.date - dt.timedelta(days=1)).isoformat()
-    with record_run(lake, "sessionize", args.date) as metrics:
-        events = lake.read(EVENTS, partitions={"event_date": [day]})
-        midnight = dt.datetime.combine(args.date, dt.time(), dt.timezone.utc)
+    days = [d.isoformat() for d in dates]
+    previous = (dates[0] - dt.timedelta(days=1)).isoformat()
+    label = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
+    with record_run(lake, "sessionize", dates[-1]) as metrics:
+        events = lake.read(EVENTS, partitions={"event_date": days})
+        midnight = dt.datetime.combine(dates[0], dt.time(), dt.timezone.utc)
         tail = previous_day_tail(
             lake.read(EVENTS, partitions={"event_date": [previous]}).where(F.col("event_ts") >= F.lit(midnight - gap))
         )
-        # One pass stages the day's events with their session ids; sessions are
-        # then summarised from the prepared files (columnar, cheap to re-read)
-        # instead of holding the sessionized day in memory. Both are validated,
-        # then published; a critical failure publishes neither.
+        # One pass stages the range's events with their session ids (a user's events in time order across
+        # its dates: a session over midnight inside the range continues as it does from the tail); sessions
+        # are then summarised from the prepared files (columnar, cheap to re-read) instead of holding the
+        # sessionized events in memory. Both are validated, then published; a critical failure publishes neither.
         observed = Observation("sessionize")
         sessionized = sessionize(events, tail, gap).observe(observed, F.count(F.lit(1)).alias("events"))
-        replace = {"event_date": [day]}
+        replace = {"event_date": days}
         # Sessions commit first: events with new session ids never point at sessions that are not there.
         with gated_write(lake, metrics, config.validate_writes, commit_order=(SESSIONS, EVENTS)) as gate:
             # The events are written once, and the sessions summarised from their prepared files.
@@ -130,11 +139,12 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
                 counted, F.count(F.lit(1)).alias("sessions"), F.sum(F.col("is_continuation").cast("int")).alias("continued"))
             prepared_sessions = gate.prepare(SESSIONS, sessions, replace)
             for table, frame in ((EVENTS, prepared_events), (SESSIONS, prepared_sessions)):
-                gate.check(lambda table=table, frame=frame: check_partition(lake, config, table, [args.date], frame))
+                gate.check(lambda table=table, frame=frame: check_partition(lake, config, table, dates, frame))
         totals = {**observed.get, **counted.get}
         metrics.rows_in = int(totals.get("events") or 0)
         metrics.rows_out = int(totals.get("sessions") or 0)
-        metrics.details.update({"gap_minutes": config.session_gap_minutes, "continued_from_previous_day": int(totals.get("continued") or 0)})
-    print(f"sessionize {day}: {metrics.rows_in:,} events in {metrics.rows_out:,} sessions "
-          f"({metrics.details['continued_from_previous_day']:,} continued from {previous})")
+        metrics.details.update({"gap_minutes": config.session_gap_minutes, "event_dates": days,
+                                "continued_from_previous_day": int(totals.get("continued") or 0)})
+    print(f"sessionize {label}: {metrics.rows_in:,} events in {metrics.rows_out:,} sessions "
+          f"({metrics.details['continued_from_previous_day']:,} continued from the day before)")
     return {"events": metrics.rows_in, "sessions": metrics.rows_out}

@@ -12,6 +12,7 @@ import datetime as dt
 import gzip
 import io
 import json
+import shutil
 from contextlib import redirect_stdout
 
 import pytest
@@ -77,16 +78,40 @@ def test_every_landing_line_is_clean_or_quarantined(pipeline):
 
 
 def test_clean_rows_are_kept_or_counted_as_duplicates(pipeline):
+    """Each night's dedupe covers its date and the one before (late events): one pass over both."""
     _, lake = pipeline
-    latest = {r.run_date: r for r in _runs(lake, "dedupe")}  # the last run of each date counts
-    for day, run in latest.items():
-        clean = lake.read("events_clean", partitions={"event_date": [day.isoformat()]}).count()
-        events = lake.read("events", partitions={"event_date": [day.isoformat()]}).count()
-        assert run.rows_in == clean == run.rows_out + run.rows_duplicate
-        assert events == run.rows_out
-    details = [json.loads(r.details) for r in latest.values()]
+    runs = _runs(lake, "dedupe")
+    assert all(r.rows_in == r.rows_out + r.rows_duplicate for r in runs)
+    last = runs[-1]
+    dates = json.loads(last.details)["event_dates"]
+    assert dates == [d.isoformat() for d in DAYS[-2:]]
+    assert last.rows_in == lake.read("events_clean", partitions={"event_date": dates}).count()
+    assert last.rows_out == lake.read("events", partitions={"event_date": dates}).count()
+    details = [json.loads(r.details) for r in runs]
     assert sum(d["duplicates_within_date"] for d in details) > 0
     assert sum(d["replays_of_earlier_dates"] for d in details) > 0
+
+
+def test_a_range_in_one_pass_gives_the_tables_of_its_dates_one_at_a_time(pipeline, tmp_path):
+    """The backfill path: dedupe and sessionize of every date in one pass each, against each date on its own in
+    order, both from the same events_clean, and both against the nightly order's tables."""
+    lake_root, lake = pipeline
+    tables = ("events", "sessions")
+    results = {}
+    for mode in ("one_at_a_time", "range"):
+        copy = tmp_path / mode / "lake"
+        shutil.copytree(lake_root, copy, ignore=shutil.ignore_patterns(*tables))
+        if mode == "range":
+            for stage in ("dedupe", "sessionize"):
+                jobs(stage, "--lake", str(copy), "--from-date", DAYS[0].isoformat(), "--to-date",
+                     DAYS[-1].isoformat())
+        else:
+            for day in DAYS:
+                for stage in ("dedupe", "sessionize"):
+                    jobs(stage, "--lake", str(copy), "--date", day.isoformat())
+        results[mode] = {t: snapshot(open_lake(lake.spark, copy), t) for t in tables}
+    assert results["range"] == results["one_at_a_time"] == {t: snapshot(lake, t) for t in tables}
+    assert all(results["range"][t] for t in tables)
 
 
 def test_events_hold_one_row_per_event_id_all_sessionized(pipeline):
