@@ -34,6 +34,9 @@ RUN bash scripts/install_jars.sh jars \
 COPY --chown=app:0 . .
 # The project itself (pyproject.toml), editable as make install does: the `interest-migration` command.
 RUN pip install --no-deps --no-build-isolation -e . && chown -R app:0 interest_migration.egg-info
+# The Spark driver's class-data-sharing archive, built by this image's own JVM (scripts/class_archive.py):
+# every stage's driver starts from it.
+RUN python scripts/class_archive.py jars/spark-driver.jsa
 ENV PYTHONPATH=${APP_HOME} \
     SPARK_HOME=/opt/spark \
     PYSPARK_PYTHON=/usr/local/bin/python \

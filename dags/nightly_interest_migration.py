@@ -53,7 +53,7 @@ from airflow.providers.standard.sensors.python import PythonSensor
 from airflow.sdk import (Asset, AsyncCallback, DeadlineAlert, DeadlineReference, Param, TriggerRule, chain, dag,
                          get_current_context, task)
 
-from jobs.core.classpath import DELTA_CONF, delta_jars  # free of pyspark: safe when the file is parsed
+from jobs.core.classpath import DELTA_CONF, delta_jars, driver_java_options  # free of pyspark: safe to parse
 from jobs.core.config import PipelineConfig, param_schema
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,7 +65,8 @@ REPO = Path(__file__).resolve().parents[1]
 SETTINGS = PipelineConfig()
 LAKE = SETTINGS.lake
 SPARK_CONN_ID = SETTINGS.spark_conn_id
-SPARK_CONF = {"spark.sql.session.timeZone": "UTC", "spark.driver.extraJavaOptions": SETTINGS.spark_driver_java_options}
+SPARK_CONF = {"spark.sql.session.timeZone": "UTC", "spark.ui.enabled": str(SETTINGS.spark_ui).lower(),
+              "spark.driver.extraJavaOptions": driver_java_options(SETTINGS.spark_driver_java_options)}
 
 # The local default: a spark_default connection to local Spark unless the environment defines one.
 os.environ.setdefault(f"AIRFLOW_CONN_{SPARK_CONN_ID.upper()}", json.dumps({"conn_type": "spark", "host": "local[*]"}))

@@ -70,13 +70,13 @@ def model_lake(spark, tmp_path_factory) -> Path:
     lake = ["--lake", str(root)]
     assert run_jobs("generate", *lake, "--users", "300", "--days", str(MODEL_DAYS),
                     "--start-date", MODEL_START.isoformat())[0] == 0
-    days = [(MODEL_START + dt.timedelta(days=d)).isoformat() for d in range(MODEL_DAYS)]
-    for day in days:
-        assert run_jobs("ingest", *lake, "--date", day, "--no-validate")[0] == 0
-    for day in days:
-        for stage in ("dedupe", "sessionize"):
-            code, _, err = run_jobs(stage, *lake, "--date", day, "--no-validate")
-            assert code == 0, err
+    # The backfill path: the whole landing folder in one ingest, every date in one pass of each stage.
+    code, _, err = run_jobs("ingest", *lake, "--source", str(root / "raw" / "events"), "--no-validate")
+    assert code == 0, err
+    for stage in ("dedupe", "sessionize"):
+        code, _, err = run_jobs(stage, *lake, "--from-date", MODEL_START.isoformat(), "--to-date",
+                                MODEL_AS_OF.isoformat(), "--no-validate")
+        assert code == 0, err
     code, out, err = run_jobs("features", *lake, "--date", MODEL_AS_OF.isoformat(), "--horizon-days", "1",
                               "--train-cutoffs", "2")
     assert code == 0, err

@@ -96,3 +96,29 @@ def test_the_jobs_folder_lists_the_stages_the_command_line_offers_and_nothing_el
                and (p.suffix == ".py" or (p / "__init__.py").is_file())}
     assert entries == set(STAGES) | {"cli", "core"}
     assert all(module == f"jobs.{stage}" for stage, (module, _, _) in STAGES.items())
+
+
+def test_a_range_is_given_once_and_in_order():
+    """--from-date/--to-date or --previous-days, never both; an end before the start is refused at once."""
+    import argparse
+    import datetime as dt
+
+    import pytest
+
+    from jobs.cli import _date_range
+    from jobs.core.errors import PipelineError
+
+    def dates(**given):
+        args = argparse.Namespace(**{"date": None, "previous_days": 0, "from_date": None, "to_date": None, **given})
+        return _date_range(args)
+
+    day = dt.date(2024, 11, 3)
+    assert dates(date=day, previous_days=2) == [dt.date(2024, 11, 1), dt.date(2024, 11, 2), day]
+    assert dates(from_date=dt.date(2024, 11, 2), to_date=day) == [dt.date(2024, 11, 2), day]
+    assert dates(from_date=dt.date(2024, 11, 2), date=day) == [dt.date(2024, 11, 2), day]
+    assert dates() == []
+    for bad in ({"from_date": day, "to_date": dt.date(2024, 11, 1)}, {"from_date": day, "date": day, "previous_days": 1},
+                {"to_date": day}, {"from_date": day}, {"date": day, "previous_days": -1},
+                {"from_date": dt.date(2024, 11, 1), "to_date": day, "date": dt.date(2024, 11, 2)}):
+        with pytest.raises(PipelineError):
+            dates(**bad)

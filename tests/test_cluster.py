@@ -14,7 +14,6 @@ scoring must publish a prediction for every active user.
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import shutil
@@ -28,7 +27,7 @@ from pathlib import Path
 import pyspark
 import pytest
 
-from jobs.core.classpath import spark_submit_arguments
+from jobs.core.classpath import driver_java_options, spark_submit_arguments
 from jobs.core.lake import open_lake
 from tests.conftest import MODEL_AS_OF, MODEL_DAYS, SCORE_OPTIONS, TINY_TRAINING
 
@@ -106,7 +105,7 @@ def _submit(cluster: dict, *args: str) -> str:
                "--conf", "spark.cores.max=2", "--driver-memory", "1g",
                # Each submit is a new driver and two new executors, each JIT-compiling the same classes on two
                # cores: compiling with C1 only took 20 s off each of these short applications (measured here).
-               "--conf", f"spark.driver.extraJavaOptions={QUICK_JVM}",
+               "--conf", f"spark.driver.extraJavaOptions={driver_java_options(QUICK_JVM)}",
                "--conf", f"spark.executor.extraJavaOptions={QUICK_JVM}",
                *spark_submit_arguments(), str(ROOT / "jobs" / "__main__.py"), *args]
     result = subprocess.run(command, env={**cluster["env"], "IM_SHUFFLE_PARTITIONS": "2", "TF_CPP_MIN_LOG_LEVEL": "2"},

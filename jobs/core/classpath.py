@@ -33,6 +33,21 @@ def delta_jars(required: bool = True) -> list[str]:
     return jars
 
 
+def driver_java_options(options: str) -> str:
+    """``options`` plus the class-data-sharing archive when ``make install`` built it (scripts/class_archive.py).
+
+    ``-Xshare:auto`` is the JVM's default: an archive that does not match this
+    JVM or classpath is ignored, and the stage starts as it would without one;
+    its log lines are off so that a mismatch does not flood every task's log.
+    """
+    from jobs.core.config import PipelineConfig
+
+    archive = PipelineConfig().spark_class_archive
+    if not archive.is_file() or "SharedArchiveFile" in options or "ArchiveClassesAtExit" in options:
+        return options
+    return f"{options} -XX:SharedArchiveFile={archive} -Xshare:auto -Xlog:cds=off -Xlog:cds+dynamic=off".strip()
+
+
 def spark_submit_arguments() -> list[str]:
     """What spark-submit needs to run a stage against the lake: the jars and Delta's session settings."""
     arguments = ["--jars", ",".join(delta_jars())]

@@ -43,6 +43,12 @@ class PipelineConfig(BaseSettings):
                     "compete with the Python workers for the cores where Spark runs locally")
     shuffle_partitions: int = Field(8, ge=1, description="spark.sql.shuffle.partitions")
     spark_jars_dir: Path = Field(REPO / "jars", description="the Delta connector's jars (make install puts them here)")
+    spark_class_archive: Path = Field(
+        REPO / "jars" / "spark-driver.jsa",
+        description="the driver JVM's class-data-sharing archive (make install builds it: scripts/class_archive.py); "
+                    "used when the file exists, a quicker start for every stage")
+    spark_ui: bool = Field(False, description="start the Spark UI with each stage's driver (its port and threads "
+                                              "cost a short nightly job about a second)")
     # The data rules.
     session_gap_minutes: int = Field(30, ge=1, le=1440, description="inactivity that ends a session")
     max_lateness_days: int = Field(3, ge=-1, description="events older than this before their ingest date are "
@@ -106,7 +112,7 @@ class PipelineConfig(BaseSettings):
         except ValidationError as error:
             raise SettingsError(_one_line(error, _command_line)) from None
 
-    @field_validator("lake", "spark_jars_dir")
+    @field_validator("lake", "spark_jars_dir", "spark_class_archive")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return Path(value).resolve()

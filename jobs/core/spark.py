@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from jobs.core.classpath import DELTA_CONF, delta_jars
+from jobs.core.classpath import DELTA_CONF, delta_jars, driver_java_options
 from jobs.core.config import PipelineConfig
 
 LOG4J_CONFIG = Path(__file__).resolve().parents[2] / "conf" / "log4j2.properties"
@@ -37,6 +37,7 @@ def build_spark(config: PipelineConfig, app_name: str) -> SparkSession:
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
         .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.ui.enabled", str(config.spark_ui).lower())
         # Ingest holds one day's classified rows in memory for its two outputs;
         # compressing that cache cost more time than it saved memory (bench/).
         .config("spark.sql.inMemoryColumnarStorage.compressed", "false")
@@ -63,7 +64,8 @@ def build_spark(config: PipelineConfig, app_name: str) -> SparkSession:
             .config("spark.jars", ",".join(delta_jars()))
             .config("spark.driver.memory", config.spark_driver_memory)
             .config("spark.driver.extraJavaOptions",
-                    f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()} {config.spark_driver_java_options}")
+                    driver_java_options(f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()} "
+                                        f"{config.spark_driver_java_options}"))
             .config("spark.log.structuredLogging.enabled", "false")
         )
     spark = builder.getOrCreate()

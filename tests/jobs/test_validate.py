@@ -64,7 +64,7 @@ def test_validate_reports_a_bad_published_partition(spark, lake_root, tmp_path):
     lake.overwrite_partitions("events", duplicated, ["event_date"], {"event_date": [D1.isoformat()]})
     code, out, err = run("validate", "--lake", str(tmp_path / "lake"), "--table", "events", "--date", D1.isoformat())
     assert code == 1
-    assert "critical: expect_column_values_to_be_unique on event_id: observed 6 unexpected rows" in err
+    assert "critical: expect_compound_columns_to_be_unique on event_id,event_date: observed 6 unexpected rows" in err
 
 
 def test_a_warning_is_recorded_and_the_run_goes_on(spark, lake_root, monkeypatch):

@@ -25,6 +25,7 @@ delta-rs' audit appends, reports the latest version: nothing reads it back).
 """
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from pathlib import Path
@@ -96,12 +97,51 @@ class DeltaSparkLake(Lake):
                 for h in LogReader(self._require(table)).history()]
 
     def read(self, table: str, version: int | None = None, partitions: PartitionValues | None = None) -> DataFrame:
-        reader = self.spark.read.format("delta")
-        if version is not None:
-            reader = reader.option("versionAsOf", version)
-        df = reader.load(self._require(table))
-        predicate = partition_predicate(partitions or {})
-        return df if predicate is None else df.where(predicate)
+        """The table's rows (of ``partitions``; at ``version``): the version's files, listed from the Delta log by
+        delta-rs, scanned by Spark's Parquet reader with the table's schema.
+
+        delta-spark's own reader plans each scan with Spark jobs over the log (its state, then the files a
+        partition filter keeps): 1 to 3 s each in a stage's fresh driver, several per stage, for the same list
+        of files. A table whose protocol needs a Delta reader (deletion vectors, column mapping) is read by
+        delta-spark.
+        """
+        path = self._require(table)
+        log = LogReader(path, version=version) if version is not None else LogReader(path)
+        files = self._version_files(log, table, partitions or {})
+        if files is None:
+            reader = self.spark.read.format("delta")
+            if version is not None:
+                reader = reader.option("versionAsOf", version)
+            predicate = partition_predicate(partitions or {})
+            df = reader.load(path)
+            return df if predicate is None else df.where(predicate)
+        schema = StructType.fromJson(json.loads(log.schema().to_json()))
+        if not files:
+            return self.spark.createDataFrame([], schema)
+        # Partition values come from the files' folders (Delta's writer names them column=value), typed by the
+        # table's schema; the columns are then put back in the table's order.
+        return (self.spark.read.schema(schema).option("basePath", path).parquet(*files)
+                .select(*schema.fieldNames()))
+
+    def _version_files(self, log, table: str, partitions: PartitionValues) -> list[str] | None:
+        """The data files of ``log``'s version in ``partitions``; None when only a Delta reader reads them right."""
+        import pyarrow as pa
+        from urllib.parse import unquote, urlparse
+
+        if log.protocol().min_reader_version > 1:
+            return None
+        actions = pa.table(log.get_add_actions(flatten=True))
+        kept = [True] * actions.num_rows
+        for column, values in partitions.items():
+            wanted = {str(v) for v in values}
+            values_here = _partition_values(actions, table, column)
+            kept = [k and v is not None and v in wanted for k, v in zip(kept, values_here)]
+        folder = self.table_path(table)
+        files = []
+        for path, keep in zip(actions["path"].to_pylist(), kept):
+            if keep:  # relative and URL-encoded by the protocol; absolute ones (shallow clones) as URIs
+                files.append(unquote(urlparse(path).path) if "://" in path else str(folder / unquote(path)))
+        return files
 
     def partition_row_counts(self, table: str, column: str, values: Sequence[str]) -> dict[str, int]:
         """From the Delta log's per-file ``numRecords``: no data file is opened."""
@@ -123,24 +163,7 @@ class DeltaSparkLake(Lake):
         """From the Delta log's add actions (delta-rs reads it; no data file is opened). None when the table's
         protocol needs a Delta reader (reader version above 1: deletion vectors, which hide rows a file
         still holds, or column mapping, which renames its columns): then only Delta reads it right."""
-        import pyarrow as pa
-        from urllib.parse import unquote, urlparse
-
-        log = LogReader(self._require(table))
-        if log.protocol().min_reader_version > 1:
-            return None
-        actions = pa.table(log.get_add_actions(flatten=True))
-        kept = [True] * actions.num_rows
-        for column, values in partitions.items():
-            wanted = {str(v) for v in values}
-            values_here = _partition_values(actions, table, column)
-            kept = [k and v is not None and v in wanted for k, v in zip(kept, values_here)]
-        folder = self.table_path(table)
-        files = []
-        for path, keep in zip(actions["path"].to_pylist(), kept):
-            if keep:  # relative and URL-encoded by the protocol; absolute ones (shallow clones) as URIs
-                files.append(unquote(urlparse(path).path) if "://" in path else str(folder / unquote(path)))
-        return files
+        return self._version_files(LogReader(self._require(table)), table, partitions)
 
     def _file_stats(self, table: str, column: str) -> list[tuple[str | None, int]]:
         import pyarrow as pa
