@@ -113,11 +113,18 @@ totals = collections.Counter()
 for row in csv.DictReader(sys.stdin): totals[row['reason']] += int(row['rows'])
 for reason, rows in totals.most_common(): print(f'{reason:24} {rows:8,}')"
 echo
+echo "== every promotion decision (model_decisions)"
+jobs sql "SELECT candidate, promoted, round(candidate_value, 4) AS ndcg_at_10, best_baseline,
+                 round(best_baseline_value, 4) AS baseline_ndcg_at_10, round(baseline_low, 4) AS lead_low,
+                 round(baseline_high, 4) AS lead_high, test_cutoff
+          FROM model_decisions ORDER BY decided_at"
+echo
 echo "== the champion against the baselines (test origins, paired bootstrap intervals)"
 python scripts/local_summary.py "$IM_LAKE"
 if [ ! -d "$IM_LAKE/user_interest_predictions/_delta_log" ]; then
   echo
-  echo "No predictions were published: the candidate did not beat the baselines ($LOGS/evaluate.log)."
+  echo "No predictions were published: no candidate beat the strongest baseline by more than noise (model_decisions"
+  echo "above; $LOGS/evaluate.log and the nights' logs, which retrained on one more day each)."
   exit 0
 fi
 echo

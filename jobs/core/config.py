@@ -47,8 +47,9 @@ class PipelineConfig(BaseSettings):
         REPO / "jars" / "spark-driver.jsa",
         description="the driver JVM's class-data-sharing archive (make install builds it: scripts/class_archive.py); "
                     "used when the file exists, a quicker start for every stage")
-    spark_ui: bool = Field(False, description="start the Spark UI with each stage's driver (its port and threads "
-                                              "cost a short nightly job about a second)")
+    spark_ui: bool = Field(False, description="start the Spark UI with each stage's driver (off: a short batch "
+                                              "job needs neither its port nor its threads; Spark's event log is "
+                                              "the record to keep)")
     # The data rules.
     session_gap_minutes: int = Field(30, ge=1, le=1440, description="inactivity that ends a session")
     max_lateness_days: int = Field(3, ge=-1, description="events older than this before their ingest date are "
