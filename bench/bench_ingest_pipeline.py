@@ -95,7 +95,7 @@ def _anonymous_bytes(pid: int) -> int:
 
 
 def run_stage(stage: str, lake: Path, *extra: str) -> dict:
-    args = build_parser().parse_args([stage, "--lake", str(lake), *extra])
+    args = build_parser(stage).parse_args([stage, "--lake", str(lake), *extra])
     config = PipelineConfig().with_overrides(lake=lake)
     return args._module.run(args, config)
 

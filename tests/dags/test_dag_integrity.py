@@ -221,7 +221,7 @@ def test_volume_is_acknowledged_by_the_param_and_in_every_backfill_run(dag, task
                         ("backfill", False): "--acknowledge-volume"}
     stage = task.application_args[0]
     extra = ["--table", "events"] if stage == "validate" else []
-    args = build_parser().parse_args([stage, "--date", "2024-11-02", *extra, rendered[("backfill", False)]])
+    args = build_parser(stage).parse_args([stage, "--date", "2024-11-02", *extra, rendered[("backfill", False)]])
     assert args.acknowledge_volume is True
 
 
