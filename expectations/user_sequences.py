@@ -29,19 +29,20 @@ WHERE history_last_ts >= cutoff_ts
    OR label_first_ts < cutoff_ts
    OR label_last_ts >= cutoff_ts + INTERVAL {horizon} DAYS
 """
-# Training labels end before the validation cutoff (and so before the test window).
+# Training labels end before the validation cutoff (and so before the test window), within each as-of date's
+# cutoffs (a range of as-of dates is validated in one run).
 TRAIN_REACHES_AHEAD = """
-SELECT cutoff_date, user_id, label_last_ts FROM {batch}
-WHERE split = 'train'
-  AND (cutoff_date >= (SELECT min(cutoff_date) FROM {batch} WHERE split IN ('validation', 'test'))
-       OR label_last_ts >= (SELECT min(cutoff_ts) FROM {batch} WHERE split IN ('validation', 'test')))
+SELECT t.as_of_date, t.cutoff_date, t.user_id, t.label_last_ts FROM {batch} t
+JOIN (SELECT as_of_date, min(cutoff_date) AS held_out_date, min(cutoff_ts) AS held_out_ts FROM {batch}
+      WHERE split IN ('validation', 'test') GROUP BY as_of_date) h ON t.as_of_date = h.as_of_date
+WHERE t.split = 'train' AND (t.cutoff_date >= h.held_out_date OR t.label_last_ts >= h.held_out_ts)
 """
 # Validation labels end before the first test origin: the version chosen on validation never saw a test week.
 VALIDATION_REACHES_AHEAD = """
-SELECT cutoff_date, user_id, label_last_ts FROM {batch}
-WHERE split = 'validation'
-  AND (cutoff_date >= (SELECT min(cutoff_date) FROM {batch} WHERE split = 'test')
-       OR label_last_ts >= (SELECT min(cutoff_ts) FROM {batch} WHERE split = 'test'))
+SELECT t.as_of_date, t.cutoff_date, t.user_id, t.label_last_ts FROM {batch} t
+JOIN (SELECT as_of_date, min(cutoff_date) AS test_date, min(cutoff_ts) AS test_ts FROM {batch}
+      WHERE split = 'test' GROUP BY as_of_date) h ON t.as_of_date = h.as_of_date
+WHERE t.split = 'validation' AND (t.cutoff_date >= h.test_date OR t.label_last_ts >= h.test_ts)
 """
 MISALIGNED = """
 SELECT cutoff_date, user_id FROM {batch}
@@ -63,7 +64,7 @@ def build_suite(params: SuiteParams) -> gx.ExpectationSuite:
     return gx.ExpectationSuite(name="user_sequences", expectations=[
         *contract(COLUMNS, ["as_of_date", "cutoff_date", "cutoff_ts", "split", "user_id", "history_categories",
                             "history_length", "history_last_ts"]),
-        gxe.ExpectCompoundColumnsToBeUnique(column_list=["cutoff_date", "user_id"], severity=CRITICAL),
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=["as_of_date", "cutoff_date", "user_id"], severity=CRITICAL),
         gxe.ExpectColumnValuesToBeInSet(column="split", value_set=["train", "validation", "test", "score"],
                                         severity=CRITICAL),
         gxe.ExpectColumnValuesToBeBetween(column="history_length", min_value=1, max_value=params.sequence_length,

@@ -35,9 +35,10 @@ STAGES: dict[str, tuple[str, str, bool]] = {
 }
 
 
-# Stages that process a range of event dates in one pass (--from-date/--to-date, or --previous-days: late
-# events for the dates before --date landed with its ingest). The stage gets the dates as ``args.dates``.
-RANGE_STAGES = ("dedupe", "sessionize")
+# Stages that process a range of dates in one pass (--from-date/--to-date, or --previous-days: for dedupe and
+# sessionize, late events for the dates before --date landed with its ingest; for features, as-of dates). The
+# stage gets the dates as ``args.dates``.
+RANGE_STAGES = ("dedupe", "sessionize", "features")
 
 
 def build_parser(stage: str | None = None) -> argparse.ArgumentParser:
@@ -58,8 +59,8 @@ def build_parser(stage: str | None = None) -> argparse.ArgumentParser:
         if name in RANGE_STAGES:
             stage_parser.add_argument(
                 "--previous-days", type=int, default=0,
-                help="also the N event dates before --date, in the same pass: late events for them landed with "
-                     "this ingest (default 0; the nightly DAG uses 1)")
+                help="also the N dates before --date, in the same pass (dedupe and sessionize: late events for "
+                     "them landed with this ingest, and the nightly DAG uses 1; default 0)")
             stage_parser.add_argument("--from-date", type=_date,
                                       help="a backfill: every event date from this one through --to-date, in one "
                                            "pass (the same tables as one date at a time)")

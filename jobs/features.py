@@ -170,7 +170,8 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     from jobs.core.quality import check_partition
     from jobs.core.runs import record_run
 
-    as_of = require_date(args.date, "features", "the last complete event date")
+    require_date(args.date, "features", "the last complete event date")
+    as_ofs = getattr(args, "dates", None) or [args.date]
     if args.length < 1 or (args.history_days is not None and args.history_days < 1):
         raise PipelineError("--length and --history-days must be at least 1")
     config = config.with_overrides(validate_writes=args.validate)
@@ -178,49 +179,72 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     lake = open_stage_lake(config, "features", EVENTS, made_by="dedupe and sessionize",
                            validates=config.validate_writes)
     first_date = _first_event_date(lake)
-    if args.mode == SCORE:
-        cutoffs = [(SCORE, as_of + dt.timedelta(days=1))]
-        horizon = None
-        history_days = args.history_days or _champion_history_days(config.lake, config.history_days)
-    else:
-        try:
-            plan = plan_cutoffs(as_of, args.horizon_days, args.train_cutoffs, first_event_date=first_date,
-                                test_origins=args.test_origins, history_days=args.history_days or config.history_days)
-        except ValueError as error:
-            raise PipelineError(str(error)) from error
-        cutoffs, horizon, history_days = plan.labelled(), args.horizon_days, plan.history_days
-    earliest = min(c for _, c in cutoffs) - dt.timedelta(days=history_days + 1)
-    latest = max(c for _, c in cutoffs) + dt.timedelta(days=horizon or 0)
+    score_history_days = (args.history_days or _champion_history_days(config.lake, config.history_days)
+                          if args.mode == SCORE else None)
+    plans = {as_of: _date_cutoffs(args, config, as_of, first_date, score_history_days) for as_of in as_ofs}
+    horizon = None if args.mode == SCORE else args.horizon_days
+    # Each distinct (cutoff, history window) is built once, however many as-of dates it serves (a range in
+    # train mode shares most cutoffs between neighbouring dates); its rows are then copied to each of them.
+    windows = sorted({(cutoff, history_days) for cutoffs, history_days in plans.values() for _, cutoff in cutoffs})
+    served = [(windows.index((cutoff, history_days)), as_of, split)
+              for as_of, (cutoffs, history_days) in plans.items() for split, cutoff in cutoffs]
+    earliest = min(cutoff - dt.timedelta(days=days + 1) for cutoff, days in windows)
+    latest = max(cutoff for cutoff, _ in windows) + dt.timedelta(days=horizon or 0)
     dates = [(earliest + dt.timedelta(days=d)).isoformat() for d in range((latest - earliest).days + 1)]
-    with record_run(lake, "features", as_of) as metrics:
+    with record_run(lake, "features", as_ofs[-1]) as metrics:
         events = sample_users(lake.read(EVENTS, partitions={"event_date": dates}).select(
             "user_id", "event_id", "category", "event_type", "event_ts", "session_id"),
             args.user_sample_fraction).persist()
-        frames = [build_sequences(events, cutoff, args.length, history_days, horizon)
-                  .withColumn("split", F.lit(split)) for split, cutoff in cutoffs]
+        frames = [build_sequences(events, cutoff, args.length, history_days, horizon).withColumn("_window", F.lit(i))
+                  for i, (cutoff, history_days) in enumerate(windows)]
         sequences = frames[0]
         for frame in frames[1:]:
             sequences = sequences.unionByName(frame)
-        sequences = sequences.withColumn("as_of_date", F.lit(as_of))
-        replace = {"as_of_date": [as_of.isoformat()], "cutoff_date": [c.isoformat() for _, c in cutoffs]}
+        targets = lake.spark.createDataFrame(served, "_window int, as_of_date date, split string")
+        columns = [c for c in frames[0].columns if c != "_window"]
+        sequences = sequences.join(F.broadcast(targets), "_window").select(*columns, "split", "as_of_date")
+        # Each as-of date replaces exactly its own cutoffs, as a run of that date alone does.
+        replace = [{"as_of_date": [as_of.isoformat()], "cutoff_date": sorted({c.isoformat() for _, c in cutoffs})}
+                   for as_of, (cutoffs, _) in plans.items()]
         try:
             with gated_write(lake, metrics, config.validate_writes) as gate:
                 prepared = gate.prepare(USER_SEQUENCES, sequences, replace)
-                counts = {r["cutoff_date"]: (r["rows"], r["migrating"]) for r in prepared.groupBy("cutoff_date").agg(
-                    F.count(F.lit(1)).alias("rows"),
-                    F.sum(F.col("has_new_category").cast("int")).alias("migrating")).collect()}
-                gate.check(lambda: check_partition(lake, config, USER_SEQUENCES, [as_of], prepared,
+                counts = {(r["as_of_date"], r["cutoff_date"]): (r["rows"], r["migrating"])
+                          for r in prepared.groupBy("as_of_date", "cutoff_date").agg(
+                              F.count(F.lit(1)).alias("rows"),
+                              F.sum(F.col("has_new_category").cast("int")).alias("migrating")).collect()}
+                gate.check(lambda: check_partition(lake, config, USER_SEQUENCES, as_ofs, prepared,
                                                    sequence_length=args.length, horizon_days=args.horizon_days))
         finally:
             events.unpersist()
         metrics.rows_out = sum(rows for rows, _ in counts.values())
-        metrics.details.update({"mode": args.mode, "cutoffs": {c.isoformat(): s for s, c in cutoffs},
-                                "rows_per_cutoff": {c.isoformat(): rows for c, (rows, _) in counts.items()}})
-    for split, cutoff in cutoffs:
-        rows, migrating = counts.get(cutoff, (0, 0))
-        print(f"features {as_of} {split} cutoff {cutoff}: {rows:,} user sequences"
-              + ("" if horizon is None else f", {migrating or 0:,} moving into a new category"))
-    return {"rows": metrics.rows_out, "cutoffs": {(s, c.isoformat()): counts.get(c, (0, 0))[0] for s, c in cutoffs}}
+        metrics.details.update({"mode": args.mode, "as_of_dates": [d.isoformat() for d in as_ofs],
+                                "cutoffs": {c.isoformat(): s for s, c in plans[as_ofs[-1]][0]},
+                                "rows_per_cutoff": {c.isoformat(): rows for (a, c), (rows, _) in counts.items()
+                                                    if a == as_ofs[-1]},
+                                "rows_per_as_of_date": {a.isoformat(): sum(rows for (d, _), (rows, _) in counts.items()
+                                                                           if d == a) for a in as_ofs}})
+    for as_of, (cutoffs, _) in plans.items():
+        for split, cutoff in cutoffs:
+            rows, migrating = counts.get((as_of, cutoff), (0, 0))
+            print(f"features {as_of} {split} cutoff {cutoff}: {rows:,} user sequences"
+                  + ("" if horizon is None else f", {migrating or 0:,} moving into a new category"))
+    last_cutoffs = plans[as_ofs[-1]][0]
+    return {"rows": metrics.rows_out,
+            "cutoffs": {(s, c.isoformat()): counts.get((as_ofs[-1], c), (0, 0))[0] for s, c in last_cutoffs}}
+
+
+def _date_cutoffs(args: argparse.Namespace, config: PipelineConfig, as_of: dt.date, first_date: dt.date | None,
+                  score_history_days: int | None) -> tuple[list[tuple[str, dt.date]], int]:
+    """The (split, cutoff) pairs one as-of date writes, and their history window in days."""
+    if args.mode == SCORE:
+        return [(SCORE, as_of + dt.timedelta(days=1))], score_history_days
+    try:
+        plan = plan_cutoffs(as_of, args.horizon_days, args.train_cutoffs, first_event_date=first_date,
+                            test_origins=args.test_origins, history_days=args.history_days or config.history_days)
+    except ValueError as error:
+        raise PipelineError(f"{as_of}: {error}") from error
+    return plan.labelled(), plan.history_days
 
 
 def _champion_history_days(lake_root, default_days: int) -> int:

@@ -101,3 +101,36 @@ def test_the_suite_catches_a_history_event_at_the_cutoff(spark, tmp_path):
     report = run_suite(tmp_path / "gx", "user_sequences", CUTOFF, aged, SUITES["user_sequences"](params))
     assert report.severity == "critical" and any("last inside the window" in f.line() for f in report.critical), \
         [f.line() for f in report.failures]
+
+
+def _sequences(lake_root) -> list[tuple]:
+    from deltalake import DeltaTable
+
+    rows = DeltaTable(str(lake_root / "user_sequences")).to_pyarrow_table().to_pylist()
+    return sorted((tuple((k, repr(v)) for k, v in sorted(r.items())) for r in rows))
+
+
+def test_a_range_of_as_of_dates_in_one_pass_writes_what_its_dates_write_one_at_a_time(model_lake, tmp_path):
+    """Train and score features for two as-of dates, each as one pass over the range, against the same dates run
+    one by one. The lake already holds the last date's training cutoffs, one of which (H = 1) is the earlier
+    date's score cutoff: a range replaces each date's own cutoffs only, so that partition survives."""
+    import shutil
+
+    from tests.conftest import MODEL_AS_OF, run_jobs
+
+    first, last = (MODEL_AS_OF - dt.timedelta(days=1)).isoformat(), MODEL_AS_OF.isoformat()
+    train = ["--mode", "train", "--horizon-days", "1", "--train-cutoffs", "2"]
+    one_by_one, in_one_pass = tmp_path / "dates", tmp_path / "range"
+    for root in (one_by_one, in_one_pass):
+        shutil.copytree(model_lake, root)
+    for args in ([*train, "--date", first], ["--mode", "score", "--date", first], ["--mode", "score", "--date", last]):
+        code, out, err = run_jobs("features", "--lake", str(one_by_one), *args, "--no-validate")
+        assert code == 0, err + out
+    for mode in (train, ["--mode", "score"]):
+        code, out, err = run_jobs("features", "--lake", str(in_one_pass), *mode, "--from-date", first, "--to-date", last)
+        assert code == 0, err + out
+        assert "critical" in out and " 0 critical" in out  # validated, as one suite run over both dates
+    assert f"features {first} score cutoff {last}" in out and f"features {last} score cutoff" in out
+    expected = _sequences(one_by_one)
+    assert {dict(r)["split"] for r in expected} == {"'train'", "'validation'", "'test'", "'score'"}
+    assert _sequences(in_one_pass) == expected

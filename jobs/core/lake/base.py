@@ -13,6 +13,14 @@ from pyspark.sql.types import StructType
 
 # {"event_date": ["2024-01-01", ...]}: the partitions a write replaces or a read keeps.
 PartitionValues = Mapping[str, Sequence[str]]
+# What a write replaces: one PartitionValues (every combination of its values), or several, whose union is
+# replaced: a range of features' as-of dates replaces each date's own cutoffs, not every date's with every other's.
+Replacement = PartitionValues | Sequence[PartitionValues]
+
+
+def replacement_parts(replace: Replacement) -> list[PartitionValues]:
+    """``replace`` as a list of PartitionValues (one element for the plain form)."""
+    return [replace] if isinstance(replace, Mapping) else list(replace)
 
 
 class LakeError(RuntimeError):
@@ -72,7 +80,7 @@ class Lake(abc.ABC):
 
     @abc.abstractmethod
     def prepare_partitions(
-        self, table: str, df: DataFrame, partition_by: Sequence[str], replace: PartitionValues
+        self, table: str, df: DataFrame, partition_by: Sequence[str], replace: Replacement
     ) -> PreparedWrite:
         """Write ``df`` to replace the partitions matching ``replace``, without publishing it yet.
 
@@ -80,7 +88,7 @@ class Lake(abc.ABC):
         """
 
     def overwrite_partitions(
-        self, table: str, df: DataFrame, partition_by: Sequence[str], replace: PartitionValues
+        self, table: str, df: DataFrame, partition_by: Sequence[str], replace: Replacement
     ) -> int:
         """Atomically replace the partitions matching ``replace`` with ``df``; returns the new version."""
         prepared = self.prepare_partitions(table, df, partition_by, replace)

@@ -36,7 +36,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from jobs.core.lake.base import Lake, LakeError, PartitionValues, PreparedWrite, data_columns, partition_predicate
+from jobs.core.lake.base import (Lake, LakeError, PartitionValues, PreparedWrite, Replacement, data_columns,
+                                 partition_predicate, replacement_parts)
 from jobs.core.lake.delta_transaction import WrittenFiles, write_files
 
 STAGING_DIR = "_staging"
@@ -61,10 +62,14 @@ def delta_spark_available(spark: SparkSession) -> bool:
         return False
 
 
-def replace_where(replace: PartitionValues) -> str:
-    """The ``replaceWhere`` predicate for a set of partition values (values quoted, names back-quoted)."""
+def replace_where(replace: Replacement) -> str:
+    """The ``replaceWhere`` predicate for a set of partition values (values quoted, names back-quoted), or for the
+    union of several."""
+    parts = replacement_parts(replace)
+    if len(parts) > 1:
+        return " OR ".join(f"({replace_where(part)})" for part in parts)
     clauses = []
-    for column, values in replace.items():
+    for column, values in parts[0].items():
         quoted = ", ".join("'" + str(v).replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values)
         clauses.append(f"CAST(`{column.replace('`', '``')}` AS STRING) IN ({quoted})")
     return " AND ".join(clauses)
@@ -173,11 +178,12 @@ class DeltaSparkLake(Lake):
         return list(zip(_partition_values(actions, table, column), rows))
 
     def prepare_partitions(
-        self, table: str, df: DataFrame, partition_by: Sequence[str], replace: PartitionValues
+        self, table: str, df: DataFrame, partition_by: Sequence[str], replace: Replacement
     ) -> PreparedWrite:
-        if not replace:
+        parts = replacement_parts(replace) if replace else []
+        if not parts or not all(parts):
             raise LakeError("overwrite_partitions needs at least one partition to replace")
-        unknown = set(replace) - set(partition_by)
+        unknown = {column for part in parts for column in part} - set(partition_by)
         if unknown:
             raise LakeError(f"cannot replace by {sorted(unknown)}: table {table!r} is partitioned by {list(partition_by)}")
         staging = self._staging_folder(table)
@@ -209,7 +215,7 @@ class DeltaSparkLake(Lake):
         folder.parent.mkdir(parents=True, exist_ok=True)
         return folder
 
-    def _prepared(self, table: str, frame: DataFrame, partition_by: Sequence[str], replace: PartitionValues,
+    def _prepared(self, table: str, frame: DataFrame, partition_by: Sequence[str], replace: Replacement,
                 folder: Path, ahead: Mapping[str, str] | None = None) -> PreparedWrite:
         """``ahead``: the one partition the frame fills, when its files may be written ahead of the commit
         (delta_transaction: a replacement of exactly that partition)."""
@@ -251,7 +257,7 @@ class DeltaSparkLake(Lake):
             raise
 
     def overwrite_partitions(self, table: str, df: DataFrame, partition_by: Sequence[str],
-                             replace: PartitionValues) -> int:
+                             replace: Replacement) -> int:
         """Straight into Delta: with nothing to validate in between, staging would only copy the rows once more."""
         if not replace:
             raise LakeError("overwrite_partitions needs at least one partition to replace")
@@ -291,7 +297,7 @@ class DeltaSparkLake(Lake):
         return self.version(table)
 
     def _write(self, table: str, df: DataFrame, partition_by: Sequence[str], mode: str,
-               replace: PartitionValues | None) -> int:
+               replace: Replacement | None) -> int:
         """One Delta commit, tagged so that its version can be found whatever other writers do."""
         tag = f"interest-migration:{uuid.uuid4().hex}"
         writer = df.write.format("delta").mode(mode).option("userMetadata", tag)

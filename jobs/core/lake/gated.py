@@ -38,7 +38,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 from pyspark.sql import DataFrame
 from pyspark.sql.types import StructType
 
-from jobs.core.lake.base import Lake, PartitionValues, PreparedWrite
+from jobs.core.lake.base import Lake, PreparedWrite, Replacement
 from jobs.core.tables import PARTITIONS
 
 
@@ -51,7 +51,7 @@ class GatedWrite:
         self.prepared: list[tuple[str, PreparedWrite]] = []
         self.versions: dict[str, int] = {}
 
-    def prepare(self, table: str, df: DataFrame, replace: PartitionValues,
+    def prepare(self, table: str, df: DataFrame, replace: Replacement,
               partition_by: Sequence[str] | None = None) -> DataFrame:
         """Stage ``df`` to replace ``replace``'s partitions of ``table``; returns the prepared rows."""
         partition_by = PARTITIONS[table] if partition_by is None else partition_by
