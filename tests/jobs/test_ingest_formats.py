@@ -50,3 +50,27 @@ def test_rees46_rows_fall_back_to_category_id_and_keep_brand(spark):
     assert clean[0].event_ts == ts("2019-10-01 00:00:00")
     # The header is a line read like any other: it is quarantined as such, so the line count still adds up.
     assert sorted(r.reason for r in quarantine_rows(classified).collect()) == ["header_line", "unknown_event_type"]
+
+
+def test_a_landing_folder_of_many_dates_is_read_in_one_scan_each_line_dated_by_its_folder(spark, tmp_path):
+    """The landing layout (files directly in ``ingest_date=`` folders of one parent) is one scan, the date a
+    partition column; any other layout (here a file one folder deeper) is one read per date. Same rows."""
+    from jobs.ingest.main import _files_by_ingest_date, read_lines
+
+    files = {"landing/ingest_date=2024-11-01/a.jsonl": ["a1", "a2"], "landing/ingest_date=2024-11-02/b.jsonl": ["b1"],
+             "other/ingest_date=2024-11-03/late/c.jsonl": ["c1"], "history/all.jsonl": ["h1"]}
+    for name, lines in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("".join(f"{line}\n" for line in lines))
+
+    def read(*names):
+        frame = read_lines(spark, _files_by_ingest_date([tmp_path / n for n in names], None))
+        scans = frame._jdf.queryExecution().executedPlan().toString().count("FileScan text")
+        return sorted((r["raw_record"], r["ingest_date"], Path(r["source_file"]).name) for r in frame.collect()), scans
+
+    day = dt.date.fromisoformat
+    landing = [("a1", day("2024-11-01"), "a.jsonl"), ("a2", day("2024-11-01"), "a.jsonl"),
+               ("b1", day("2024-11-02"), "b.jsonl")]
+    assert read(*list(files)[:2]) == (landing, 1)
+    assert read(*list(files)[:3]) == (sorted([*landing, ("c1", day("2024-11-03"), "c.jsonl")]), 3)
+    assert read(*files) == (sorted([*landing, ("c1", day("2024-11-03"), "c.jsonl"), ("h1", None, "all.jsonl")]), 4)
