@@ -367,3 +367,16 @@ def test_two_writers_on_one_partition_end_as_one_serial_order(spark, lake):
         assert table.count() == 2_000_000 and table.where("label IN ('short', 'old')").count() == 0
     else:
         assert _rows(table) == [(1, "short", D1)]
+
+
+def test_a_table_whose_files_are_not_in_partition_folders_reads_its_partition_values_from_the_log(spark, lake):
+    """Another Delta writer may put files under random prefixes (``delta.randomizeFilePrefixes``), not
+    ``column=value`` folders: the quick read, which takes partition values from the folder names, must not
+    be used for them, or the partition column reads back null and a partition filter keeps nothing."""
+    path = lake.table_path("t")
+    spark.sql(f"CREATE TABLE delta.`{path}` ({SCHEMA}) USING delta PARTITIONED BY (event_date) "
+              "TBLPROPERTIES ('delta.randomizeFilePrefixes' = 'true')")
+    lake.append("t", _frame(spark, [(1, "a", D1), (2, "b", D2)]), ["event_date"])
+    assert not any(p.name.startswith("event_date=") for p in path.iterdir())
+    assert _rows(lake.read("t")) == [(1, "a", D1), (2, "b", D2)]
+    assert _rows(lake.read("t", partitions={"event_date": [D2.isoformat()]})) == [(2, "b", D2)]

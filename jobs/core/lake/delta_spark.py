@@ -142,10 +142,19 @@ class DeltaSparkLake(Lake):
             values_here = _partition_values(actions, table, column)
             kept = [k and v is not None and v in wanted for k, v in zip(kept, values_here)]
         folder = self.table_path(table)
+        columns = list(log.metadata().partition_columns)
+        values = list(zip(*(_partition_values(actions, table, column) for column in columns))) or None
         files = []
-        for path, keep in zip(actions["path"].to_pylist(), kept):
-            if keep:  # relative and URL-encoded by the protocol; absolute ones (shallow clones) as URIs
-                files.append(unquote(urlparse(path).path) if "://" in path else str(folder / unquote(path)))
+        for index, (path, keep) in enumerate(zip(actions["path"].to_pylist(), kept)):
+            if not keep:
+                continue
+            # Relative and URL-encoded by the protocol; absolute ones (shallow clones) as URIs.
+            file = unquote(urlparse(path).path) if "://" in path else str(folder / unquote(path))
+            # Spark's reader takes partition values from column=value folders: a file elsewhere (another writer's
+            # random prefixes) would read back nulls, so such a table is read by delta-spark, from the log.
+            if values is not None and not _in_partition_folders(file, dict(zip(columns, values[index]))):
+                return None
+            files.append(file)
         return files
 
     def partition_row_counts(self, table: str, column: str, values: Sequence[str]) -> dict[str, int]:
@@ -331,6 +340,19 @@ def _conflict_error(table: str, error: Exception) -> ConcurrentWriteError | None
         return None
     return ConcurrentWriteError(f"another writer changed table {table!r} while this write ran ({conflict}); "
                                 f"nothing of this write was published: run the stage again")
+
+
+def _in_partition_folders(file: str, values: dict[str, str | None]) -> bool:
+    """Whether ``file`` lies in the Hive-style folders (``column=value``, escaped) of its partition ``values``."""
+    from urllib.parse import unquote
+
+    found = {}
+    for part in Path(file).parent.parts[-len(values):]:
+        name, equals, value = part.partition("=")
+        if not equals:
+            return False
+        found[name] = None if value == "__HIVE_DEFAULT_PARTITION__" else unquote(value)
+    return found == values
 
 
 def _partition_values(actions, table: str, column: str) -> list[str | None]:
