@@ -55,10 +55,6 @@ class PipelineConfig(BaseSettings):
     max_lateness_days: int = Field(3, ge=-1, description="events older than this before their ingest date are "
                                                          "quarantined as stale (-1: no limit, for backfills)")
     max_future_minutes: int = Field(60, ge=0, description="events this far past their ingest date are quarantined")
-    ingest_pass_bytes: int = Field(128 << 20, ge=1, description="landing bytes (as stored, compressed or not) one "
-                                   "ingest pass reads at most; a folder of more dates is ingested in consecutive "
-                                   "passes, a date never split (a pass holds its classified rows in memory: 128 MiB "
-                                   "of gzip is about 3.5M generated lines, what the default 3 GB heap handles)")
     max_line_bytes: int = Field(1 << 20, ge=1024, description="a landing line longer than this is quarantined as "
                                                                "oversized_line, unparsed")
     bot_events_per_day: int = Field(1500, ge=1, description="more events for one user on one date: a bot")

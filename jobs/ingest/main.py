@@ -33,40 +33,8 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     if args.source is None and config.volume_acknowledged and not _has_landing_files(source):
         return _record_empty_batch(config, args.date, source)
     found = find_source_files(source)
-    passes = _passes(_files_by_ingest_date(found.files, args.date), config.ingest_pass_bytes)
-    results = [_ingest(args, config, source, group, found.skipped if i == 0 else {}) for i, group in enumerate(passes)]
-    if len(results) == 1:
-        return results[0]
-    reasons: dict[str, int] = {}
-    for result in results:
-        for reason, count in result["quarantined_by_reason"].items():
-            reasons[reason] = reasons.get(reason, 0) + count
-    return {**{key: sum(r[key] for r in results) for key in ("rows_in", "rows_out", "rows_quarantined")},
-            "quarantined_by_reason": reasons, "ingest_dates": [d for r in results for d in r["ingest_dates"]]}
-
-
-def _passes(files_by_date: dict[dt.date | None, list[str]], pass_bytes: int) -> list[dict]:
-    """The batch's dates in consecutive groups of at most ``pass_bytes`` of landing files each (a date is never
-    split), one pass each: a pass holds its classified rows in memory, and a backfill of a few large dates in
-    one pass spilled to disk and took twice as long as the same dates one at a time (docs/performance.md).
-    Files without a date (a historical file, dated by its events) go in one pass of their own."""
-    if None in files_by_date:
-        return [files_by_date]
-    groups, size = [], 0
-    for day in sorted(files_by_date):
-        day_bytes = sum(Path(f).stat().st_size for f in files_by_date[day])
-        if not groups or size + day_bytes > pass_bytes:
-            groups.append({})
-            size = 0
-        groups[-1][day] = files_by_date[day]
-        size += day_bytes
-    return groups or [files_by_date]
-
-
-def _ingest(args: argparse.Namespace, config: PipelineConfig, source: Path, files_by_date: dict,
-            skipped: dict) -> dict:
-    """One pass: read, classify and publish ``files_by_date`` (their dates' partitions, replaced together)."""
-    files = [Path(f) for group in files_by_date.values() for f in group]
+    files = found.files
+    files_by_date = _files_by_ingest_date(files, args.date)
     lake = open_stage_lake(config, "ingest", validates=config.validate_writes)
     spark = lake.spark
     with record_run(lake, "ingest", args.date or max(filter(None, files_by_date), default=None)) as metrics:
@@ -111,11 +79,11 @@ def _ingest(args: argparse.Namespace, config: PipelineConfig, source: Path, file
         metrics.rows_quarantined = sum(counts.values())
         metrics.rows_in = lines_read
         metrics.details.update({"source": str(source), "format": args.format, "files": len(files),
-                                "lines_read": lines_read, "skipped_files": skipped,
+                                "lines_read": lines_read, "skipped_files": found.skipped,
                                 "ingest_dates": replace["ingest_date"], "quarantined_by_reason": counts})
     reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"
-    if skipped:
-        print(f"ingest: left unread: {', '.join(f'{len(v)} {k}' for k, v in sorted(skipped.items()))} "
+    if found.skipped:
+        print(f"ingest: left unread: {', '.join(f'{len(v)} {k}' for k, v in sorted(found.skipped.items()))} "
               "(pipeline_runs.details.skipped_files lists them)")
     print(f"ingest {', '.join(replace['ingest_date'])}: read {metrics.rows_in:,}, clean {metrics.rows_out:,}, "
           f"quarantined {metrics.rows_quarantined:,} ({reasons})")
