@@ -23,7 +23,8 @@ from jobs.core.runs import record_run
 from jobs.core.stage import open_stage_lake
 from jobs.core.tables import EVENTS_CLEAN, EVENTS_QUARANTINE
 
-_INGEST_DATE = re.compile(r"ingest_date=(\d{4}-\d{2}-\d{2})")
+INGEST_DATE_FOLDER = "ingest_date"
+_INGEST_DATE = re.compile(INGEST_DATE_FOLDER + r"=(\d{4}-\d{2}-\d{2})")
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
@@ -147,26 +148,22 @@ def read_lines(spark: SparkSession, files_by_date: dict[dt.date, list[str]]) -> 
     --range). Other layouts, and files without a date, are read that way.
     """
     dated = {day: files for day, files in files_by_date.items() if day is not None}
-    frames = []
-    base = _common_landing_parent(dated)
-    if base is not None and len(dated) > 1:
+    base = _common_landing_parent(dated) if len(dated) > 1 else None
+    frames, literal = [], files_by_date
+    if base is not None:
         frames.append(spark.read.option("basePath", base).text([f for files in dated.values() for f in files]).select(
             F.col("value").alias("raw_record"), F.col("_metadata.file_path").alias("source_file"),
             F.col(INGEST_DATE_FOLDER).cast("date").alias("ingest_date")))
-        dated = {}
+        literal = {day: files for day, files in files_by_date.items() if day is None}
     frames += [
         spark.read.text(files).select(
             F.col("value").alias("raw_record"),
             F.col("_metadata.file_path").alias("source_file"),
             F.lit(day).cast("date").alias("ingest_date"),  # None: a historical file, dated by its events (classify)
         )
-        for day, files in sorted({**dated, **{d: f for d, f in files_by_date.items() if d is None}}.items(),
-                                 key=lambda kv: kv[0] or dt.date.min)
+        for day, files in sorted(literal.items(), key=lambda kv: kv[0] or dt.date.min)
     ]
     return functools.reduce(DataFrame.unionByName, frames)
-
-
-INGEST_DATE_FOLDER = "ingest_date"
 
 
 def _common_landing_parent(dated: dict[dt.date, list[str]]) -> str | None:
