@@ -31,6 +31,8 @@ STAGES: dict[str, tuple[str, str, bool]] = {
     "publish": ("jobs.publish", "commit the predictions score --hold wrote, once validate has passed them", True),
     "maintain": ("jobs.maintain", "OPTIMIZE and VACUUM every table; remove abandoned staging, old snapshots "
                  "and checkpoints", True),
+    "connect-server": ("jobs.connect_server", "run a Spark Connect server with the Delta connector: stages become "
+                       "its clients (IM_SPARK_REMOTE)", False),
     "sql": ("jobs.sql", "run a read-only SQL query over every lake table (DuckDB, delta-rs or Spark SQL)", False),
 }
 

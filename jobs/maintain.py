@@ -143,18 +143,18 @@ def _prune_sequences(lake, keep_days: int) -> list[str]:
 
 
 def _compact_and_vacuum(lake, table: str, retention_hours: float, optimize: bool) -> dict:
-    from delta.tables import DeltaTable
-
-    delta = DeltaTable.forPath(lake.spark, str(lake.table_path(table)))
+    """Delta's OPTIMIZE and VACUUM as SQL statements: the same commands as delta-spark's Python ``DeltaTable``, which
+    over Spark Connect would need a Delta plugin on the server."""
+    path = str(lake.table_path(table)).replace("`", "``")
     compacted = 0
     if optimize:
-        metrics = delta.optimize().executeCompaction().select("metrics.numFilesRemoved").first()
+        metrics = lake.spark.sql(f"OPTIMIZE delta.`{path}`").select("metrics.numFilesRemoved").first()
         compacted = int(metrics[0] or 0) if metrics else 0
     before = _data_files(lake.table_path(table))
     # Delta refuses a retention under its floor unless told: the caller asked for it explicitly.
     lake.spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled",
                         str(retention_hours >= DELTA_SAFETY_HOURS).lower())
-    delta.vacuum(retention_hours)
+    lake.spark.sql(f"VACUUM delta.`{path}` RETAIN {float(retention_hours)!r} HOURS").collect()
     return {"files_compacted": compacted, "files_deleted": before - _data_files(lake.table_path(table))}
 
 

@@ -94,6 +94,12 @@ def launch_spark(spark, run_dir: Path, workers: int, threads: int = 1) -> None:
     worker script with the resulting ``TF_CONFIG``. Needs ``workers`` free task
     slots; ``run_dir`` must be on storage every executor sees (the lake).
     """
+    from jobs.core.errors import PipelineError
+    from jobs.core.spark import is_remote
+
+    if is_remote(spark):  # barrier stages are RDD work, which Spark Connect clients cannot submit
+        raise PipelineError("--launcher spark needs a driver of its own: run train under spark-submit (the DAG "
+                            "does), or with IM_SPARK_REMOTE unset, or use --launcher local")
     run, repo = str(run_dir), str(REPO)
 
     def run_worker(_):

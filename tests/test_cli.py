@@ -94,8 +94,9 @@ def test_the_jobs_folder_lists_the_stages_the_command_line_offers_and_nothing_el
 
     entries = {p.stem for p in (ROOT / "jobs").iterdir() if not p.name.startswith(("_", "."))
                and (p.suffix == ".py" or (p / "__init__.py").is_file())}
-    assert entries == set(STAGES) | {"cli", "core"}
-    assert all(module == f"jobs.{stage}" for stage, (module, _, _) in STAGES.items())
+    modules = {stage: stage.replace("-", "_") for stage in STAGES}  # connect-server: jobs/connect_server.py
+    assert entries == set(modules.values()) | {"cli", "core"}
+    assert all(module == f"jobs.{modules[stage]}" for stage, (module, _, _) in STAGES.items())
 
 
 def test_a_range_is_given_once_and_in_order():
@@ -122,3 +123,30 @@ def test_a_range_is_given_once_and_in_order():
                 {"from_date": dt.date(2024, 11, 1), "to_date": day, "date": dt.date(2024, 11, 2)}):
         with pytest.raises(PipelineError):
             dates(**bad)
+
+
+def test_a_spark_connect_server_that_is_not_there_is_one_line_at_once(tmp_path):
+    """IM_SPARK_REMOTE naming a port nothing listens on: the client would retry for minutes; the stage says so in one
+    line instead, and a value that is not an sc:// address is refused as a bad setting."""
+    import os
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago, and nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for remote, expected in ((f"sc://127.0.0.1:{port}", "cannot reach the Spark Connect server"),
+                             ("http://127.0.0.1:15002", "bad setting IM_SPARK_REMOTE")):
+        result = subprocess.run([sys.executable, "-m", "jobs", "dedupe", "--lake", str(tmp_path), "--date", "2024-10-08"],
+                                cwd=ROOT, capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "IM_SPARK_REMOTE": remote})
+        assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert expected in result.stderr
+
+
+def test_the_connect_server_listens_on_the_loopback_with_the_delta_connector():
+    result = _jobs("connect-server", "--port", "15999", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    command = result.stdout
+    assert "org.apache.spark.sql.connect.service.SparkConnectServer" in command
+    assert "spark.connect.grpc.binding.address=127.0.0.1" in command and "binding.port=15999" in command
+    assert "io.delta.sql.DeltaSparkSessionExtension" in command and "delta-spark_" in command

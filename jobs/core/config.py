@@ -36,6 +36,10 @@ class PipelineConfig(BaseSettings):
     # Where and with what.
     lake: Path = Field(REPO / "lake", description="lake root: every Delta table, the landing zone, the registry")
     spark_master: str = Field("local[*]", description="Spark master for stages run from the command line")
+    spark_remote: str = Field(
+        "", pattern=r"^(sc://[^/\s]+.*)?$", description="a Spark Connect server (sc://HOST:PORT, `python -m jobs connect-server` starts one): "
+                        "stages run as its clients, on a driver that outlives them, instead of starting their own; "
+                        "the DAG then runs them as plain commands, not spark-submits")
     spark_driver_memory: str = Field("3g", description="Spark driver memory (in local mode, all of Spark's heap)")
     spark_driver_java_options: str = Field(
         "-XX:+UseParallelGC",

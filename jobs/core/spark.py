@@ -27,30 +27,39 @@ from jobs.core.config import PipelineConfig
 LOG4J_CONFIG = Path(__file__).resolve().parents[2] / "conf" / "log4j2.properties"
 
 
-def build_spark(config: PipelineConfig, app_name: str) -> SparkSession:
-    """Get or create the session for one job run."""
-    builder = (
-        SparkSession.builder.appName(f"interest-migration-{app_name}")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", str(config.shuffle_partitions))
-        .config("spark.sql.adaptive.enabled", "true")
-        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
-        .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.ui.enabled", str(config.spark_ui).lower())
+# The session's own settings: what a Spark Connect client may set on its server-side session too.
+def session_conf(config: PipelineConfig) -> dict[str, str]:
+    return {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(config.shuffle_partitions),
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+        "spark.sql.sources.partitionOverwriteMode": "dynamic",
         # Ingest holds one day's classified rows in memory for its two outputs;
         # compressing that cache cost more time than it saved memory (bench/).
-        .config("spark.sql.inMemoryColumnarStorage.compressed", "false")
+        "spark.sql.inMemoryColumnarStorage.compressed": "false",
+        # Delta rebuilds a table's state from its log with a shuffle into this many partitions (default 50, sized
+        # for huge logs): on this lake's small logs those tasks were most of the cost of every small read.
+        "spark.databricks.delta.snapshotPartitions": str(config.shuffle_partitions),
+        # VACUUM lists a table's folders in this many tasks (Spark's default: 10,000, one per folder at most for
+        # huge tables); on this lake's tables that was a VACUUM of a few files spread over thousands of empty
+        # tasks.
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(config.shuffle_partitions),
+    }
+
+
+def build_spark(config: PipelineConfig, app_name: str, remote: bool = True) -> SparkSession:
+    """Get or create the session for one job run: a client of ``config.spark_remote`` when it is set (and
+    ``remote``), else a driver of its own."""
+    if remote and config.spark_remote and not _launched_by_spark_submit():
+        return _connect(config, app_name)
+    builder = (
+        SparkSession.builder.appName(f"interest-migration-{app_name}")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.ui.enabled", str(config.spark_ui).lower())
     )
-    for key, value in DELTA_CONF.items():
+    for key, value in {**session_conf(config), **DELTA_CONF}.items():
         builder = builder.config(key, value)
-    # Delta rebuilds a table's state from its log with a shuffle into this many partitions (default 50, sized
-    # for huge logs): on this lake's small logs those tasks were most of the cost of every small read.
-    builder = builder.config("spark.databricks.delta.snapshotPartitions", str(config.shuffle_partitions))
-    # VACUUM lists a table's folders in this many tasks (Spark's default: 10,000, one per folder at most for
-    # huge tables); on this lake's tables that was a VACUUM of a few files spread over thousands of empty tasks.
-    builder = builder.config("spark.sql.sources.parallelPartitionDiscovery.parallelism",
-                             str(config.shuffle_partitions))
     # Under spark-submit the JVM already runs with the command line's master and
     # memory; only a Python-launched session takes ours.
     if not _launched_by_spark_submit():
@@ -75,6 +84,54 @@ def build_spark(config: PipelineConfig, app_name: str) -> SparkSession:
     # Starting with every core's worth halved the predictions suite's sample query (bench/bench_score.py).
     spark.conf.set("spark.sql.limit.initialNumPartitions", str(spark.sparkContext.defaultParallelism))
     return spark
+
+
+def _connect(config: PipelineConfig, app_name: str) -> SparkSession:
+    """A Spark Connect session on the long-lived driver at ``config.spark_remote``: no JVM of its own to start,
+    and a driver whose JIT has already compiled Spark SQL and Delta. The server was started with the Delta
+    connector (``jobs.core.connect_server``); the session's own settings are set on it here."""
+    import socket
+    from urllib.parse import urlparse
+
+    from jobs.core.errors import PipelineError
+
+    def unreachable(reason: str) -> PipelineError:
+        return PipelineError(f"cannot reach the Spark Connect server at {config.spark_remote} (IM_SPARK_REMOTE): "
+                             f"{reason}; start one with `python -m jobs connect-server`, or unset IM_SPARK_REMOTE to "
+                             "run the stage on a driver of its own")
+
+    # The client retries a refused connection for minutes; a server that is not there is said at once.
+    address = urlparse(config.spark_remote)
+    try:
+        socket.create_connection((address.hostname or "localhost", address.port or 15002), timeout=10).close()
+    except (OSError, ValueError) as error:
+        raise unreachable(str(error) or type(error).__name__) from None
+    try:
+        spark = SparkSession.builder.remote(config.spark_remote).getOrCreate()  # the default session, which GX reuses
+        for key, value in session_conf(config).items():
+            spark.conf.set(key, value)
+    except Exception as error:  # grpc's errors are pages long; the first line says what failed
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise unreachable(first[:300]) from None
+    return spark
+
+
+def is_remote(spark) -> bool:
+    """Whether ``spark`` is a Spark Connect client session (no JVM in this process)."""
+    return not hasattr(spark, "_jsparkSession")
+
+
+def local_parallelism(spark: SparkSession) -> int | None:
+    """The cores a local-mode driver runs tasks on (None on a cluster): its ``local[N]``, or every core for
+    ``local[*]`` (a Spark Connect client cannot ask the server's SparkContext)."""
+    master = spark.conf.get("spark.master", "")
+    if not master.startswith("local"):
+        return None
+    if not is_remote(spark):
+        return spark.sparkContext.defaultParallelism
+    inside = master[master.find("[") + 1:master.find("]")] if "[" in master else "1"
+    cores = inside.split(",")[0]
+    return (os.cpu_count() or 1) if cores == "*" else int(cores)
 
 
 def _launched_by_spark_submit() -> bool:

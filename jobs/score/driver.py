@@ -115,10 +115,12 @@ def score_sequences(lake, config: PipelineConfig, registry: Registry, champion: 
 def threads_per_worker(spark) -> int:
     """TensorFlow threads for each Python worker: the machine's cores shared by the tasks Spark runs at once
     (in local mode; on a cluster one task has one core unless spark.task.cpus says otherwise)."""
-    conf = spark.sparkContext.getConf()
-    if conf.get("spark.master", "").startswith("local"):
-        return max(1, (os.cpu_count() or 1) // spark.sparkContext.defaultParallelism)
-    return int(conf.get("spark.task.cpus", "1"))
+    from jobs.core.spark import local_parallelism
+
+    cores = local_parallelism(spark)
+    if cores is not None:
+        return max(1, (os.cpu_count() or 1) // cores)
+    return int(spark.conf.get("spark.task.cpus", "1"))
 
 
 def feature_sequences(lake, cutoff: dt.date, length: int, history_days: int) -> DataFrame | SequenceFiles:

@@ -101,7 +101,7 @@ def query_spark(config: PipelineConfig, query: str) -> tuple[list[str], list[tup
     from jobs.core.lake import open_lake
     from jobs.core.spark import build_spark
 
-    spark = build_spark(config, "sql")
+    spark = build_spark(config, "sql", remote=False)  # the guard parses with the JVM's own parser
     session = confined_spark_session(spark)
     statement = query.strip().rstrip(";")
     tables = lake_tables(config.lake)

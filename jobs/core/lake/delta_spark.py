@@ -52,7 +52,12 @@ class ConcurrentWriteError(LakeError):
 
 
 def delta_spark_available(spark: SparkSession) -> bool:
-    """Whether the Delta connector classes load in this Spark JVM."""
+    """Whether the Delta connector classes load in this Spark JVM (for a Spark Connect client: whether its
+    server's sessions have Delta's extension, which the server can only have with the connector's jars)."""
+    from jobs.core.spark import is_remote
+
+    if is_remote(spark):
+        return "DeltaSparkSessionExtension" in (spark.conf.get("spark.sql.extensions", "") or "")
     try:
         jvm = spark._jvm  # spark.jars are on the context class loader, not the one Class.forName(name) uses
         jvm.java.lang.Class.forName("org.apache.spark.sql.delta.sources.DeltaDataSource", False,
@@ -273,14 +278,16 @@ class DeltaSparkLake(Lake):
         return self._write(table, df, partition_by, mode="overwrite", replace=replace)
 
     def delete_partitions(self, table: str, partitions: PartitionValues) -> int:
-        """A Delta ``DELETE`` of whole partitions (a metadata-only commit); returns the version it made."""
-        from delta.tables import DeltaTable
+        """A Delta ``DELETE`` of whole partitions (a metadata-only commit); returns the version it made.
 
+        In SQL rather than delta-spark's Python ``DeltaTable``, which over Spark Connect needs a Delta plugin on
+        the server; the statement is the same either way."""
         tag = f"interest-migration:{uuid.uuid4().hex}"
         key = "spark.databricks.delta.commitInfo.userMetadata"
+        path = self._require(table).replace("`", "``")
         self.spark.conf.set(key, tag)
         try:
-            DeltaTable.forPath(self.spark, self._require(table)).delete(partition_predicate(partitions))
+            self.spark.sql(f"DELETE FROM delta.`{path}` WHERE {replace_where(partitions)}")
         finally:
             self.spark.conf.unset(key)
         return self._version_tagged(table, tag)

@@ -13,7 +13,7 @@ span: a writer that changes the same partition meanwhile makes the commit fail (
 a ``replaceWhere`` write would. ``writeFiles`` enforces the table's constraints and collects the same file
 statistics as ``df.write``; the files are the same kind of files.
 
-Only for what it is sure to do like ``df.write``: the table exists, is partitioned by exactly the replaced
+Only for what it is sure to do like ``df.write``, in a driver of its own (not a Spark Connect client): the table exists, is partitioned by exactly the replaced
 columns, and has exactly the frame's columns and types (no schema change to merge). Anything else returns
 None from ``open`` and the caller writes the usual way. These are delta-spark's Scala classes reached
 through py4j (``DeltaLog``, ``OptimisticTransaction``, ``DeltaOperations.Write``), pinned with the jar
@@ -65,7 +65,9 @@ def write_files(spark: SparkSession, table_path: Path, frame: DataFrame,
                 partition: Mapping[str, str]) -> WrittenFiles | None:
     """Start a transaction on the table and write ``frame``'s files into it; None when this table is not one
     this path may write (see the module docstring): the caller then writes with ``df.write``."""
-    if not (table_path / "_delta_log").is_dir():
+    from jobs.core.spark import is_remote
+
+    if is_remote(spark) or not (table_path / "_delta_log").is_dir():  # a Spark Connect client has no JVM to call
         return None
     jvm = spark._jvm
     log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, str(table_path))

@@ -57,10 +57,14 @@ def run_suite(root: Path, table: str, run_date: dt.date, frame: DataFrame, suite
         or asset.add_batch_definition_whole_dataframe(BATCH)
     suite = context.suites.add_or_update(suite)
     definition = context.validation_definitions.add_or_update(gx.ValidationDefinition(name=table, data=batch, suite=suite))
-    result = _run(context, table, definition, frame, run_date, UNSAMPLED)
-    if any(not outcome.success and (outcome.result or {}).get("unexpected_count")
-           for validation in result.run_results.values() for outcome in validation.results):
-        result = _run(context, table, definition, frame, run_date, SAMPLED)
+    try:
+        result = _run(context, table, definition, frame, run_date, UNSAMPLED)
+        if any(not outcome.success and (outcome.result or {}).get("unexpected_count")
+               for validation in result.run_results.values() for outcome in validation.results):
+            result = _run(context, table, definition, frame, run_date, SAMPLED)
+    finally:
+        if cache:  # GX's persist outlives the stage on a shared driver (a Spark Connect server)
+            frame.unpersist()
     report = ValidationReport(table=table, run_date=run_date, docs_path=_docs_path(context))
     for validation in result.run_results.values():
         for outcome in validation.results:
