@@ -13,7 +13,9 @@ the 02:00 UTC run of day D+1 processes the complete day D):
 
 Every Spark stage is `python -m jobs <stage>` through `SparkSubmitOperator`
 (connection `IM_SPARK_CONN_ID`, default `spark_default`; when no such
-connection is defined the DAG defines it as local Spark). Each stage
+connection is defined the DAG defines it as local Spark), or, when
+`IM_SPARK_REMOTE` names a Spark Connect server, a plain command that is a
+client of that server's long-lived driver (`StageCommandOperator`). Each stage
 validates what it writes with its Great Expectations suite; a critical
 failure fails the task and nothing downstream runs, so the published tables
 keep their previous partitions. Predictions are published by `publish` only
@@ -53,6 +55,7 @@ from airflow.providers.standard.sensors.python import PythonSensor
 from airflow.sdk import (Asset, AsyncCallback, DeadlineAlert, DeadlineReference, Param, TriggerRule, chain, dag,
                          get_current_context, task)
 
+from dags.nightly.stage_command import StageCommandOperator
 from jobs.core.classpath import DELTA_CONF, delta_jars, driver_java_options  # free of pyspark: safe to parse
 from jobs.core.config import PipelineConfig, param_schema
 
@@ -108,10 +111,15 @@ ACKNOWLEDGE_VOLUME = ("{{ '--acknowledge-volume' if params.acknowledge_volume or
                       + "' else '--no-acknowledge-volume' }}")
 
 
-def spark_job(task_id: str, run_date, *args: str, **kwargs) -> SparkSubmitOperator:
+def spark_job(task_id: str, run_date, *args: str, **kwargs) -> SparkSubmitOperator | StageCommandOperator:
     """``python -m jobs <stage> --date RUN_DATE ARGS`` under spark-submit; ``run_date`` is check_params' return
-    value. The stage reads its settings (the lake among them) from the environment it inherits, when it runs."""
+    value. The stage reads its settings (the lake among them) from the environment it inherits, when it runs.
+
+    With a Spark Connect server (``IM_SPARK_REMOTE``) the stage is a plain command, a client of that server's
+    warm driver, except training with the Spark launcher (barrier tasks need a driver of its own)."""
     stage = kwargs.pop("stage", task_id)
+    if SETTINGS.spark_remote and not (stage == "train" and SETTINGS.training_launcher == "spark"):
+        return StageCommandOperator(task_id=task_id, stage=stage, arguments=["--date", run_date, *args], **kwargs)
     return SparkSubmitOperator(
         task_id=task_id,
         conn_id=SPARK_CONN_ID,

@@ -11,6 +11,20 @@ from jobs.core.config import PipelineConfig
 UTC = dt.timezone.utc
 
 
+# Under ``pytest -n 2`` (pytest.ini) each worker process builds the session fixtures it needs. The tests that use
+# the trained, scored lake run in one worker and those that use the trained lake alone in the other, so each of
+# those expensive families is built once per worker that needs it, and the two longest families run side by side
+# (xdist's loadgroup: a group is one unit of work; the groups with most tests are handed out first).
+FIXTURE_GROUPS = (("scored_lake", "scored"), ("trained_version", "trained"), ("model_lake", "trained"))
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        group = next((name for fixture, name in FIXTURE_GROUPS if fixture in item.fixturenames), None)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def spark():
     from jobs.core.spark import build_spark
@@ -19,6 +33,36 @@ def spark():
     session = build_spark(config, "tests")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def connect_server(tmp_path_factory):
+    """``sc://127.0.0.1:PORT`` of a Spark Connect server started by ``python -m jobs connect-server`` (as ``make
+    run`` starts one), with the quick-start JVM options of the suite's other drivers; stopped after."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path_factory.mktemp("connect") / "server.log"
+    env = {**os.environ, "IM_SHUFFLE_PARTITIONS": "2", "IM_SPARK_MASTER": "local[2]", "IM_SPARK_DRIVER_MEMORY": "2g",
+           "IM_SPARK_DRIVER_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"}
+    with open(log, "w") as out:
+        server = subprocess.Popen([sys.executable, "-m", "jobs", "connect-server", "--port", str(port)], env=env,
+                                  stdout=out, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1],
+                                  start_new_session=True)
+    try:
+        # In a process of its own: this one has the suite's own (classic) Spark session.
+        ready = subprocess.run([sys.executable, "-m", "jobs", "connect-server", "--port", str(port), "--ready-within",
+                                "120"], env=env, capture_output=True, text=True, timeout=300)
+        assert ready.returncode == 0, ready.stdout + ready.stderr + log.read_text()[-3000:]
+        yield f"sc://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
 
 
 @pytest.fixture

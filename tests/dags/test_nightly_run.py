@@ -1,7 +1,11 @@
-"""The nightly DAG really run by Airflow (``airflow dags test``: SQLite, local Spark via spark-submit).
+"""The nightly DAG really run by Airflow (``airflow dags test``: SQLite, local Spark).
 
 On a copy of the scored test lake (eight generated days, a trained champion,
 predictions published by the standalone ``score`` for 2024-10-07 and -08):
+
+The run that publishes has its Spark tasks run as clients of a Spark Connect
+server (``IM_SPARK_REMOTE``, as ``make run`` runs them); the outage run submits
+them with spark-submit, the DAG's default.
 
 - a two-date backfill: ``airflow backfill create`` plans the runs of logical
   dates 2024-10-07 and -08 02:00, which process event dates 2024-10-06 and
@@ -40,7 +44,7 @@ PUBLISHED_DATE, SPIKE_DATE = SCORE_DATES
 
 
 @pytest.fixture(scope="module")
-def airflow_env(scored_lake, tmp_path_factory) -> dict:
+def airflow_env(scored_lake, connect_server, tmp_path_factory) -> dict:
     lake = tmp_path_factory.mktemp("dag") / "lake"
     shutil.copytree(scored_lake, lake)
     options = dict(zip(SCORE_OPTIONS[::2], SCORE_OPTIONS[1::2]))
@@ -51,7 +55,7 @@ def airflow_env(scored_lake, tmp_path_factory) -> dict:
            "IM_LAKE": str(lake), "IM_TASK_RETRIES": "0", "IM_DEADLINE_HOURS": "0", "IM_SHUFFLE_PARTITIONS": "2",
            "IM_TOP_K": options["--top-k"], "IM_SEGMENT_SIZE": options["--segment-size"],
            "IM_MIN_PROPENSITY": options["--min-propensity"], "TF_CPP_MIN_LOG_LEVEL": "2",
-           "IM_SPARK_DRIVER_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"}
+           "IM_SPARK_DRIVER_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC", "IM_SPARK_REMOTE": connect_server}
     for command in (["db", "migrate"], ["dags", "reserialize"]):
         subprocess.run([sys.executable, "-m", "airflow", *command], env=env, check=True, capture_output=True)
     return env
@@ -126,7 +130,8 @@ def test_an_outage_stops_the_run_before_publish(airflow_env):
     assert _landing_lines(lake, SPIKE_DATE) == keep < 0.1 * statistics.median(trailing)
     before = {table: (DeltaTable(str(lake / table)).version(), _rows(lake, table, SPIKE_DATE)) for table in TABLES}
     started = dt.datetime.now(dt.timezone.utc)
-    result = _dags_test(airflow_env, SPIKE_DATE)
+    # Without the Spark Connect server: the DAG's other way of running a stage, a spark-submit.
+    result = _dags_test({k: v for k, v in airflow_env.items() if k != "IM_SPARK_REMOTE"}, SPIKE_DATE)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "critical expectation(s) failed" in output
