@@ -7,6 +7,8 @@ START=${START:-2024-11-01}
 # A 3-day horizon lets three weeks hold history, train, validation and three
 # test origins (4H + 2 = 14 days); production uses 7.
 HORIZON=${HORIZON:-3}
+# The run's Spark Connect server (scripts/run_local.sh).
+CONNECT_PORT=${CONNECT_PORT:-15002}
 
 mkdir -p "$LAKE"
 export IM_LAKE=$(cd "$LAKE" && pwd)

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# `make run`: the embedded default, end to end, in about ten minutes on two cores.
+# `make run`: the embedded default, end to end, in about ten minutes on two cores. Every Spark stage runs on one
+# local Spark Connect server started for the run (`python -m jobs connect-server`), not on a driver of its own.
 #   1. generate three weeks of events for 2,000 users into ./lake;
 #   2. load all but the last two days as a history, with the backfill path (one ingest of the folder, one pass
 #      of dedupe and of sessionize over the range);
 #   3. build training sequences, train a Transformer on two TensorFlow workers, evaluate it against the
 #      baselines (it becomes the champion only if it beats the strongest of them by more than noise);
-#   4. run the nightly DAG in Airflow (`airflow dags test`: SQLite metadata in ./airflow_home, local Spark through
-#      spark-submit) for each of the last two days as its delivery lands, publishing the champion's predictions;
+#   4. run the nightly DAG in Airflow (`airflow dags test`: SQLite metadata in ./airflow_home, its Spark tasks
+#      clients of the run's Spark Connect server) for each of the last two days as its delivery lands, publishing the champion's predictions;
 #   5. print what people want to see: rows and quarantine per stage, the champion against the baselines with
 #      intervals, top migrations, the inventory and marketing queries, where the reports and Data Docs are, and
 #      how to open the Airflow UI on this lake.
@@ -43,6 +44,16 @@ mkdir -p "$IM_LAKE/raw/incoming"
 for ((i = DAYS - NIGHTS; i < DAYS; i++)); do
   mv "$IM_LAKE/raw/events/ingest_date=$(day_after "$START" "$i")" "$IM_LAKE/raw/incoming/"
 done
+# One Spark driver for the whole run: every stage below, and every Spark task of the nights, is a Spark Connect
+# client of it (IM_SPARK_REMOTE), instead of starting and warming a JVM of its own. Stopped when the run ends.
+# It runs long, so with the default JIT and collector, not the quick-start options of short drivers.
+IM_SPARK_DRIVER_JAVA_OPTIONS=-XX:+UseParallelGC IM_SPARK_DRIVER_MEMORY=${IM_SPARK_DRIVER_MEMORY:-4g} \
+  python -m jobs connect-server --port "$CONNECT_PORT" > "$LOGS/connect-server.log" 2>&1 &
+connect_server=$!
+trap 'kill $connect_server 2>/dev/null || true' EXIT
+phase "start a Spark Connect server (sc://127.0.0.1:$CONNECT_PORT)" "$LOGS/connect-wait.log" \
+  python -m jobs connect-server --port "$CONNECT_PORT" --ready-within 120
+export IM_SPARK_REMOTE=sc://127.0.0.1:$CONNECT_PORT
 # A history's first week has no trailing week to compare volumes with, and a store's history may hold closed
 # days: a backfill reports volume anomalies with their dates and goes on.
 phase "ingest the history: one pass over the folder" "$LOGS/history-ingest.log" \
