@@ -11,20 +11,6 @@ from jobs.core.config import PipelineConfig
 UTC = dt.timezone.utc
 
 
-# Under ``pytest -n 2`` (pytest.ini) each worker process builds the session fixtures it needs. The tests that use
-# the trained, scored lake run in one worker and those that use the trained lake alone in the other, so each of
-# those expensive families is built once per worker that needs it, and the two longest families run side by side
-# (xdist's loadgroup: a group is one unit of work; the groups with most tests are handed out first).
-FIXTURE_GROUPS = (("scored_lake", "scored"), ("trained_version", "trained"), ("model_lake", "trained"))
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        group = next((name for fixture, name in FIXTURE_GROUPS if fixture in item.fixturenames), None)
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(scope="session")
 def spark():
     from jobs.core.spark import build_spark
