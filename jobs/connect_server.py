@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from jobs.core.config import PipelineConfig
+from jobs.core.errors import PipelineError
 
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 DEFAULT_PORT = 15002
@@ -32,13 +33,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="interface to listen on (default the loopback: the lake is open to any client)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"gRPC port (default {DEFAULT_PORT})")
+    parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="one more Spark setting for the server (repeatable), e.g. spark.cores.max=8 on a cluster")
     parser.add_argument("--dry-run", action="store_true", help="print the spark-submit command and exit")
     parser.add_argument("--ready-within", type=float, metavar="SECONDS",
                         help="start nothing: wait until a server on --host/--port answers a query with Delta's "
                              "extension on, for at most SECONDS (exit 1 if none does)")
 
 
-def server_command(config: PipelineConfig, host: str, port: int) -> list[str]:
+def server_command(config: PipelineConfig, host: str, port: int, extra: list[str] = ()) -> list[str]:
     """The spark-submit command line of the server: the stages' master, memory, JVM options and Delta
     connector (jobs/core/classpath.py), and the session settings they would set on a driver of their own."""
     import pyspark
@@ -55,6 +58,11 @@ def server_command(config: PipelineConfig, host: str, port: int) -> list[str]:
     command = [str(Path(pyspark.__file__).parent / "bin" / "spark-submit"), "--class", SERVER_CLASS,
                "--name", "interest-migration-connect", "--master", config.spark_master,
                "--driver-memory", config.spark_driver_memory, "--jars", ",".join(delta_jars())]
+    for setting in extra:
+        key, equals, value = setting.partition("=")
+        if not equals or not key.strip():
+            raise PipelineError(f"--conf takes KEY=VALUE, got {setting!r}")
+        conf[key.strip()] = value
     for key, value in conf.items():
         command += ["--conf", f"{key}={value}"]
     return command
@@ -95,7 +103,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> None:
         wait_until_ready(args.host, args.port, args.ready_within)
         print(f"Spark Connect server ready on sc://{args.host}:{args.port}")
         return
-    command = server_command(config, args.host, args.port)
+    command = server_command(config, args.host, args.port, args.conf)
     if args.dry_run:
         print(" ".join(command))
         return

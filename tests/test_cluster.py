@@ -1,15 +1,16 @@
-"""The nightly stages on a real Spark standalone cluster: a master and two 1-core workers on this machine.
+"""The nightly stages on a real Spark standalone cluster: a master and two workers on this machine.
 
 The cluster is started from the project's own pyspark (``bin/spark-class``,
 as ``docs``/the README's cluster command does) and every stage is submitted
 to it with ``spark-submit --master spark://...``, the Delta jars passed as the
-DAG passes them. On the data of the suite's local-mode lake (``model_lake``:
+DAG passes them, or run as a client of a Spark Connect server whose executors
+are on the cluster (``python -m jobs connect-server`` with ``IM_SPARK_MASTER``). On the data of the suite's local-mode lake (``model_lake``:
 300 generated users, eight days: few enough to be quick, enough for training
 at a one-day horizon to have train cutoffs, a validation cutoff and three
 test origins, and free, since the suite builds that lake anyway), ingest, dedupe,
 sessionize and features must give the same tables as the local run; training runs with ``--launcher
 spark``, one TensorFlow worker per barrier task, and the two tasks must run on
-two different executors (one per Spark worker, since each has one core);
+two different executors (one core each);
 scoring must publish a prediction for every active user.
 """
 from __future__ import annotations
@@ -53,7 +54,7 @@ def _alive_workers(webui: int) -> int:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """``spark://127.0.0.1:PORT`` of a running master with two registered 1-core workers; stopped after."""
+    """``spark://127.0.0.1:PORT`` of a running master with two registered workers; stopped after."""
     folder = tmp_path_factory.mktemp("cluster")
     env = {**os.environ, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(ROOT),
            "SPARK_LOG_DIR": str(folder / "logs"), "PYSPARK_PYTHON": sys.executable}
@@ -62,7 +63,9 @@ def cluster(tmp_path_factory):
     commands = [["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
                  "--webui-port", str(webui)]]
     for i in range(2):
-        commands.append(["org.apache.spark.deploy.worker.Worker", "--cores", "1", "--memory", "3g",
+        # Two cores each (on a 2-core machine: over-subscribed, which only a benchmark would mind): one for the
+        # Spark Connect server's executor, one for the training application's barrier task.
+        commands.append(["org.apache.spark.deploy.worker.Worker", "--cores", "2", "--memory", "3g",
                          "--host", "127.0.0.1", "--webui-port", str(_free_port()),
                          "--work-dir", str(folder / f"worker-{i}"), master])
     processes = []
@@ -114,6 +117,39 @@ def _submit(cluster: dict, *args: str) -> str:
     return result.stdout
 
 
+@pytest.fixture(scope="module")
+def connect_on_cluster(cluster, tmp_path_factory):
+    """A Spark Connect server (``python -m jobs connect-server``) whose executors run on the cluster, one core on
+    each worker; its ``sc://`` address."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("connect") / "server.log"
+    env = {**cluster["env"], "IM_SPARK_MASTER": cluster["master"], "IM_SPARK_DRIVER_MEMORY": "1g",
+           "IM_SHUFFLE_PARTITIONS": "2", "IM_SPARK_DRIVER_JAVA_OPTIONS": QUICK_JVM}
+    server_settings = ["--conf", "spark.executor.cores=1", "--conf", "spark.executor.memory=1g", "--conf",
+                       "spark.cores.max=2", "--conf", f"spark.executor.extraJavaOptions={QUICK_JVM}"]
+    with open(log, "w") as out:
+        server = subprocess.Popen([sys.executable, "-m", "jobs", "connect-server", "--port", str(port),
+                                   *server_settings], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    try:
+        ready = subprocess.run([sys.executable, "-m", "jobs", "connect-server", "--port", str(port), "--ready-within",
+                                "180"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert ready.returncode == 0, ready.stdout + ready.stderr + log.read_text()[-3000:]
+        yield f"sc://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def _client(remote: str, *args: str) -> str:
+    """A stage as a client of the Spark Connect server on the cluster (no driver of its own)."""
+    result = subprocess.run([sys.executable, "-m", "jobs", *args], cwd=ROOT, capture_output=True, text=True,
+                            timeout=900, env={**os.environ, "IM_SPARK_REMOTE": remote, "IM_SHUFFLE_PARTITIONS": "2",
+                                              "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, f"{args[0]} failed over Spark Connect:\n{(result.stdout + result.stderr)[-5000:]}"
+    return result.stdout
+
+
 def _canonical(value):
     """Rows as comparable values: maps (props) sorted, nested rows as dicts."""
     if isinstance(value, dict):
@@ -128,16 +164,19 @@ def _table(lake, table: str) -> list:
 
 
 def test_the_nightly_stages_on_a_standalone_cluster_match_local_mode_and_train_on_both_workers(
-        spark, cluster, model_lake, tmp_path):
+        spark, cluster, connect_on_cluster, model_lake, tmp_path):
     lake_root = tmp_path / "lake"
     lake_root.mkdir()
     landing = model_lake / "raw" / "events"
     common = ["--lake", str(lake_root)]
     last = MODEL_AS_OF.isoformat()
+    # Ingest submitted with spark-submit (its driver on this machine, its executors on the workers), as the
+    # DAG submits a stage; the next three as clients of the Spark Connect server, whose executors are there too.
     _submit(cluster, "ingest", *common, "--source", str(landing), "--no-validate")
-    _submit(cluster, "dedupe", *common, "--date", last, "--previous-days", str(MODEL_DAYS - 1), "--no-validate")
-    _submit(cluster, "sessionize", *common, "--date", last, "--previous-days", str(MODEL_DAYS - 1), "--no-validate")
-    _submit(cluster, "features", *common, "--date", last, "--horizon-days", "1", "--train-cutoffs", "2")
+    remote = connect_on_cluster
+    _client(remote, "dedupe", *common, "--date", last, "--previous-days", str(MODEL_DAYS - 1), "--no-validate")
+    _client(remote, "sessionize", *common, "--date", last, "--previous-days", str(MODEL_DAYS - 1), "--no-validate")
+    _client(remote, "features", *common, "--date", last, "--horizon-days", "1", "--train-cutoffs", "2")
 
     local, on_cluster = open_lake(spark, model_lake), open_lake(spark, lake_root)
     for table in DATA_TABLES:
@@ -151,7 +190,7 @@ def test_the_nightly_stages_on_a_standalone_cluster_match_local_mode_and_train_o
     workers = json.loads((registry.version_dir(version) / "run" / "workers.json").read_text())
     assert workers["launcher"] == "spark" and len(set(workers["executors"])) == 2, workers
     registry.set_champion(version, {"reason": "set by the cluster test"})
-    out = _submit(cluster, "score", *common, "--date", last, *SCORE_OPTIONS)
+    out = _client(remote, "score", *common, "--date", last, *SCORE_OPTIONS)
     predictions = on_cluster.read("user_interest_predictions").where(f"score_date = '{last}'")
     assert predictions.count() > 0 and f"score {last}" in out
     assert predictions.select("user_id").distinct().count() == predictions.count()
