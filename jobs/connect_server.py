@@ -74,8 +74,6 @@ def wait_until_ready(host: str, port: int, seconds: float) -> None:
     import socket
     import time
 
-    from jobs.core.errors import PipelineError
-
     deadline = time.monotonic() + seconds
     while True:
         try:

@@ -7,7 +7,8 @@
 #   3. build training sequences, train a Transformer on two TensorFlow workers, evaluate it against the
 #      baselines (it becomes the champion only if it beats the strongest of them by more than noise);
 #   4. run the nightly DAG in Airflow (`airflow dags test`: SQLite metadata in ./airflow_home, its Spark tasks
-#      clients of the run's Spark Connect server) for each of the last two days as its delivery lands, publishing the champion's predictions;
+#      clients of the run's Spark Connect server) for each of the last two days as its delivery lands, publishing
+#      the champion's predictions;
 #   5. print what people want to see: rows and quarantine per stage, the champion against the baselines with
 #      intervals, top migrations, the inventory and marketing queries, where the reports and Data Docs are, and
 #      how to open the Airflow UI on this lake.

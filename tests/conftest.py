@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,11 +22,10 @@ def spark():
     session.stop()
 
 
-@pytest.fixture(scope="session")
-def connect_server(tmp_path_factory):
-    """``sc://127.0.0.1:PORT`` of a Spark Connect server started by ``python -m jobs connect-server`` (as ``make
-    run`` starts one), with the quick-start JVM options of the suite's other drivers; stopped after."""
-    import os
+@contextmanager
+def running_connect_server(env: dict, log: Path, *settings: str):
+    """``sc://127.0.0.1:PORT`` of a Spark Connect server started by ``python -m jobs connect-server [settings]``
+    (as ``make run`` starts one) with ``env``'s IM_* settings, its output in ``log``; stopped on exit."""
     import socket
     import subprocess
     import sys
@@ -33,22 +33,30 @@ def connect_server(tmp_path_factory):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    log = tmp_path_factory.mktemp("connect") / "server.log"
-    env = {**os.environ, "IM_SHUFFLE_PARTITIONS": "2", "IM_SPARK_MASTER": "local[2]", "IM_SPARK_DRIVER_MEMORY": "2g",
-           "IM_SPARK_DRIVER_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"}
+    root = Path(__file__).resolve().parents[1]
     with open(log, "w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "jobs", "connect-server", "--port", str(port)], env=env,
-                                  stdout=out, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1],
-                                  start_new_session=True)
+        server = subprocess.Popen([sys.executable, "-m", "jobs", "connect-server", "--port", str(port), *settings],
+                                  env=env, cwd=root, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        # In a process of its own: this one has the suite's own (classic) Spark session.
+        # In a process of its own: the suite's process has its own (classic) Spark session.
         ready = subprocess.run([sys.executable, "-m", "jobs", "connect-server", "--port", str(port), "--ready-within",
-                                "120"], env=env, capture_output=True, text=True, timeout=300)
+                                "180"], env=env, cwd=root, capture_output=True, text=True, timeout=300)
         assert ready.returncode == 0, ready.stdout + ready.stderr + log.read_text()[-3000:]
         yield f"sc://127.0.0.1:{port}"
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def connect_server(tmp_path_factory):
+    """A local Spark Connect server with the quick-start JVM options of the suite's other drivers."""
+    import os
+
+    env = {**os.environ, "IM_SHUFFLE_PARTITIONS": "2", "IM_SPARK_MASTER": "local[2]", "IM_SPARK_DRIVER_MEMORY": "2g",
+           "IM_SPARK_DRIVER_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"}
+    with running_connect_server(env, tmp_path_factory.mktemp("connect") / "server.log") as address:
+        yield address
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ import pytest
 
 from jobs.core.classpath import driver_java_options, spark_submit_arguments
 from jobs.core.lake import open_lake
-from tests.conftest import MODEL_AS_OF, MODEL_DAYS, SCORE_OPTIONS, TINY_TRAINING
+from tests.conftest import MODEL_AS_OF, MODEL_DAYS, SCORE_OPTIONS, TINY_TRAINING, running_connect_server
 
 ROOT = Path(__file__).resolve().parents[1]
 SPARK_HOME = Path(pyspark.__file__).parent
@@ -121,24 +121,12 @@ def _submit(cluster: dict, *args: str) -> str:
 def connect_on_cluster(cluster, tmp_path_factory):
     """A Spark Connect server (``python -m jobs connect-server``) whose executors run on the cluster, one core on
     each worker; its ``sc://`` address."""
-    port = _free_port()
-    log = tmp_path_factory.mktemp("connect") / "server.log"
     env = {**cluster["env"], "IM_SPARK_MASTER": cluster["master"], "IM_SPARK_DRIVER_MEMORY": "1g",
            "IM_SHUFFLE_PARTITIONS": "2", "IM_SPARK_DRIVER_JAVA_OPTIONS": QUICK_JVM}
-    server_settings = ["--conf", "spark.executor.cores=1", "--conf", "spark.executor.memory=1g", "--conf",
-                       "spark.cores.max=2", "--conf", f"spark.executor.extraJavaOptions={QUICK_JVM}"]
-    with open(log, "w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "jobs", "connect-server", "--port", str(port),
-                                   *server_settings], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
-    try:
-        ready = subprocess.run([sys.executable, "-m", "jobs", "connect-server", "--port", str(port), "--ready-within",
-                                "180"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
-        assert ready.returncode == 0, ready.stdout + ready.stderr + log.read_text()[-3000:]
-        yield f"sc://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
+    settings = ["--conf", "spark.executor.cores=1", "--conf", "spark.executor.memory=1g", "--conf",
+                "spark.cores.max=2", "--conf", f"spark.executor.extraJavaOptions={QUICK_JVM}"]
+    with running_connect_server(env, tmp_path_factory.mktemp("connect") / "server.log", *settings) as address:
+        yield address
 
 
 def _client(remote: str, *args: str) -> str:
