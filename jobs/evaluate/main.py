@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import json
 
 import numpy as np
 from pyspark.sql import functions as F
@@ -32,6 +33,10 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     as_of = args.date or dt.date.fromisoformat(metadata["as_of_date"])
     lake = open_stage_lake(config, "evaluate", USER_SEQUENCES, made_by="features")
     with record_run(lake, "evaluate", as_of) as run_metrics:
+        done = _already_evaluated(registry, version, metadata, as_of) if args.promote else None
+        if done is not None:
+            run_metrics.details = {"version": version, "already_decided": True, **metadata.get("metrics", {})}
+            return done
         splits = _read_splits(lake, as_of, args.max_users)
         _refuse_seen_labels(version, metadata, splits[TEST])
         candidate = load_version(registry.version_dir(version))
@@ -95,6 +100,23 @@ def settle_decision(registry: Registry, version: str, decide_now) -> dict:
     if decision["promoted"] and registry.champion() == decision["previous_champion"]:
         registry.set_champion(version, decision)
     return decision
+
+
+def _already_evaluated(registry: Registry, version: str, metadata: dict, as_of: dt.date) -> dict | None:
+    """A retried evaluate of a version already decided on this as-of date, with its report written: the recorded
+    decision is settled (the champion pointer moved if the crash came between the two writes) and the report's
+    metrics returned, without the minutes of scoring every origin again. ``None`` when anything is missing."""
+    metrics_file = registry.version_dir(version) / "report" / "metrics.json"
+    decision = registry.decision_for(version)
+    if decision is None or metadata.get("status") != "evaluated" or not metrics_file.is_file():
+        return None
+    metrics = json.loads(metrics_file.read_text())
+    if metrics.get("as_of_date") != as_of.isoformat():
+        return None
+    metrics["promotion"] = settle_decision(registry, version, lambda: decision)
+    print(f"evaluate {version}: already decided on {as_of} ({decision['reason']}); "
+          f"report: {metrics_file.parent / 'report.html'}")
+    return metrics
 
 
 def _version(args, registry: Registry) -> str:
