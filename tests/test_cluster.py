@@ -177,6 +177,8 @@ def test_the_nightly_stages_on_a_standalone_cluster_match_local_mode_and_train_o
     version = registry.latest()
     workers = json.loads((registry.version_dir(version) / "run" / "workers.json").read_text())
     assert workers["launcher"] == "spark" and len(set(workers["executors"])) == 2, workers
+    assert registry.metadata(version)["training"]["launcher"] == "spark"
+    assert (registry.version_dir(version) / "saved_model" / "saved_model.pb").is_file()
     registry.set_champion(version, {"reason": "set by the cluster test"})
     out = _client(remote, "score", *common, "--date", last, *SCORE_OPTIONS)
     predictions = on_cluster.read("user_interest_predictions").where(f"score_date = '{last}'")
