@@ -94,6 +94,35 @@ def run_jobs_isolated(*args: str) -> tuple[int, str, str]:
     return result.returncode, result.stdout, result.stderr
 
 
+# Three nights of 1,500 generated users with every fault type, run as the DAG runs them: the end-to-end tests
+# work on it, the quality-gate tests on a copy.
+NIGHTLY_DAYS = [dt.date(2024, 11, 1) + dt.timedelta(days=d) for d in range(3)]
+
+
+@pytest.fixture(scope="session")
+def nightly_lake(spark, tmp_path_factory) -> Path:
+    """Each night ingests its landing partition, re-runs the previous date (its late events just arrived) and
+    publishes its own, every stage validating before it publishes; the first night's previous date is empty."""
+    root = tmp_path_factory.mktemp("nightly") / "lake"
+    lake = ["--lake", str(root)]
+    assert run_jobs("generate", *lake, "--users", "1500", "--days", str(len(NIGHTLY_DAYS)),
+                    "--start-date", NIGHTLY_DAYS[0].isoformat(), "--seed", "11")[0] == 0
+    for day in NIGHTLY_DAYS:
+        for stage, extra in (("ingest", []), ("dedupe", ["--previous-days", "1"]),
+                             ("sessionize", ["--previous-days", "1"])):
+            code, out, err = run_jobs(stage, *lake, "--date", day.isoformat(), *extra)
+            assert code == 0, err
+            assert "validate " in out  # the producing stage ran its suite before publishing
+    return root
+
+
+def copy_of(lake: Path, folder: Path) -> Path:
+    """A copy of a shared lake that a test module may change."""
+    import shutil
+
+    return Path(shutil.copytree(lake, folder / "lake"))
+
+
 # The tiny generated lake the model and scoring tests share: 300 users over 8 days, H = 1: three test origins,
 # a validation and two train cutoffs with two days of history each (models/cutoffs.py).
 MODEL_START, MODEL_DAYS = dt.date(2024, 10, 1), 8

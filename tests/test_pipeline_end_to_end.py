@@ -1,9 +1,9 @@
 """Generate -> ingest -> dedupe -> sessionize on small generated data with every fault type.
 
-Runs the real stages through the real command line (in-process, sharing the
-test Spark session), in nightly order: each night ingests its landing
-partition, re-runs the previous date (its late events just arrived), then
-publishes its own date. Checks reconciliation against ``pipeline_runs`` and
+On the suite's ``nightly_lake`` (tests/conftest.py): the real
+stages run through the real command line (in-process, sharing the test Spark
+session), in nightly order: each night ingests its landing partition, re-runs
+the previous date (its late events just arrived), then publishes its own date. Checks reconciliation against ``pipeline_runs`` and
 that re-running a date leaves every table identical.
 """
 from __future__ import annotations
@@ -19,8 +19,9 @@ import pytest
 
 from jobs.cli import main as jobs_main
 from jobs.core.lake import open_lake
+from tests.conftest import NIGHTLY_DAYS
 
-DAYS = [dt.date(2024, 11, 1) + dt.timedelta(days=d) for d in range(3)]
+DAYS = NIGHTLY_DAYS
 FAULT_REASONS = {
     "malformed_json", "missing_user_id", "missing_item_id", "missing_event_type", "missing_event_time",
     "missing_category", "invalid_user_id", "invalid_item_id", "unknown_event_type", "unparseable_event_time",
@@ -35,13 +36,6 @@ def jobs(*args: str) -> str:
     return out.getvalue()
 
 
-def nightly(lake: str, day: dt.date) -> None:
-    """As the DAG runs a night, the first one included: its previous date has no events yet."""
-    jobs("ingest", "--lake", lake, "--date", day.isoformat())
-    jobs("dedupe", "--lake", lake, "--date", day.isoformat(), "--previous-days", "1")
-    jobs("sessionize", "--lake", lake, "--date", day.isoformat(), "--previous-days", "1")
-
-
 def snapshot(lake, table: str) -> list[tuple]:
     def plain(value):
         return tuple(sorted(value.items())) if isinstance(value, dict) else value
@@ -50,13 +44,10 @@ def snapshot(lake, table: str) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def pipeline(spark, tmp_path_factory):
-    lake_root = tmp_path_factory.mktemp("e2e") / "lake"
-    jobs("generate", "--lake", str(lake_root), "--users", "1500", "--days", str(len(DAYS)),
-         "--start-date", DAYS[0].isoformat(), "--seed", "11")
-    for day in DAYS:
-        nightly(str(lake_root), day)
-    return lake_root, open_lake(spark, lake_root)
+def pipeline(spark, nightly_lake):
+    """The shared lake itself, not a copy: its quarantined rows name their landing files by path, and the re-runs
+    below compare against them. (The other module on it, tests/jobs/test_validate.py, works on a copy.)"""
+    return nightly_lake, open_lake(spark, nightly_lake)
 
 
 def _runs(lake, stage: str) -> list:

@@ -6,27 +6,19 @@ written and their path printed; ``pipeline_runs`` carries the summary.
 """
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_jobs as run
+from tests.conftest import NIGHTLY_DAYS, copy_of, run_jobs as run
 from jobs.core.lake import open_lake
 
-D1, D2 = dt.date(2024, 11, 1), dt.date(2024, 11, 2)
+D1, D2 = NIGHTLY_DAYS[:2]
 
 
 @pytest.fixture(scope="module")
-def lake_root(spark, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("quality") / "lake"
-    assert run("generate", "--lake", str(root), "--users", "400", "--days", "2", "--start-date", D1.isoformat())[0] == 0
-    for day in (D1, D2):
-        for stage in ("ingest", "dedupe", "sessionize"):
-            code, out, err = run(stage, "--lake", str(root), "--date", day.isoformat())
-            assert code == 0, err
-            assert "validate " in out  # the producing stage ran its suite before publishing
-    return root
+def lake_root(nightly_lake, tmp_path_factory) -> Path:
+    return copy_of(nightly_lake, tmp_path_factory.mktemp("quality"))
 
 
 def _runs(spark, root: Path, stage: str):
