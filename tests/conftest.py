@@ -116,13 +116,6 @@ def nightly_lake(spark, tmp_path_factory) -> Path:
     return root
 
 
-def copy_of(lake: Path, folder: Path) -> Path:
-    """A copy of a shared lake that a test module may change."""
-    import shutil
-
-    return Path(shutil.copytree(lake, folder / "lake"))
-
-
 # The tiny generated lake the model and scoring tests share: 300 users over 8 days, H = 1: three test origins,
 # a validation and two train cutoffs with two days of history each (models/cutoffs.py).
 MODEL_START, MODEL_DAYS = dt.date(2024, 10, 1), 8

@@ -1,10 +1,11 @@
 """Generate -> ingest -> dedupe -> sessionize on small generated data with every fault type.
 
-On the suite's ``nightly_lake`` (tests/conftest.py): the real
-stages run through the real command line (in-process, sharing the test Spark
-session), in nightly order: each night ingests its landing partition, re-runs
-the previous date (its late events just arrived), then publishes its own date. Checks reconciliation against ``pipeline_runs`` and
-that re-running a date leaves every table identical.
+On the suite's ``nightly_lake`` (tests/conftest.py): the real stages run
+through the real command line (in-process, sharing the test Spark session),
+in nightly order: each night ingests its landing partition, re-runs the
+previous date (its late events just arrived), then publishes its own date.
+Checks reconciliation against ``pipeline_runs`` and that re-running a date
+leaves every table identical.
 """
 from __future__ import annotations
 

@@ -6,11 +6,12 @@ written and their path printed; ``pipeline_runs`` carries the summary.
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import NIGHTLY_DAYS, copy_of, run_jobs as run
+from tests.conftest import NIGHTLY_DAYS, run_jobs as run
 from jobs.core.lake import open_lake
 
 D1, D2 = NIGHTLY_DAYS[:2]
@@ -18,7 +19,8 @@ D1, D2 = NIGHTLY_DAYS[:2]
 
 @pytest.fixture(scope="module")
 def lake_root(nightly_lake, tmp_path_factory) -> Path:
-    return copy_of(nightly_lake, tmp_path_factory.mktemp("quality"))
+    """A copy of the end-to-end module's lake: the tests below add runs and partitions to theirs."""
+    return Path(shutil.copytree(nightly_lake, tmp_path_factory.mktemp("quality") / "lake"))
 
 
 def _runs(spark, root: Path, stage: str):
