@@ -16,7 +16,9 @@ explanation gives each part's share of the evidence *for* the category:
   "everything beyond the user's own counts of this category", not the
   sequence alone;
 
-so "72% own habits" means the user keeps doing this, "0% own habits" that
+(the fallback champion, ``models/shallow_model.py``, splits its regression's
+logit the same way: the terms of the user's own history with the category,
+and the rest), so "72% own habits" means the user keeps doing this, "0% own habits" that
 the model expects it from the rest of the user's behaviour and what is
 popular; "new to the user" marks a category absent from their history. With the
 Transformer it also names the recent categories the user's summary attended
@@ -47,6 +49,8 @@ def habit_at_zero(model) -> float:
     """The habit part's logit for a category the user has no history with (all its shares zero)."""
     import tensorflow as tf
 
+    if "shallow_logits" in {layer.name for layer in model.layers}:  # the fallback (models/shallow_model.py)
+        return model.get_layer("shallow_logits").habit_at_zero()
     hidden, logit = model.get_layer("wide_hidden"), model.get_layer("wide_logit")
     zeros = tf.zeros((1, 1, hidden.kernel.shape[0]))
     return float(logit(hidden(zeros))[0, 0, 0])

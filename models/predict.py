@@ -101,11 +101,15 @@ def _rebuilt(folder: Path, config: dict):
     model has and the saved one lacks fails the load rather than keep its initial value.
     """
     from models.architecture import ARCHITECTURE
+    from models.shallow_model import KIND as SHALLOW, build_shallow_model
     from models.transformer import ModelConfig, build_model
 
-    if config.get("architecture") != ARCHITECTURE:
+    if config.get("kind") == SHALLOW:  # a fallback champion (models/shallow_model.py): always rebuilt
+        model = build_shallow_model(config)
+    elif config.get("architecture") != ARCHITECTURE:
         return None
-    model = build_model(ModelConfig(**config))
+    else:
+        model = build_model(ModelConfig(**config))
     model.load_weights(str(folder / "saved_model" / "variables" / "variables")).assert_existing_objects_matched()
     return model
 
@@ -126,6 +130,7 @@ def limit_threads(threads: int) -> None:
 def load_version(folder: Path) -> LoadedModel:
     import tf_keras as keras
 
+    import models.shallow_model  # noqa: F401  registers the fallback's custom layers for loading
     import models.transformer  # noqa: F401  registers the model's custom layers for loading
 
     metadata = json.loads((folder / "metadata.json").read_text())
