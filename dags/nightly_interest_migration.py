@@ -228,8 +228,9 @@ def interest_migration_nightly():
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def champion_ready() -> bool:
-        """After training: score only if there is a champion (a first candidate that lost to the baselines is
-        not promoted, and predictions worse than the baselines are not published)."""
+        """After training: score only if there is a champion (a candidate that lost to the baselines is not
+        promoted; evaluate then makes the shallow baseline the fallback champion, jobs/evaluate/fallback.py,
+        so there is none only when evaluate did not decide)."""
         from models.registry import Registry
 
         champion = Registry(setting("lake")).champion()

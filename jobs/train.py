@@ -188,6 +188,8 @@ def _warm_start_source(registry: Registry, model_config: dict, mode: str) -> dic
     problem = None
     if champion is None:
         problem = "there is no champion yet"
+    elif registry.metadata(champion)["model"].get("kind") == "shallow":
+        problem = f"champion {champion} is the shallow fallback (no network weights to fine-tune)"
     else:
         theirs = registry.metadata(champion)["model"]
         # Versions from before a key existed had its first value.

@@ -11,8 +11,9 @@ Promote when, pooled over the rolling test origins,
   bound is not below zero) than the strongest migration baseline's or the
   champion's.
 
-A first candidate that only ties the baselines is not promoted: predictions
-no better than counting are not published. Pure Python: ``jobs/evaluate/main.py``
+A first candidate that only ties the baselines is not promoted: its
+predictions are no better than counting. What is served then is the learned
+shallow baseline itself, as a fallback champion (``jobs/evaluate/fallback.py``). Pure Python: ``jobs/evaluate/main.py``
 records the decision and moves the pointer.
 """
 from __future__ import annotations

@@ -100,9 +100,10 @@ class Registry:
         atomic_write(self.version_dir(version) / "metadata.json", json.dumps(metadata, indent=1, default=str))
 
     def latest(self) -> str | None:
-        """The newest trained version: by as-of date, then by run number (``.10`` after ``.9``)."""
-        versions = self.versions()
-        return versions[-1] if versions else None
+        """The newest trained version: by as-of date, then by run number (``.10`` after ``.9``). A fallback
+        champion (``jobs/evaluate/fallback.py``) is fitted by evaluate, not trained: never the latest."""
+        trained = [v for v in self.versions() if "fallback_for" not in self.metadata(v)]
+        return trained[-1] if trained else None
 
     def file_hashes(self, version: str) -> dict[str, str]:
         return file_hashes(self.version_dir(version))

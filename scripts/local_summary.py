@@ -20,9 +20,15 @@ def main(lake: str) -> int:
               "(model_decisions above)" if trained else
               "no champion yet: the lake was too young to train on (see choose_training in the DAG's logs)")
         return 0
-    report = registry.version_dir(champion) / "report" / "metrics.json"
+    judged = registry.metadata(champion).get("fallback_for")
+    if judged:
+        # A fallback champion (jobs/evaluate/fallback.py) has no report of its own: the candidate's, in which it
+        # is the "shallow" row, says why it is served.
+        print(f"champion {champion}: the shallow baseline, served because trained candidate {judged} did not beat "
+              "it by more than noise; that evaluation (model = the candidate):")
+    report = registry.version_dir(judged or champion) / "report" / "metrics.json"
     metrics = json.loads(report.read_text())
-    print(f"champion {champion}: test origins {', '.join(metrics['test_cutoffs'])}, horizon "
+    print(f"{'evaluated' if judged else 'champion'} {judged or champion}: test origins {', '.join(metrics['test_cutoffs'])}, horizon "
           f"{metrics['horizon_days']} days, {sum(metrics['test_users'].values()):,} user-origins, "
           f"{sum(metrics['migrating_users'].values()):,} moving into a new category")
     for group, label in (("all", "NDCG@10"), ("migration", "migration Recall@10")):

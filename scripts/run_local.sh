@@ -67,7 +67,7 @@ phase "features: training sequences as of $HISTORY_END" "$LOGS/features-train.lo
   jobs features --date "$HISTORY_END" --mode train
 phase "train: a Transformer on 2 TensorFlow workers" "$LOGS/train.log" jobs train --date "$HISTORY_END"
 phase "evaluate: against the baselines, promote if it wins" "$LOGS/evaluate.log" jobs evaluate --date "$HISTORY_END"
-sed -n 's/^ *\(\(promoted\|kept\) .*\)/  evaluate: \1/p' "$LOGS/evaluate.log" | cut -c1-160
+sed -n 's/^ *\(\(promoted\|kept\|fallback\) .*\)/  evaluate: \1/p' "$LOGS/evaluate.log" | cut -c1-160
 phase "airflow db migrate (SQLite in $AIRFLOW_HOME)" "$LOGS/db-migrate.log" airflow db migrate
 
 for ((i = DAYS - NIGHTS; i < DAYS; i++)); do

@@ -3,9 +3,9 @@
 # of events into ./lake, then run the nightly DAG with `airflow dags test` for
 # each day in order (SQLite metadata in ./airflow_home, local Spark through
 # spark-submit, the local lake). The first day with enough history trains and
-# evaluates a candidate; while no candidate has beaten the baselines there is
-# no champion, so each night retrains (on one more day of data) and publishes
-# nothing; once one is promoted, every night scores and publishes. Then a
+# evaluates a candidate; when it does not beat the baselines, the shallow baseline
+# fitted beside it is the fallback champion (jobs/evaluate/fallback.py) until a
+# weekly retrain's candidate does; every night from then on scores and publishes. Then a
 # summary and one downstream query.
 # Override with LAKE=dir DAYS=n USERS=n START=YYYY-MM-DD HORIZON=days.
 set -euo pipefail

@@ -14,6 +14,7 @@ from jobs.core.errors import PipelineError
 from jobs.core.runs import record_run
 from jobs.core.stage import open_stage_lake
 from jobs.core.tables import EVENTS, USER_SEQUENCES
+from jobs.evaluate import fallback
 from models import baselines, oracle
 from models.cutoffs import TEST, TRAIN, VALIDATION
 from models.evaluation import (Origin, classification_views, inventory_forecast, marketing_segments, ranking)
@@ -73,9 +74,18 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
             "inventory": inventory_forecast(origins), "marketing": marketing_segments(origins),
             "explanations": origins[-1].examples or [],
         }
-        decision = settle_decision(registry, version, lambda: decide(version, champion, results, cutoffs)) \
-            if args.promote else None
-        metrics["promotion"] = decision
+        if args.promote:
+            pending = registry.decision_for(version) or decide(version, champion, results, cutoffs)
+            # The fallback's files land before the candidate's decision is recorded: a retry that finds the
+            # decision also finds them (jobs/evaluate/fallback.py).
+            backup = fallback.register(registry, version, metadata, shallow, candidate.vocabulary,
+                                       _fallback_metrics(results)) \
+                if fallback.wanted(registry, pending, metadata) else None
+            metrics["promotion"] = settle_decision(registry, version, lambda: pending)
+            if backup is not None:
+                metrics["fallback"] = _settle_fallback(registry, backup, metrics["promotion"])
+        else:
+            metrics["promotion"] = None
         page = write_report(registry.version_dir(version) / "report", metrics)
         metadata.update(status="evaluated", metrics=_summary(metrics))
         registry.write_metadata(version, metadata)
@@ -102,6 +112,17 @@ def settle_decision(registry: Registry, version: str, decide_now) -> dict:
     return decision
 
 
+def _settle_fallback(registry: Registry, backup: str, candidate_decision: dict) -> dict:
+    """The fallback's own decision, recorded once, with the pointer moved from the champion it replaces."""
+    return settle_decision(registry, backup, lambda: fallback.decision(backup, candidate_decision))
+
+
+def _fallback_metrics(results: dict) -> dict:
+    """The shallow baseline's pooled test metrics, as its version's metadata carries them."""
+    return {"ndcg@10": round(results["all"]["pooled"]["shallow"]["ndcg@10"], 4),
+            "migration_recall@10": round(results["migration"]["pooled"]["shallow"]["recall@10"], 4)}
+
+
 def _already_evaluated(registry: Registry, version: str, metadata: dict, as_of: dt.date) -> dict | None:
     """A retried evaluate of a version already decided on this as-of date, with its report written: the recorded
     decision is settled (the champion pointer moved if the crash came between the two writes) and the report's
@@ -114,6 +135,9 @@ def _already_evaluated(registry: Registry, version: str, metadata: dict, as_of: 
     if metrics.get("as_of_date") != as_of.isoformat():
         return None
     metrics["promotion"] = settle_decision(registry, version, lambda: decision)
+    backup = fallback.registered_for(registry, version)
+    if backup is not None:
+        metrics["fallback"] = _settle_fallback(registry, backup, metrics["promotion"])
     print(f"evaluate {version}: already decided on {as_of} ({decision['reason']}); "
           f"report: {metrics_file.parent / 'report.html'}")
     return metrics
@@ -353,4 +377,6 @@ def _print(metrics: dict, page) -> None:
           f"new category {summary['new_category_ece']:.4f}")
     if metrics.get("promotion"):
         print(f"  {metrics['promotion']['reason']}")
+    if metrics.get("fallback"):
+        print(f"  {metrics['fallback']['reason']}")
     print(f"  report: {page}")

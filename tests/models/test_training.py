@@ -81,19 +81,29 @@ def test_evaluate_writes_the_report_and_records_the_promotion_decision(spark, la
     page = (report / "report.html").read_text()
     assert "<svg" in page and metrics["explanations"][0]["explanation"].split(" ")[0] in page
     decisions = spark.read.format("delta").load(str(lake_root / "model_decisions")).orderBy("decided_at").collect()
-    assert decisions[-1]["candidate"] == trained and decisions[-1]["reason"]
-    assert decisions[-1]["test_origins"] == ",".join(metrics["test_cutoffs"])
-    assert decisions[-1]["baseline_low"] <= decisions[-1]["baseline_difference"] <= decisions[-1]["baseline_high"]
+    own = decisions[0]
+    assert own["candidate"] == trained and own["reason"]
+    assert own["test_origins"] == ",".join(metrics["test_cutoffs"])
+    assert own["baseline_low"] <= own["baseline_difference"] <= own["baseline_high"]
     registry = Registry(lake_root)
-    assert (registry.champion() == trained) == decisions[-1]["promoted"]
-    # A retry of the same task: the recorded decision stands, none is added, the pointer is where it was, and
+    if own["promoted"]:
+        assert registry.champion() == trained and len(decisions) == 1
+    else:
+        # Not promoted, and no champion before: the shallow baseline fitted beside it is served instead
+        # (jobs/evaluate/fallback.py), with a decision row of its own that names the candidate.
+        backup = registry.champion()
+        assert backup != trained and registry.metadata(backup)["fallback_for"] == trained
+        assert [(d["candidate"], d["promoted"]) for d in decisions] == [(trained, False), (backup, True)]
+        assert decisions[1]["reason"].startswith(f"fallback {backup}") and trained in decisions[1]["reason"]
+        assert f"fallback {backup}" in out and registry.latest() == trained
+    # A retry of the same task: the recorded decisions stand, none is added, the pointer is where it was, and
     # the origins are not scored again.
     pointer = registry.champion()
     code, out, err = run_jobs_isolated("evaluate", "--lake", str(lake_root), "--version", trained)
     assert code == 0, err
-    assert f"already decided on {metrics['as_of_date']}" in out and decisions[-1]["reason"] in out
-    again = spark.read.format("delta").load(str(lake_root / "model_decisions")).where(f"candidate = '{trained}'")
-    assert again.count() == 1 and registry.champion() == pointer
+    assert f"already decided on {metrics['as_of_date']}" in out and own["reason"] in out
+    again = spark.read.format("delta").load(str(lake_root / "model_decisions"))
+    assert again.count() == len(decisions) and registry.champion() == pointer
 
 
 def test_a_killed_worker_resumes_from_the_last_checkpoint(lake_root, trained):
