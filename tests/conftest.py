@@ -10,24 +10,6 @@ import pytest
 from jobs.core.config import PipelineConfig
 
 UTC = dt.timezone.utc
-# The suite runs on both cores (pytest-xdist, pytest.ini): each module's tests go to one worker, and modules
-# that share a session lake go to the same one, so that each lake is built once (the trained lake twice at most:
-# once for the scoring tests, once for the training ones, which balances the two workers).
-SHARED_LAKES = {"scored_lake": "scored", "trained_version": "trained", "model_lake": "trained",
-                "nightly_lake": "nightly"}
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(config, items):
-    groups: dict[str, str] = {}
-    for item in items:  # a module's group: the first of SHARED_LAKES any of its tests uses, else its own name
-        module = item.module.__name__
-        uses = [SHARED_LAKES[name] for name in SHARED_LAKES if name in getattr(item, "fixturenames", ())]
-        current = groups.get(module, module)
-        order = list(dict.fromkeys(SHARED_LAKES.values()))
-        groups[module] = min([current, *uses], key=lambda g: order.index(g) if g in order else len(order))
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(groups[item.module.__name__]))
 
 
 @pytest.fixture(scope="session")
