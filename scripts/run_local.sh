@@ -38,6 +38,16 @@ FIRST_NIGHT=$(day_after "$START" $((DAYS - NIGHTS)))
 echo "== $USERS users, $DAYS days from $START into $IM_LAKE: history through $HISTORY_END, then the nights" \
      "$FIRST_NIGHT..$LAST through Airflow"
 rm -rf "$IM_LAKE/raw/incoming"
+# One Spark driver for the whole run: every stage below, and every Spark task of the nights, is a Spark Connect
+# client of it (IM_SPARK_REMOTE), instead of starting and warming a JVM of its own. Stopped when the run ends.
+# It runs long, so with the default JIT and collector, not the quick-start options of short drivers.
+IM_SPARK_DRIVER_JAVA_OPTIONS=-XX:+UseParallelGC IM_SPARK_DRIVER_MEMORY=${IM_SPARK_DRIVER_MEMORY:-4g} \
+  python -m jobs connect-server --port "$CONNECT_PORT" > "$LOGS/connect-server.log" 2>&1 &
+connect_server=$!
+# Airflow's metadata database is made meanwhile too: neither needs the other, and each waits on its own.
+airflow db migrate > "$LOGS/db-migrate.log" 2>&1 &
+db_migrate=$!
+trap 'kill $connect_server 2>/dev/null || true' EXIT
 phase "generate $DAYS days of events" "$LOGS/generate.log" \
   python -m jobs generate --lake "$IM_LAKE" --users "$USERS" --days "$DAYS" --start-date "$START"
 # The nights' deliveries wait aside, and land one at a time before their night.
@@ -45,13 +55,6 @@ mkdir -p "$IM_LAKE/raw/incoming"
 for ((i = DAYS - NIGHTS; i < DAYS; i++)); do
   mv "$IM_LAKE/raw/events/ingest_date=$(day_after "$START" "$i")" "$IM_LAKE/raw/incoming/"
 done
-# One Spark driver for the whole run: every stage below, and every Spark task of the nights, is a Spark Connect
-# client of it (IM_SPARK_REMOTE), instead of starting and warming a JVM of its own. Stopped when the run ends.
-# It runs long, so with the default JIT and collector, not the quick-start options of short drivers.
-IM_SPARK_DRIVER_JAVA_OPTIONS=-XX:+UseParallelGC IM_SPARK_DRIVER_MEMORY=${IM_SPARK_DRIVER_MEMORY:-4g} \
-  python -m jobs connect-server --port "$CONNECT_PORT" > "$LOGS/connect-server.log" 2>&1 &
-connect_server=$!
-trap 'kill $connect_server 2>/dev/null || true' EXIT
 phase "start a Spark Connect server (sc://127.0.0.1:$CONNECT_PORT)" "$LOGS/connect-wait.log" \
   python -m jobs connect-server --port "$CONNECT_PORT" --ready-within 120
 export IM_SPARK_REMOTE=sc://127.0.0.1:$CONNECT_PORT
@@ -68,7 +71,12 @@ phase "features: training sequences as of $HISTORY_END" "$LOGS/features-train.lo
 phase "train: a Transformer on 2 TensorFlow workers" "$LOGS/train.log" jobs train --date "$HISTORY_END"
 phase "evaluate: against the baselines, promote if it wins" "$LOGS/evaluate.log" jobs evaluate --date "$HISTORY_END"
 sed -n 's/^ *\(\(promoted\|kept\|fallback\) .*\)/  evaluate: \1/p' "$LOGS/evaluate.log" | cut -c1-160
-phase "airflow db migrate (SQLite in $AIRFLOW_HOME)" "$LOGS/db-migrate.log" airflow db migrate
+# The metadata database begun at the start: its status, and its log's end if it failed.
+if wait "$db_migrate"; then
+  printf '%-58s %5s  %s\n' "airflow db migrate (SQLite in $AIRFLOW_HOME), in the background" "done" "$LOGS/db-migrate.log"
+else
+  echo "airflow db migrate failed; the end of $LOGS/db-migrate.log:"; tail -20 "$LOGS/db-migrate.log"; exit 1
+fi
 
 for ((i = DAYS - NIGHTS; i < DAYS; i++)); do
   day=$(day_after "$START" "$i")

@@ -10,7 +10,9 @@ know. The baselines are fitted on the training cutoffs and tuned on the
 validation cutoff (``models.baselines``, ``models.shallow``). Writes
 ``metrics.json`` and ``report.html`` into the version's ``report/`` folder,
 then (unless ``--no-promote``) applies ``models.promotion``'s gate; every
-decision goes to ``model_decisions``.
+decision goes to ``model_decisions``. A candidate that is not promoted, with no
+champion (or an older fallback one), leaves the shallow baseline fitted beside
+it as the fallback champion (``jobs/evaluate/fallback.py``).
 
 Which version: ``--version``, or the one a pipeline run trained
 (``--run-id``, as the DAG passes it), or the newest trained.
