@@ -96,18 +96,19 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
             raise PipelineError(f"no validation sequences in user_sequences for as_of_date {as_of}: "
                                 f"run features --date {as_of} --mode train again")
         vocabulary = _fit_vocabulary(train.unionByName(validation))
-        version = registry.new_version(as_of)
-        folder = registry.version_dir(version)
-        run_dir = folder / "run"
-        shard_rows = _write_shards(train, run_dir / "shards", "train", args.workers, args.seed)
-        validation_rows = _write_shards(validation, run_dir / "shards", "validation", args.workers, args.seed)
         shape = train.select("sequence_length", "history_days", "horizon_days").first()
         length = int(shape["sequence_length"])
         model_config = {"vocabulary_size": vocabulary.size, "sequence_length": length, "d_model": args.d_model,
                         "heads": args.heads, "blocks": args.blocks, "feed_forward": 2 * args.d_model,
                         "encoder": args.encoder, "inputs_version": INPUTS_VERSION, "architecture": ARCHITECTURE}
         threads = max(1, (os.cpu_count() or 1) // args.workers)
+        # Before a version folder or a shard exists: a refused warm start leaves nothing behind.
         warm_start = _warm_start_source(registry, model_config, args.warm_start)
+        version = registry.new_version(as_of)
+        folder = registry.version_dir(version)
+        run_dir = folder / "run"
+        shard_rows = _write_shards(train, run_dir / "shards", "train", args.workers, args.seed)
+        validation_rows = _write_shards(validation, run_dir / "shards", "validation", args.workers, args.seed)
         spec = {"model": model_config, "epochs": args.epochs, "patience": args.patience, "batch_size": args.batch_size,
                 "learning_rate": args.learning_rate, "seed": args.seed, "checkpoint_every_steps": args.checkpoint_every,
                 "rows_per_shard": shard_rows, "validation_rows_per_shard": validation_rows,

@@ -73,7 +73,7 @@ phase "evaluate: against the baselines, promote if it wins" "$LOGS/evaluate.log"
 sed -n 's/^ *\(\(promoted\|kept\|fallback\) .*\)/  evaluate: \1/p' "$LOGS/evaluate.log" | cut -c1-160
 # The metadata database begun at the start: its status, and its log's end if it failed.
 if wait "$db_migrate"; then
-  printf '%-58s %5s  %s\n' "airflow db migrate (SQLite in $AIRFLOW_HOME), in the background" "done" "$LOGS/db-migrate.log"
+  printf '%-58s %5s  %s\n' "airflow db migrate (SQLite, begun at the start)" "done" "$LOGS/db-migrate.log"
 else
   echo "airflow db migrate failed; the end of $LOGS/db-migrate.log:"; tail -20 "$LOGS/db-migrate.log"; exit 1
 fi

@@ -168,9 +168,11 @@ def test_a_warm_started_version_fine_tunes_the_champion(lake_root, trained):
         metrics = json.loads((registry.version_dir(version) / "report" / "metrics.json").read_text())
         champion = metrics["ranking"]["all"]["intervals"]["champion"]
         assert champion["rows"] > 0 and champion["origins"] == metrics["test_cutoffs"]
+        folders = sorted((registry.root / "versions").iterdir())
         code, out, err = run("train", "--lake", str(lake_root), "--date", AS_OF.isoformat(), "--warm-start",
                              "--encoder", "lstm", *TINY)
         assert code == 1 and "another architecture encoder transformer (here lstm)" in err
+        assert sorted((registry.root / "versions").iterdir()) == folders  # refused before any folder or shard
         # auto: the same mismatch trains from scratch instead (no champion to start from), and says so. The
         # choice is train's own function; what a from-scratch run does is the rest of this module's subject.
         from jobs.train import _warm_start_source
