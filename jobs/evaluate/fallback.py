@@ -36,9 +36,13 @@ def is_fallback(metadata: dict) -> bool:
     return metadata.get("model", {}).get("kind") == KIND
 
 
-def wanted(registry: Registry, decision: dict, candidate_metadata: dict) -> bool:
-    """Whether this decision (not yet promoting its candidate) should leave a fallback champion."""
-    if decision["promoted"] or is_fallback(candidate_metadata):
+def wanted(registry: Registry, decision: dict, candidate_metadata: dict, as_of: dt.date) -> bool:
+    """Whether this decision (not yet promoting its candidate) should leave a fallback champion.
+
+    Only an evaluation on the candidate's own as-of date: the regression is then fitted on the cutoffs the
+    candidate trained on, and the candidate's training window (which the fallback inherits) is its own.
+    """
+    if decision["promoted"] or is_fallback(candidate_metadata) or as_of.isoformat() != candidate_metadata["as_of_date"]:
         return False
     champion = decision["previous_champion"]
     if champion is None:

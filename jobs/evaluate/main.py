@@ -80,7 +80,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
             # decision also finds them (jobs/evaluate/fallback.py).
             backup = fallback.register(registry, version, metadata, shallow, candidate.vocabulary,
                                        _fallback_metrics(results)) \
-                if fallback.wanted(registry, pending, metadata) else None
+                if fallback.wanted(registry, pending, metadata, as_of) else None
             metrics["promotion"] = settle_decision(registry, version, lambda: pending)
             if backup is not None:
                 metrics["fallback"] = _settle_fallback(registry, backup, metrics["promotion"])

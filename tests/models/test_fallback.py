@@ -127,15 +127,18 @@ def test_a_fallback_replaces_no_champion_or_an_older_fallback_never_a_trained_mo
     registry = Registry(tmp_path)
     old_candidate, old_metadata = _candidate(registry, "2024-10-01")
     candidate, metadata = _candidate(registry, "2024-10-08")
-    assert fallback.wanted(registry, _decision(False, None), metadata)
-    assert not fallback.wanted(registry, _decision(True, None), metadata)
+    day, old_day = dt.date(2024, 10, 8), dt.date(2024, 10, 1)
+    assert fallback.wanted(registry, _decision(False, None), metadata, day)
+    assert not fallback.wanted(registry, _decision(True, None), metadata, day)
+    # Evaluated on a later date: the regression would be fitted on cutoffs the candidate never saw.
+    assert not fallback.wanted(registry, _decision(False, None), metadata, day + dt.timedelta(days=1))
     # A trained champion beat the baselines when it was promoted: only the gate replaces it.
-    assert not fallback.wanted(registry, _decision(False, old_candidate), metadata)
+    assert not fallback.wanted(registry, _decision(False, old_candidate), metadata, day)
     older = fallback.register(registry, old_candidate, old_metadata, shallow, VOCAB, {})
-    assert fallback.wanted(registry, _decision(False, older), metadata)
+    assert fallback.wanted(registry, _decision(False, older), metadata, day)
     newer = fallback.register(registry, candidate, metadata, shallow, VOCAB, {})
-    assert not fallback.wanted(registry, _decision(False, newer), old_metadata)  # never an older one
-    assert not fallback.wanted(registry, _decision(False, None), registry.metadata(newer))  # nor of a fallback
+    assert not fallback.wanted(registry, _decision(False, newer), old_metadata, old_day)  # never an older one
+    assert not fallback.wanted(registry, _decision(False, None), registry.metadata(newer), day)  # nor a fallback
     row = fallback.decision(newer, {**_decision(False, older), "candidate": candidate})
     assert row["promoted"] and row["previous_champion"] == older and row["reason"].startswith(f"fallback {newer}")
 
