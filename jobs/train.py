@@ -180,7 +180,7 @@ def _warm_start_source(registry: Registry, model_config: dict, mode: str) -> dic
     ``mode`` never: None; always: the champion, which must exist and have this run's architecture;
     auto: the champion when it does, else None (said in the log: the first model, or a changed architecture).
     """
-    from models.registry import RegistryError, verify_files
+    from models.registry import RegistryError, is_fallback, verify_files
     from models.vocabulary import Vocabulary
 
     if mode == "never":
@@ -189,7 +189,7 @@ def _warm_start_source(registry: Registry, model_config: dict, mode: str) -> dic
     problem = None
     if champion is None:
         problem = "there is no champion yet"
-    elif registry.metadata(champion)["model"].get("kind") == "shallow":
+    elif is_fallback(registry.metadata(champion)):
         problem = f"champion {champion} is the shallow fallback (no network weights to fine-tune)"
     else:
         theirs = registry.metadata(champion)["model"]

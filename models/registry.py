@@ -37,6 +37,8 @@ MODEL_DECISIONS = "model_decisions"
 VERSION_NAME = re.compile(r"^\d{4}-\d{2}-\d{2}\.[1-9]\d{0,5}$")
 # The files that make a version's model: hashed at registration, checked before loading.
 MODEL_FILES = ("saved_model", "vocabulary.json")
+# The metadata key of a fallback champion (jobs/evaluate/fallback.py): the trained candidate it stands in for.
+FALLBACK_FOR = "fallback_for"
 
 
 class RegistryError(ValueError):
@@ -102,7 +104,7 @@ class Registry:
     def latest(self) -> str | None:
         """The newest trained version: by as-of date, then by run number (``.10`` after ``.9``). A fallback
         champion (``jobs/evaluate/fallback.py``) is fitted by evaluate, not trained: never the latest."""
-        trained = [v for v in self.versions() if "fallback_for" not in self.metadata(v)]
+        trained = [v for v in self.versions() if not is_fallback(self.metadata(v))]
         return trained[-1] if trained else None
 
     def file_hashes(self, version: str) -> dict[str, str]:
@@ -148,6 +150,11 @@ class Registry:
         row = {name: [decision.get(name)] for name in DECISIONS_SCHEMA.names}
         write_deltalake(str(self.lake / MODEL_DECISIONS), pa.table(row, schema=DECISIONS_SCHEMA), mode="append",
                         schema_mode="merge")
+
+
+def is_fallback(metadata: dict) -> bool:
+    """A version fitted by evaluate as the fallback champion, not trained."""
+    return FALLBACK_FOR in metadata
 
 
 def file_hashes(folder: Path) -> dict[str, str]:

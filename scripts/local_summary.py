@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from models.registry import Registry
+from models.registry import FALLBACK_FOR, Registry
 
 
 def main(lake: str) -> int:
@@ -20,7 +20,7 @@ def main(lake: str) -> int:
               "(model_decisions above)" if trained else
               "no champion yet: the lake was too young to train on (see choose_training in the DAG's logs)")
         return 0
-    judged = registry.metadata(champion).get("fallback_for")
+    judged = registry.metadata(champion).get(FALLBACK_FOR)
     if judged:
         # A fallback champion (jobs/evaluate/fallback.py) has no report of its own: the candidate's, in which it
         # is the "shallow" row, says why it is served.
@@ -28,7 +28,8 @@ def main(lake: str) -> int:
               "it by more than noise; that evaluation (model = the candidate):")
     report = registry.version_dir(judged or champion) / "report" / "metrics.json"
     metrics = json.loads(report.read_text())
-    print(f"{'evaluated' if judged else 'champion'} {judged or champion}: test origins {', '.join(metrics['test_cutoffs'])}, horizon "
+    print(f"{'evaluated' if judged else 'champion'} {judged or champion}: "
+          f"test origins {', '.join(metrics['test_cutoffs'])}, horizon "
           f"{metrics['horizon_days']} days, {sum(metrics['test_users'].values()):,} user-origins, "
           f"{sum(metrics['migrating_users'].values()):,} moving into a new category")
     for group, label in (("all", "NDCG@10"), ("migration", "migration Recall@10")):

@@ -26,14 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 
-from models.registry import Registry, code_version
-from models.shallow_model import KIND
-
-FALLBACK_FOR = "fallback_for"
-
-
-def is_fallback(metadata: dict) -> bool:
-    return metadata.get("model", {}).get("kind") == KIND
+from models.registry import FALLBACK_FOR, Registry, code_version, is_fallback
 
 
 def wanted(registry: Registry, decision: dict, candidate_metadata: dict, as_of: dt.date) -> bool:
@@ -42,7 +35,9 @@ def wanted(registry: Registry, decision: dict, candidate_metadata: dict, as_of: 
     Only an evaluation on the candidate's own as-of date: the regression is then fitted on the cutoffs the
     candidate trained on, and the candidate's training window (which the fallback inherits) is its own.
     """
-    if decision["promoted"] or is_fallback(candidate_metadata) or as_of.isoformat() != candidate_metadata["as_of_date"]:
+    if decision["promoted"] or is_fallback(candidate_metadata):
+        return False
+    if as_of.isoformat() != candidate_metadata["as_of_date"]:
         return False
     champion = decision["previous_champion"]
     if champion is None:
@@ -62,7 +57,7 @@ def registered_for(registry: Registry, candidate: str) -> str | None:
 def register(registry: Registry, candidate: str, candidate_metadata: dict, shallow, vocabulary,
              metrics: dict) -> str:
     """The fitted ``shallow`` as a version of its own (files, then metadata last: only a whole version lists)."""
-    from models.shallow_model import build_shallow_model, model_config, set_fitted
+    from models.shallow_model import KIND, build_shallow_model, model_config, set_fitted
 
     existing = registered_for(registry, candidate)
     if existing is not None:
