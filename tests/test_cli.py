@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,20 @@ def test_the_command_line_leaves_great_expectations_to_the_stages_that_validate(
              "print('great_expectations' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.stdout.split() == ["False", "True"], result.stderr[-2000:]
+
+
+def test_a_spark_connect_stage_goes_on_while_great_expectations_imports(connect_server, tmp_path):
+    """A client's session is ready in about a second, Great Expectations' import takes about four: the stage's
+    first queries run meanwhile, and the suite waits for the import (jobs.core.stage.open_stage_lake)."""
+    probe = ("import sys; from jobs.core.config import PipelineConfig; from jobs.core import stage; "
+             "lake = stage.open_stage_lake(PipelineConfig(), 'probe', validates=True); "
+             "print(stage._pending_import is not None and stage._pending_import.is_alive()); "
+             "print(lake.spark.range(3).count()); "
+             "from jobs.core.quality import gate; stage.wait_for_validation_imports(); "
+             "print('great_expectations.checkpoint' in sys.modules and 'expectations' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=180,
+                            env={**os.environ, "IM_SPARK_REMOTE": connect_server, "IM_LAKE": str(tmp_path / "lake")})
+    assert result.stdout.split() == ["True", "3", "True"], result.stdout + result.stderr[-2000:]
 
 
 # What a stage's --help and argument parsing may not import: seconds of start-up each (bench/bench_cli.sh times

@@ -51,7 +51,7 @@ def session_conf(config: PipelineConfig) -> dict[str, str]:
 def build_spark(config: PipelineConfig, app_name: str, remote: bool = True) -> SparkSession:
     """Get or create the session for one job run: a client of ``config.spark_remote`` when it is set (and
     ``remote``), else a driver of its own."""
-    if remote and config.spark_remote and not _launched_by_spark_submit():
+    if remote and connects(config):
         return _connect(config, app_name)
     builder = (
         SparkSession.builder.appName(f"interest-migration-{app_name}")
@@ -84,6 +84,12 @@ def build_spark(config: PipelineConfig, app_name: str, remote: bool = True) -> S
     # Starting with every core's worth halved the predictions suite's sample query (bench/bench_score.py).
     spark.conf.set("spark.sql.limit.initialNumPartitions", str(spark.sparkContext.defaultParallelism))
     return spark
+
+
+def connects(config: PipelineConfig) -> bool:
+    """Whether ``build_spark`` gives a Spark Connect client: ``config.spark_remote`` is set and this process is not
+    a driver that spark-submit started (that one already has its JVM)."""
+    return bool(config.spark_remote) and not _launched_by_spark_submit()
 
 
 def _connect(config: PipelineConfig, app_name: str) -> SparkSession:

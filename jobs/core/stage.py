@@ -22,6 +22,8 @@ def require_date(date: dt.date | None, stage: str, meaning: str) -> dt.date:
 
 # What a suite run imports: Great Expectations alone is seconds of Python, worth overlapping.
 VALIDATION_MODULES = ("expectations", "jobs.core.quality.gx_run")
+# The import still running for a Spark Connect client's stage (see open_stage_lake); joined before a suite runs.
+_pending_import: threading.Thread | None = None
 
 
 def open_stage_lake(config: PipelineConfig, stage: str, needs_table: str | None = None, made_by: str = "",
@@ -29,15 +31,20 @@ def open_stage_lake(config: PipelineConfig, stage: str, needs_table: str | None 
     """The lake for ``stage``; fails with a clear line if its input table is missing.
 
     A stage that will run an expectation suite (``validates``) imports Great
-    Expectations on a thread while Spark starts (starting the JVM is mostly
-    waiting here), and waits for it before any stage code runs, so that no
-    import of the stage's races it. Stages run with --no-validate never
-    import it.
+    Expectations (about 4 s of Python) on a thread while Spark works. With a
+    driver of its own, that is while the JVM starts (mostly waiting here), and
+    the stage waits for it before any stage code runs. A Spark Connect client
+    has no JVM to start (its session is ready in about a second), so there the
+    import goes on while the stage's first queries and staged write run on the
+    server, and ``wait_for_validation_imports`` (called before a suite runs)
+    joins it. Stages run with --no-validate never import it.
     """
+    global _pending_import
     from jobs.core.lake import open_lake  # Spark and Arrow: imported when a stage runs, not for its --help
-    from jobs.core.spark import build_spark
+    from jobs.core.spark import build_spark, connects
 
-    preload = _import_on_a_thread(VALIDATION_MODULES) if validates else None
+    remote = connects(config)
+    preload = _import_on_a_thread(VALIDATION_MODULES) if validates and not remote else None
     try:
         spark = build_spark(config, stage)
     finally:
@@ -46,7 +53,19 @@ def open_stage_lake(config: PipelineConfig, stage: str, needs_table: str | None 
     lake = open_lake(spark, config.lake)
     if needs_table and not lake.exists(needs_table):
         raise PipelineError(f"no {needs_table} table under {config.lake}: run {made_by} first")
+    if validates and remote and _pending_import is None:
+        # The modules both sides use are loaded by now (the session's, the lake's), so the two threads import
+        # disjoint modules: Great Expectations' tree on one, the stage's own few on the other.
+        _pending_import = _import_on_a_thread(VALIDATION_MODULES)
     return lake
+
+
+def wait_for_validation_imports() -> None:
+    """Join the import ``open_stage_lake`` left running, if any: a suite runs only once it is complete."""
+    global _pending_import
+    if _pending_import is not None:
+        _pending_import.join()
+        _pending_import = None
 
 
 def _import_on_a_thread(modules: tuple[str, ...]) -> threading.Thread:

@@ -50,7 +50,11 @@ def check_partition(
     (ingest and validate of the run date) are the ones an outage stops.
     """
     # Imported here, not at the top: Great Expectations is slow to import, which a stage run with
-    # --no-validate should not pay and a validating one overlaps with the JVM's start (jobs.core.stage.open_stage_lake).
+    # --no-validate should not pay and a validating one overlaps with the JVM's start or the stage's first queries
+    # (jobs.core.stage.open_stage_lake).
+    from jobs.core.stage import wait_for_validation_imports
+
+    wait_for_validation_imports()
     from expectations import PREPARE, SUITES, SuiteParams
     from jobs.core.quality.gx_run import run_suite
 
