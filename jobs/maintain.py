@@ -17,7 +17,9 @@ younger); ``user_sequences`` snapshots whose ``as_of_date`` is more than
 ``--keep-sequence-days`` before the newest (a Delta ``DELETE``, so it is
 undoable within the retention like any other version); and the training
 checkpoints (``run/``) of all but the newest ``--keep-checkpoints`` model
-versions (their SavedModels, metadata and reports stay).
+versions (their SavedModels, metadata and reports stay); and the Great
+Expectations validation results of runs older than ``--keep-validation-days``
+(default 90), whose Data Docs pages the next validation's index build drops.
 
 The nightly DAG runs it once a week. A retention below Delta's own safety
 floor of 168 hours is allowed because it is asked for explicitly, but then a
@@ -40,6 +42,10 @@ from jobs.core.stage import open_stage_lake
 from jobs.core.tables import USER_SEQUENCES
 
 DELTA_SAFETY_HOURS = 168
+# Great Expectations' validation results, in its file layout (jobs/core/quality/gx_run.py keeps the context in
+# <lake>/_gx): <suite>/<run name>/<run time>/<batch>.json.
+VALIDATION_RESULTS = Path("_gx") / "gx" / "uncommitted" / "validations"
+RUN_TIME_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep user_sequences snapshots this many days before the newest (default 28)")
     parser.add_argument("--keep-checkpoints", type=int,
                         help="keep the training checkpoints of this many newest model versions (default 3)")
+    parser.add_argument("--keep-validation-days", type=int,
+                        help="keep Great Expectations validation results this many days (default 90)")
     parser.add_argument("--no-optimize", dest="optimize", action="store_false", help="skip OPTIMIZE")
 
 
@@ -58,7 +66,8 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     config = config.with_overrides(vacuum_retention_hours=args.retention_hours,
                                    abandoned_after_hours=args.abandoned_after_hours,
                                    keep_sequence_days=args.keep_sequence_days,
-                                   keep_checkpoints=args.keep_checkpoints)  # each 0 or more (jobs/core/config.py)
+                                   keep_checkpoints=args.keep_checkpoints,
+                                   keep_validation_days=args.keep_validation_days)  # ranges: jobs/core/config.py
     from jobs.core.runs import record_run
 
     lake = open_stage_lake(config, "maintain")
@@ -67,6 +76,8 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         summary["abandoned_removed"] = remove_abandoned(lake.root, config.abandoned_after_hours * 3600, time.time())
         summary["sequence_snapshots_deleted"] = _prune_sequences(lake, config.keep_sequence_days)
         summary["checkpoints_removed"] = prune_checkpoints(lake.root / "models" / "versions", config.keep_checkpoints)
+        summary["validation_results_removed"] = prune_validation_results(
+            lake.root / VALIDATION_RESULTS, config.keep_validation_days * 86400, time.time())
         summary["tables"] = {table: _compact_and_vacuum(lake, table, config.vacuum_retention_hours, args.optimize)
                              for table in delta_tables(lake.root)}
         metrics.details.update(summary)
@@ -74,7 +85,8 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     print(f"maintain: {len(summary['tables'])} tables compacted and vacuumed ({metrics.rows_out:,} files deleted, "
           f"retention {config.vacuum_retention_hours:g} h); {len(summary['abandoned_removed'])} abandoned folders, "
           f"{len(summary['sequence_snapshots_deleted'])} user_sequences snapshots and "
-          f"{len(summary['checkpoints_removed'])} checkpoint folders removed")
+          f"{len(summary['checkpoints_removed'])} checkpoint folders and "
+          f"{summary['validation_results_removed']:,} validation results removed")
     return summary
 
 
@@ -97,6 +109,32 @@ def remove_abandoned(root: Path, older_than_seconds: float, now: float) -> list[
             if now - _newest_mtime(entry) >= older_than_seconds:
                 shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
                 removed.append(str(entry.relative_to(root)))
+    return removed
+
+
+def prune_validation_results(results: Path, older_than_seconds: float, now: float) -> int:
+    """Remove the validation results whose run time is older than the threshold; returns how many.
+
+    Each validation rebuilds the Data Docs index, which lists the stored results (the newest 500 of them: gx_run):
+    without a retention the results of every night since the lake began pile up there. The index's next build
+    drops the removed results' pages (GX removes a page whose result is gone). A run-time folder whose name is
+    not GX's format is judged by its files' modification time."""
+    removed = 0
+    if not results.is_dir():
+        return 0
+    for run_time in sorted(results.glob("*/*/*")):
+        if not run_time.is_dir():
+            continue
+        try:
+            started = dt.datetime.strptime(run_time.name, RUN_TIME_FORMAT).replace(tzinfo=dt.timezone.utc).timestamp()
+        except ValueError:
+            started = _newest_mtime(run_time)
+        if now - started >= older_than_seconds:
+            removed += sum(1 for _ in run_time.glob("*.json"))
+            shutil.rmtree(run_time, ignore_errors=True)
+            run_name = run_time.parent
+            if not any(run_name.iterdir()):
+                run_name.rmdir()
     return removed
 
 

@@ -82,6 +82,9 @@ class PipelineConfig(BaseSettings):
     abandoned_after_hours: float = Field(24.0, ge=0, description="staging and scratch folders older than this are removed")
     keep_sequence_days: int = Field(28, ge=0, description="user_sequences snapshots kept behind the newest")
     keep_checkpoints: int = Field(3, ge=0, description="model versions whose training checkpoints are kept")
+    keep_validation_days: int = Field(
+        90, ge=1, description="Great Expectations validation results (and their Data Docs pages) kept, in days of "
+                              "run time; maintain removes older ones")
     # Features, training and scoring.
     horizon_days: int = Field(7, ge=1, description="label window H: predictions cover the H days after the cutoff")
     history_days: int = Field(28, ge=1, description="how far back a history reaches when training")

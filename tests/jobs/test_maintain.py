@@ -4,11 +4,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from pathlib import Path
 
 import pytest
 
 from jobs.core.lake import open_lake
-from jobs.maintain import prune_checkpoints, remove_abandoned
+from jobs.maintain import VALIDATION_RESULTS, prune_checkpoints, prune_validation_results, remove_abandoned
 from tests.conftest import run_jobs
 
 D1, D2 = dt.date(2024, 11, 1), dt.date(2024, 11, 2)
@@ -82,3 +83,51 @@ def test_checkpoints_are_pruned_in_numeric_version_order(tmp_path):
     assert prune_checkpoints(versions, keep=1) == ["2024-10-31.2", "2024-11-01.9"]
     assert (versions / "2024-11-01.10" / "run").is_dir()
     assert not (versions / "2024-11-01.9" / "run").exists() and (versions / "2024-11-01.9" / "saved_model").is_dir()
+
+
+def test_validation_results_past_the_retention_go_and_the_data_docs_index_drops_their_pages(spark, tmp_path):
+    """A year of nights would leave thousands of results, every one read by each validation's index build."""
+    import great_expectations as gx
+
+    from jobs.core.quality.gx_run import INDEX_RESULTS_LIMIT, run_suite
+
+    root = tmp_path / "lake" / "_gx"
+    frame = spark.createDataFrame([(1,), (2,)], "id long")
+    suite = gx.ExpectationSuite(name="t", expectations=[gx.expectations.ExpectColumnValuesToNotBeNull(column="id")])
+    run_suite(root, "t", D1, frame, suite)
+    assert f"validation_results_limit: {INDEX_RESULTS_LIMIT}" in (root / "gx" / "great_expectations.yml").read_text()
+    results = tmp_path / "lake" / VALIDATION_RESULTS
+    pages = root / "gx" / "uncommitted" / "data_docs" / "local_site" / "validations"
+    (first,) = list(results.rglob("*.json"))
+    suite_folder = first.relative_to(results).parts[0]
+    (first_page,) = list(pages.rglob("*.html"))
+    now = time.time()
+
+    def stored(run_name: str, days_ago: float) -> Path:
+        """An earlier night's result and its page, as its own validation would have left them."""
+        stamp = dt.datetime.fromtimestamp(now - days_ago * 86400, dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+        folder = results / suite_folder / run_name / stamp
+        folder.mkdir(parents=True)
+        (folder / first.name).write_bytes(first.read_bytes())
+        page = pages / folder.relative_to(results) / first_page.name
+        page.parent.mkdir(parents=True)
+        page.write_bytes(first_page.read_bytes())
+        return folder
+
+    old, recent = stored("t_old", 120), stored("t_recent", 10)
+    run_suite(root, "t", D2, frame, suite)
+    assert all(name in (pages.parent / "index.html").read_text() for name in ("t_old", "t_recent"))
+    # A folder GX did not name (GX itself cannot index it): judged by its files' age.
+    odd = results / suite_folder / "t_odd" / "not-a-run-time"
+    odd.mkdir(parents=True)
+    (odd / first.name).write_bytes(first.read_bytes())
+    for path in (odd / first.name, odd):
+        os.utime(path, (now - 200 * 86400, now - 200 * 86400))
+
+    assert prune_validation_results(results, 90 * 86400, now) == 2
+    assert not old.exists() and not old.parent.exists() and not odd.exists()
+    assert recent.exists() and first.exists()
+    run_suite(root, "t", D2, frame, suite)
+    linked = (pages.parent / "index.html").read_text()
+    assert "t_old" not in linked and "t_odd" not in linked and "t_recent" in linked
+    assert not any("t_old" in str(p) or "t_odd" in str(p) for p in pages.rglob("*.html"))

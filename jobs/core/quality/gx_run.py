@@ -27,6 +27,11 @@ DATA_SOURCE = "lake"
 BATCH = "partition"
 UNSAMPLED = {"result_format": "BASIC", "partial_unexpected_count": 0}
 SAMPLED = {"result_format": "BASIC"}
+# The Data Docs index links the newest results only. GX's index builder reads every result it links, and each
+# validation rebuilds the index: with a year of nights (thousands of results) every validation would grow
+# slower (bench/bench_data_docs.py). Older pages stay on disk until maintain's retention removes them.
+DATA_DOCS_SITE = "local_site"
+INDEX_RESULTS_LIMIT = 500
 _HIDDEN_KWARGS = {"batch_id", "column", "row_condition", "condition_parser", "partition_object", "column_list",
                   "column_A", "column_B", "unexpected_rows_query", "result_format"}
 
@@ -35,7 +40,14 @@ def open_context(root: Path):
     root.mkdir(parents=True, exist_ok=True)
     context = gx.get_context(mode="file", project_root_dir=str(root))
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    site = dict(context.list_data_docs_sites().get(DATA_DOCS_SITE) or {})
+    index = dict(site.get("site_index_builder") or {})
+    if site and index.get("validation_results_limit") != INDEX_RESULTS_LIMIT:  # once per context: it saves the file
+        site["site_index_builder"] = {**index, "class_name": index.get("class_name", "DefaultSiteIndexBuilder"),
+                                      "validation_results_limit": INDEX_RESULTS_LIMIT}
+        context.update_data_docs_site(DATA_DOCS_SITE, site)
     return context
+
 
 
 def run_suite(root: Path, table: str, run_date: dt.date, frame: DataFrame, suite: gx.ExpectationSuite,
