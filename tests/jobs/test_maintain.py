@@ -95,7 +95,8 @@ def test_validation_results_past_the_retention_go_and_the_data_docs_index_drops_
     frame = spark.createDataFrame([(1,), (2,)], "id long")
     suite = gx.ExpectationSuite(name="t", expectations=[gx.expectations.ExpectColumnValuesToNotBeNull(column="id")])
     run_suite(root, "t", D1, frame, suite)
-    assert f"validation_results_limit: {INDEX_RESULTS_LIMIT}" in (root / "gx" / "great_expectations.yml").read_text()
+    config = (root / "gx" / "great_expectations.yml").read_text()
+    assert f"validation_results_limit: {INDEX_RESULTS_LIMIT}" in config and "class_name: CachedJinjaPageView" in config
     results = tmp_path / "lake" / VALIDATION_RESULTS
     pages = root / "gx" / "uncommitted" / "data_docs" / "local_site" / "validations"
     (first,) = list(results.rglob("*.json"))

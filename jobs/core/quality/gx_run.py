@@ -32,6 +32,19 @@ SAMPLED = {"result_format": "BASIC"}
 # slower (bench/bench_data_docs.py). Older pages stay on disk until maintain's retention removes them.
 DATA_DOCS_SITE = "local_site"
 INDEX_RESULTS_LIMIT = 500
+_VIEWS = "jobs.core.quality.docs_views"
+# How the lake's Data Docs site builds its pages: GX's defaults, but the index links the newest results only, the
+# pages' templates are compiled once (docs_views), and no profiling section (this project profiles nothing; the
+# section would list every stored result once more per build).
+DATA_DOCS_BUILDERS = {
+    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder", "validation_results_limit": INDEX_RESULTS_LIMIT,
+                           "view": {"module_name": _VIEWS, "class_name": "CachedJinjaIndexPageView"}},
+    "site_section_builders": {
+        "expectations": {"view": {"module_name": _VIEWS, "class_name": "CachedJinjaPageView"}},
+        "validations": {"view": {"module_name": _VIEWS, "class_name": "CachedJinjaPageView"}},
+        "profiling": "None",
+    },
+}
 _HIDDEN_KWARGS = {"batch_id", "column", "row_condition", "condition_parser", "partition_object", "column_list",
                   "column_A", "column_B", "unexpected_rows_query", "result_format"}
 
@@ -41,13 +54,29 @@ def open_context(root: Path):
     context = gx.get_context(mode="file", project_root_dir=str(root))
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     site = dict(context.list_data_docs_sites().get(DATA_DOCS_SITE) or {})
-    index = dict(site.get("site_index_builder") or {})
-    if site and index.get("validation_results_limit") != INDEX_RESULTS_LIMIT:  # once per context: it saves the file
-        site["site_index_builder"] = {**index, "class_name": index.get("class_name", "DefaultSiteIndexBuilder"),
-                                      "validation_results_limit": INDEX_RESULTS_LIMIT}
-        context.update_data_docs_site(DATA_DOCS_SITE, site)
+    if site and {k: site.get(k) for k in DATA_DOCS_BUILDERS} != DATA_DOCS_BUILDERS:  # once per lake: it saves the file
+        context.update_data_docs_site(DATA_DOCS_SITE, {**site, **DATA_DOCS_BUILDERS})
+    _drop_comments(root / "gx" / "uncommitted" / "config_variables.yml")
     return context
 
+
+def _drop_comments(variables: Path) -> None:
+    """Keep only the settings of GX's config variables file (its scaffold is a page of comments around one id).
+
+    GX parses that file again at every read of a context variable, about eighty times a suite run, with
+    ruamel's pure-Python parser, which scans every comment character: half a second of each run (cProfile).
+    Replaced atomically, once per lake: another stage may be reading it."""
+    import os
+
+    try:
+        text = variables.read_text(encoding="utf-8")
+    except OSError:
+        return
+    kept = "".join(line for line in text.splitlines(keepends=True) if line.strip() and not line.lstrip().startswith("#"))
+    if kept != text:
+        partial = variables.with_name(f".{variables.name}.{os.getpid()}")
+        partial.write_text(kept, encoding="utf-8")
+        os.replace(partial, variables)
 
 
 def run_suite(root: Path, table: str, run_date: dt.date, frame: DataFrame, suite: gx.ExpectationSuite,
