@@ -51,24 +51,26 @@ def check_partition(
     """
     # Imported here, not at the top: Great Expectations is slow to import, which a stage run with
     # --no-validate should not pay and a validating one overlaps with the JVM's start or the stage's first queries
-    # (jobs.core.stage.open_stage_lake).
+    # (jobs.core.stage.open_stage_lake), here the lake reads for the volume and drift bounds included.
     from jobs.core.stage import wait_for_validation_imports
 
+    dates = sorted(dates)
+    first, last = dates[0], dates[-1]
+    single = len(dates) == 1
+    trailing = tuple(_trailing_rows(lake, table, last)) if single and table in DATED_TABLES else ()
+    mix = _category_mix(lake, last) if single and table == EVENTS else {}
     wait_for_validation_imports()
     from expectations import PREPARE, SUITES, SuiteParams
     from jobs.core.quality.gx_run import run_suite
 
     if table not in SUITES:
         raise ValueError(f"no expectation suite for table {table!r}; suites: {', '.join(sorted(SUITES))}")
-    dates = sorted(dates)
-    first, last = dates[0], dates[-1]
-    single = len(dates) == 1
     params = SuiteParams(
         run_date=last,
         window_start=_window_start(config, table, first),
         window_end=_window_end(config, table, last),
-        trailing_rows=tuple(_trailing_rows(lake, table, last)) if single and table in DATED_TABLES else (),
-        reference_category_mix=_category_mix(lake, last) if single and table == EVENTS else {},
+        trailing_rows=trailing,
+        reference_category_mix=mix,
         max_quarantine_rate=config.max_quarantine_rate,
         volume_warning_fraction=config.volume_warning_fraction,
         volume_critical_fraction=config.volume_critical_fraction,
