@@ -54,8 +54,9 @@ def open_stage_lake(config: PipelineConfig, stage: str, needs_table: str | None 
     if needs_table and not lake.exists(needs_table):
         raise PipelineError(f"no {needs_table} table under {config.lake}: run {made_by} first")
     if validates and remote and _pending_import is None:
-        # The modules both sides use are loaded by now (the session's, the lake's), so the two threads import
-        # disjoint modules: Great Expectations' tree on one, the stage's own few on the other.
+        # The modules both sides use (pyspark's, pandas, Arrow, the lake's) are loaded by now: the thread then
+        # imports Great Expectations' own tree while the stage imports its own few (two threads importing the
+        # same modules at once can hand one a partially initialised module).
         _pending_import = _import_on_a_thread(VALIDATION_MODULES)
     return lake
 
