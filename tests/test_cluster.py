@@ -1,16 +1,18 @@
 """The nightly stages on a real Spark standalone cluster: a master and two workers on this machine.
 
 The cluster is started from the project's own pyspark (``bin/spark-class``,
-as ``docs``/the README's cluster command does) and every stage is submitted
-to it with ``spark-submit --master spark://...``, the Delta jars passed as the
-DAG passes them, or run as a client of a Spark Connect server whose executors
-are on the cluster (``python -m jobs connect-server`` with ``IM_SPARK_MASTER``). On the data of the suite's local-mode lake (``model_lake``:
+as ``docs``/the README's cluster command does). The data stages and scoring
+run as clients of a Spark Connect server whose executors are on the cluster
+(``python -m jobs connect-server`` with ``IM_SPARK_MASTER``); training is
+submitted with ``spark-submit --master spark://...``, the Delta jars passed as
+the DAG passes them (one spark-submit: each costs a driver and two executors
+of their own). On the data of the suite's local-mode lake (``model_lake``:
 300 generated users, eight days: few enough to be quick, enough for training
 at a one-day horizon to have train cutoffs, a validation cutoff and three
-test origins, and free, since the suite builds that lake anyway), ingest, dedupe,
-sessionize and features must give the same tables as the local run; training runs with ``--launcher
-spark``, one TensorFlow worker per barrier task, and the two tasks must run on
-two different executors (one core each);
+test origins, and free, since the suite builds that lake anyway), ingest,
+dedupe, sessionize and features must give the same tables as the local run;
+training runs with ``--launcher spark``, one TensorFlow worker per barrier
+task, and the two tasks must run on two different executors (one core each);
 scoring must publish a prediction for every active user.
 """
 from __future__ import annotations
@@ -158,10 +160,10 @@ def test_the_nightly_stages_on_a_standalone_cluster_match_local_mode_and_train_o
     landing = model_lake / "raw" / "events"
     common = ["--lake", str(lake_root)]
     last = MODEL_AS_OF.isoformat()
-    # Ingest submitted with spark-submit (its driver on this machine, its executors on the workers), as the
-    # DAG submits a stage; the next three as clients of the Spark Connect server, whose executors are there too.
-    _submit(cluster, "ingest", *common, "--source", str(landing), "--no-validate")
+    # The data stages as clients of the Spark Connect server, whose executors are on the workers (as `make run`
+    # runs them); training below is submitted with spark-submit, its driver on this machine, as the DAG submits.
     remote = connect_on_cluster
+    _client(remote, "ingest", *common, "--source", str(landing), "--no-validate")
     _client(remote, "dedupe", *common, "--date", last, "--previous-days", str(MODEL_DAYS - 1), "--no-validate")
     _client(remote, "sessionize", *common, "--date", last, "--previous-days", str(MODEL_DAYS - 1), "--no-validate")
     _client(remote, "features", *common, "--date", last, "--horizon-days", "1", "--train-cutoffs", "2")

@@ -106,17 +106,16 @@ def test_evaluate_writes_the_report_and_records_the_promotion_decision(spark, la
     assert again.count() == len(decisions) and registry.champion() == pointer
 
 
-def test_a_killed_worker_resumes_from_the_last_checkpoint(lake_root, trained):
-    """Kill worker 1 once the chief has finished epoch 2 of 4 (of the selection phase); the group restarts and
-    resumes, not from zero. Patience 4: validation must not stop the run before the kill."""
-    registry = Registry(lake_root)
+def _train_killing_worker_1_at_epoch_3(lake: Path, *args: str) -> tuple[str, tuple[int, str, str]]:
+    """``train ARGS`` on ``lake`` with two workers; worker 1 is killed once the chief has begun epoch 3 of 4 of the selection
+    phase. The new version and the run's (code, stdout, stderr)."""
+    registry = Registry(lake)
     before = set(registry.versions())
     result = {}
 
     def train():
-        result["run"] = run("train", "--lake", str(lake_root), "--date", AS_OF.isoformat(), "--workers", "2",
-                            "--epochs", "4", "--patience", "4", "--batch-size", "64", "--d-model", "16",
-                            "--blocks", "1", "--checkpoint-every", "2")
+        result["run"] = run("train", "--lake", str(lake), "--date", AS_OF.isoformat(), "--workers", "2",
+                            *args)
 
     thread = threading.Thread(target=train)
     thread.start()
@@ -131,27 +130,30 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(lake_root, trained):
                 killed = True
         time.sleep(0.2)
     thread.join(timeout=400)
-    assert killed, "worker never reached epoch 3"
-    code, out, err = result["run"]
-    assert code == 0, err + out
-    version = (set(registry.versions()) - before).pop()
-    attempts = registry.metadata(version)["training"]["attempts"]
-    assert registry.metadata(version)["training"]["restarts"] == 1
-    # The restarted group began the selection phase at epoch 3 or later (index >= 2), not at epoch 1.
-    assert attempts[-1]["selection"]["first_epoch"] >= 2 and attempts[-1]["selection"]["epochs_run"] <= 2
+    assert killed, f"worker never reached epoch 3: {result.get('run')}"
+    return (set(registry.versions()) - before).pop(), result["run"]
 
 
-def test_a_warm_started_version_fine_tunes_the_champion(lake_root, trained):
+def test_a_warm_started_version_fine_tunes_the_champion_and_a_killed_worker_resumes_from_the_checkpoint(
+        lake_root, trained):
+    """One training run proves both (each costs a two-worker TensorFlow group): it starts from the champion's
+    weights, worker 1 is killed in epoch 3 of 4 of the selection phase (patience 4: validation must not stop the
+    run before), and the restarted group resumes from its checkpoint, not from epoch 1."""
     registry = Registry(lake_root)
     pointer = registry.root / "champion.json"
     before = pointer.read_text() if pointer.exists() else None
     registry.set_champion(trained, {"reason": "set by the warm-start test"})
     try:
-        code, out, err = run("train", "--lake", str(lake_root), "--date", AS_OF.isoformat(), "--workers", "2",
-                             "--warm-start", *TINY)
+        version, (code, out, err) = _train_killing_worker_1_at_epoch_3(
+            lake_root, "--warm-start", "--epochs", "4", "--patience", "4", "--batch-size", "64", "--d-model", "16",
+            "--blocks", "1", "--checkpoint-every", "2")
         assert code == 0, err + out
-        version = registry.latest()
-        assert version != trained and registry.metadata(version)["training"]["warm_start_from"] == trained
+        training = registry.metadata(version)["training"]
+        assert training["restarts"] == 1
+        # The restarted group began the selection phase at epoch 3 or later (index >= 2), not at epoch 1.
+        assert training["attempts"][-1]["selection"]["first_epoch"] >= 2
+        assert training["attempts"][-1]["selection"]["epochs_run"] <= 2
+        assert version != trained and training["warm_start_from"] == trained
         log = (registry.version_dir(version) / "run" / "logs" / "worker-0.attempt-0.log").read_text()
         assert f"warm start from {trained}" in log
         # Judged against the champion on sequences built as scoring builds them for it: here a history one
