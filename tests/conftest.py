@@ -48,16 +48,96 @@ def running_connect_server(env: dict, log: Path, *settings: str):
         server.wait(timeout=60)
 
 
-@pytest.fixture(scope="session")
-def connect_server(tmp_path_factory):
-    """A local Spark Connect server with the JVM options `make run` gives its own: full JIT, the throughput
-    collector. Unlike a short stage's driver, the server lives for the session, and the stages run on it were
-    11 % quicker than on a server compiling with C1 only (bench/bench_stage_fixed_cost.py, five stages)."""
-    import os
+# The standalone cluster's JVMs compile with C1 only and collect with the serial collector: three JVMs (a driver
+# and two executors) compiling with C2 on two cores made the cluster's stages slower (docs/performance.md).
+QUICK_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
-    env = {**os.environ, "IM_SHUFFLE_PARTITIONS": "2", "IM_SPARK_MASTER": "local[2]", "IM_SPARK_DRIVER_MEMORY": "2g",
-           "IM_SPARK_DRIVER_JAVA_OPTIONS": "-XX:+UseParallelGC"}
-    with running_connect_server(env, tmp_path_factory.mktemp("connect") / "server.log") as address:
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _master_state(webui: int) -> dict | None:
+    """The master's JSON status page, or None while it is not up."""
+    import json
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{webui}/json/", timeout=5) as response:
+            return json.load(response)
+    except OSError:
+        return None
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(tmp_path_factory):
+    """A real Spark standalone cluster on this machine, started from the project's own pyspark
+    (``bin/spark-class``, as the README's cluster command does): a master and two workers. Yields its
+    ``master`` URL and the ``env`` its daemons run with; stopped after the session."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import pyspark
+
+    spark_home = Path(pyspark.__file__).parent
+    root = Path(__file__).resolve().parents[1]
+    folder = tmp_path_factory.mktemp("cluster")
+    env = {**os.environ, "SPARK_HOME": str(spark_home), "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(root),
+           "SPARK_LOG_DIR": str(folder / "logs"), "PYSPARK_PYTHON": sys.executable}
+    port, webui = free_port(), free_port()
+    master = f"spark://127.0.0.1:{port}"
+    commands = [["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
+                 "--webui-port", str(webui)]]
+    for i in range(2):
+        # Two cores each (on a 2-core machine: over-subscribed, which only a benchmark would mind): one for the
+        # Spark Connect server's executor, one for a submitted application's (training's barrier task).
+        commands.append(["org.apache.spark.deploy.worker.Worker", "--cores", "2", "--memory", "3g",
+                         "--host", "127.0.0.1", "--webui-port", str(free_port()),
+                         "--work-dir", str(folder / f"worker-{i}"), master])
+    processes = []
+    try:
+        for i, command in enumerate(commands):
+            log = open(folder / f"daemon-{i}.log", "w")
+            processes.append(subprocess.Popen([str(spark_home / "bin" / "spark-class"), *command], env=env,
+                                              cwd=folder, stdout=log, stderr=subprocess.STDOUT,
+                                              start_new_session=True))
+            if i == 0:
+                deadline = time.monotonic() + 60
+                while _master_state(webui) is None:
+                    assert time.monotonic() < deadline, (folder / "daemon-0.log").read_text()[-3000:]
+                    time.sleep(0.5)
+        deadline = time.monotonic() + 90
+        while int((_master_state(webui) or {}).get("aliveworkers", 0)) < 2:
+            assert time.monotonic() < deadline, "the two workers never registered with the master"
+            time.sleep(0.5)
+        yield {"master": master, "env": env, "spark_home": spark_home}
+    finally:
+        for process in processes:
+            try:
+                os.killpg(process.pid, 15)
+            except ProcessLookupError:
+                pass
+        for process in processes:
+            process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def connect_server(spark_cluster, tmp_path_factory):
+    """The suite's Spark Connect server, started as `make run` starts one (``python -m jobs connect-server``) but
+    with its executors on ``spark_cluster``, one core on each worker: every test that runs stages as its clients
+    (the DAG's publishing night, the CLI) runs them on a real cluster too, and the suite starts one long-lived
+    driver for both, not two."""
+    env = {**spark_cluster["env"], "IM_SPARK_MASTER": spark_cluster["master"], "IM_SPARK_DRIVER_MEMORY": "1g",
+           "IM_SHUFFLE_PARTITIONS": "2", "IM_SPARK_DRIVER_JAVA_OPTIONS": QUICK_JVM}
+    settings = ["--conf", "spark.executor.cores=1", "--conf", "spark.executor.memory=1g", "--conf",
+                "spark.cores.max=2", "--conf", f"spark.executor.extraJavaOptions={QUICK_JVM}"]
+    with running_connect_server(env, tmp_path_factory.mktemp("connect") / "server.log", *settings) as address:
         yield address
 
 

@@ -1,11 +1,13 @@
-"""The nightly DAG really run by Airflow (``airflow dags test``: SQLite, local Spark).
+"""The nightly DAG really run by Airflow (``airflow dags test``: SQLite), its stages on a real Spark cluster.
 
 On a copy of the scored test lake (eight generated days, a trained champion,
-predictions published by the standalone ``score`` for 2024-10-07 and -08):
+predictions published by the standalone ``score`` for 2024-10-07 and -08, all
+built in local mode by the suite's own session):
 
-The run that publishes has its Spark tasks run as clients of a Spark Connect
-server (``IM_SPARK_REMOTE``, as ``make run`` runs them); the outage run submits
-them with spark-submit, the DAG's default.
+The run that publishes has its Spark tasks run as clients of the suite's Spark
+Connect server (``IM_SPARK_REMOTE``, as ``make run`` runs them), whose
+executors are on a standalone cluster of two workers (``spark_cluster``); the
+outage run submits them with spark-submit, the DAG's default.
 
 - a two-date backfill: ``airflow backfill create`` plans the runs of logical
   dates 2024-10-07 and -08 02:00, which process event dates 2024-10-06 and
@@ -14,7 +16,9 @@ them with spark-submit, the DAG's default.
   date runs through ``airflow dags test``: the same DAG run, in process. It
   goes through every stage and publishes 2024-10-07 again through the held →
   validated → published path; the standalone score had published it, and the
-  re-run leaves its three tables identical (only ``scored_at`` moves);
+  re-run leaves its three tables identical (only ``scored_at`` moves). Its
+  data stages rewrite their partitions on the cluster, and every data table
+  must come out equal to the local-mode lake's, row for row;
 - the run for 2024-10-08, whose landing partition is cut to an outage's
   volume (a few percent of its steady trailing week), fails ingest's critical
   row-count expectation: nothing after it runs, the failure callback logs its
@@ -32,6 +36,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
@@ -40,6 +45,7 @@ from tests.dags.conftest import ROOT
 
 DAG_ID = "interest_migration_nightly"
 TABLES = ("user_interest_predictions", "category_demand_forecast", "marketing_segments")
+DATA_TABLES = ("events_clean", "events_quarantine", "events", "sessions")
 PUBLISHED_DATE, SPIKE_DATE = SCORE_DATES
 
 
@@ -76,6 +82,28 @@ def _rows(lake: Path, table: str, date: dt.date) -> list[tuple]:
                   for r in rows if r["score_date"] == date)
 
 
+def _data_rows(lake: Path, table: str) -> list[str]:
+    """Every row of a data table, comparable across lakes: maps sorted, ``source_file`` relative to the landing
+    folder (each lake's landing files sit at its own absolute path)."""
+    data = DeltaTable(str(lake / table)).to_pyarrow_table()
+    maps = [field.name for field in data.schema if pa.types.is_map(field.type)]
+    rows = []
+    for row in data.to_pylist():
+        if row.get("source_file"):
+            row["source_file"] = row["source_file"].split("/raw/events/", 1)[-1]
+        for name in maps:
+            row[name] = sorted(row[name]) if row[name] is not None else None
+        rows.append(repr(sorted(row.items())))
+    return sorted(rows)
+
+
+def _sequence_inputs(lake: Path, split: str, cutoff: dt.datetime) -> list[str]:
+    """The model's inputs (user, history, window) of one split's sequences at ``cutoff``, without their labels."""
+    rows = DeltaTable(str(lake / "user_sequences")).to_pyarrow_table().to_pylist()
+    return sorted(repr(sorted((k, v) for k, v in row.items() if k == "user_id" or k.startswith(("history_", "window_"))))
+                  for row in rows if row["split"] == split and row["cutoff_ts"] == cutoff)
+
+
 def _landing_lines(lake: Path, date: dt.date) -> int:
     folder = lake / "raw" / "events" / f"ingest_date={date}"
     return sum(sum(1 for _ in gzip.open(path)) for path in folder.iterdir() if path.is_file())
@@ -86,7 +114,8 @@ def _runs(lake: Path, date: dt.date) -> list[dict]:
     return [r for r in runs if r["run_date"] == date]
 
 
-def test_a_planned_backfill_date_runs_every_stage_and_republishing_it_changes_nothing(airflow_env):
+def test_a_planned_backfill_date_runs_every_stage_on_the_cluster_and_republishing_it_changes_nothing(
+        airflow_env, model_lake):
     lake = Path(airflow_env["IM_LAKE"])
     first = PUBLISHED_DATE - dt.timedelta(days=1)
     plan = _airflow(airflow_env, "backfill", "create", "--dag-id", DAG_ID, "--dry-run", "--run-backwards",
@@ -101,7 +130,7 @@ def test_a_planned_backfill_date_runs_every_stage_and_republishing_it_changes_no
     # DAG's held -> validated -> published path publishes it again, and the tables must come out identical. Each
     # night costs minutes of spark-submits, so the suite runs this one; the older date runs the same code.
     already_published = {table: _rows(lake, table, PUBLISHED_DATE) for table in TABLES}
-    versions = {table: DeltaTable(str(lake / table)).version() for table in TABLES}
+    versions = {table: DeltaTable(str(lake / table)).version() for table in TABLES + DATA_TABLES + ("user_sequences",)}
     assert already_published["user_interest_predictions"]
     started = dt.datetime.now(dt.timezone.utc)
     result = _dags_test(airflow_env, PUBLISHED_DATE)
@@ -110,8 +139,16 @@ def test_a_planned_backfill_date_runs_every_stage_and_republishing_it_changes_no
     assert {"ingest", "dedupe", "sessionize", "validate", "features", "score", "publish"} <= {r["stage"] for r in runs}
     assert all(r["status"] == "succeeded" for r in runs)
     assert not (lake / "_candidates" / f"score_date={PUBLISHED_DATE}").exists()
-    assert all(DeltaTable(str(lake / table)).version() > versions[table] for table in TABLES)
+    assert all(DeltaTable(str(lake / table)).version() > versions[table] for table in versions)
     assert {table: _rows(lake, table, PUBLISHED_DATE) for table in TABLES} == already_published
+    # The data stages rewrote their partitions on the cluster's executors: the same rows as local mode wrote.
+    for table in DATA_TABLES:
+        assert _data_rows(lake, table) == _data_rows(model_lake, table), f"{table}: the cluster and local mode differ"
+    # Features wrote the night's score sequences, cut off at the end of the date; the local-mode lake holds a test
+    # origin at that same cutoff: the same users with the same history and window.
+    cutoff = dt.datetime.combine(PUBLISHED_DATE + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
+    scored = _sequence_inputs(lake, "score", cutoff)
+    assert scored and scored == _sequence_inputs(model_lake, "test", cutoff)
 
 
 def test_an_outage_stops_the_run_before_publish(airflow_env):
