@@ -164,15 +164,17 @@ def run_jobs(*args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def run_jobs_isolated(*args: str) -> tuple[int, str, str]:
-    """``python -m jobs ARGS`` in a fresh interpreter, for stages that run TensorFlow (see tests/isolated.py)."""
+def run_jobs_isolated(*args: str, remote: str | None = None) -> tuple[int, str, str]:
+    """``python -m jobs ARGS`` in a fresh interpreter, for stages that run TensorFlow (see tests/isolated.py); with
+    ``remote`` (an ``sc://`` address), as a client of that Spark Connect server, as `make run` runs its stages,
+    instead of starting a driver of its own."""
     import os
     import subprocess
     import sys
 
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **({"IM_SPARK_REMOTE": remote} if remote else {})}
     result = subprocess.run([sys.executable, "-m", "jobs", *args], cwd=Path(__file__).resolve().parents[1],
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, capture_output=True, text=True,
-                            timeout=900)
+                            env=env, capture_output=True, text=True, timeout=900)
     return result.returncode, result.stdout, result.stderr
 
 

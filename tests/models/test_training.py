@@ -56,9 +56,11 @@ def test_two_workers_train_a_registered_version(lake_root, trained):
     assert len(logs) == 2
 
 
-def test_evaluate_writes_the_report_and_records_the_promotion_decision(spark, lake_root, trained):
-    # evaluate runs TensorFlow inference in its own process, as it does in production (tests/isolated.py).
-    code, out, err = run_jobs_isolated("evaluate", "--lake", str(lake_root), "--version", trained)
+def test_evaluate_writes_the_report_and_records_the_promotion_decision(spark, lake_root, trained, connect_server):
+    # evaluate runs TensorFlow inference in its own process, as it does in production (tests/isolated.py), a
+    # client of the suite's Spark Connect server as `make run` runs it (no driver of its own to start, twice).
+    code, out, err = run_jobs_isolated("evaluate", "--lake", str(lake_root), "--version", trained,
+                                       remote=connect_server)
     assert code == 0, err
     report = Registry(lake_root).version_dir(trained) / "report"
     metrics = json.loads((report / "metrics.json").read_text())
@@ -99,7 +101,8 @@ def test_evaluate_writes_the_report_and_records_the_promotion_decision(spark, la
     # A retry of the same task: the recorded decisions stand, none is added, the pointer is where it was, and
     # the origins are not scored again.
     pointer = registry.champion()
-    code, out, err = run_jobs_isolated("evaluate", "--lake", str(lake_root), "--version", trained)
+    code, out, err = run_jobs_isolated("evaluate", "--lake", str(lake_root), "--version", trained,
+                                       remote=connect_server)
     assert code == 0, err
     assert f"already decided on {metrics['as_of_date']}" in out and own["reason"] in out
     again = spark.read.format("delta").load(str(lake_root / "model_decisions"))
@@ -135,7 +138,7 @@ def _train_killing_worker_1_at_epoch_3(lake: Path, *args: str) -> tuple[str, tup
 
 
 def test_a_warm_started_version_fine_tunes_the_champion_and_a_killed_worker_resumes_from_the_checkpoint(
-        lake_root, trained):
+        lake_root, trained, connect_server):
     """One training run proves both (each costs a two-worker TensorFlow group): it starts from the champion's
     weights, worker 1 is killed in epoch 3 of 4 of the selection phase (patience 4: validation must not stop the
     run before), and the restarted group resumes from its checkpoint, not from epoch 1."""
@@ -163,7 +166,7 @@ def test_a_warm_started_version_fine_tunes_the_champion_and_a_killed_worker_resu
         registry.write_metadata(trained, shorter)
         try:
             code, out, err = run_jobs_isolated("evaluate", "--lake", str(lake_root), "--version", version,
-                                               "--no-promote")
+                                               "--no-promote", remote=connect_server)
         finally:
             registry.write_metadata(trained, metadata)
         assert code == 0, err
