@@ -9,7 +9,8 @@ from tests.isolated import run_isolated
 
 def test_a_worker_scores_arrow_batches_into_its_three_kinds_of_files_without_spark(model_lake, trained_version,
                                                                                     tmp_path):
-    run_isolated(check_worker_files, model_lake, trained_version, str(tmp_path))
+    # A process of its own: the worker sets TensorFlow's thread pools, which only a process's first op may do.
+    run_isolated(check_worker_files, model_lake, trained_version, str(tmp_path), fresh=True)
 
 
 def check_worker_files(model_lake: str, trained_version: str, scratch: str) -> None:
