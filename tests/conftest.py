@@ -135,6 +135,8 @@ def connect_server(spark_cluster, tmp_path_factory):
     driver for both, not two."""
     env = {**spark_cluster["env"], "IM_SPARK_MASTER": spark_cluster["master"], "IM_SPARK_DRIVER_MEMORY": "1g",
            "IM_SHUFFLE_PARTITIONS": "2", "IM_SPARK_DRIVER_JAVA_OPTIONS": QUICK_JVM}
+    # One core on each worker, no more: tests/test_cluster.py's training needs the other one on each for its
+    # two barrier tasks, which would wait for free cores rather than fail.
     settings = ["--conf", "spark.executor.cores=1", "--conf", "spark.executor.memory=1g", "--conf",
                 "spark.cores.max=2", "--conf", f"spark.executor.extraJavaOptions={QUICK_JVM}"]
     with running_connect_server(env, tmp_path_factory.mktemp("connect") / "server.log", *settings) as address:

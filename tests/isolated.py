@@ -63,21 +63,36 @@ class _SharedChild:
         self.lock = threading.Lock()
 
     def _start(self) -> None:
-        self.stderr = tempfile.TemporaryFile(mode="w+")
+        # Appending: the child's writes land at the end whatever this process's reads did to the shared offset.
+        self.stderr = tempfile.TemporaryFile(mode="a+", errors="replace")
         self.process = subprocess.Popen([sys.executable, "-c", "from tests.isolated import serve; serve()"], cwd=ROOT,
                                         env={**os.environ, **ENV}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=self.stderr, text=True)
 
-    def _stderr_tail(self) -> str:
-        self.stderr.seek(0)
+    def _stderr_since(self, offset: int) -> str:
+        self.stderr.seek(offset)
         return self.stderr.read()[-6000:]
+
+    def _kill(self) -> None:
+        """Stop a child that hung or whose caller gave up (pytest's timeout, Ctrl-C): it would answer a check
+        the next caller did not ask."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
 
     def run(self, check: Callable[..., None], args: list[str], timeout: int) -> _Outcome:
         with self.lock:
             if self.process is None or self.process.poll() is not None:
                 self._start()
-            process = self.process
-            timer = threading.Timer(timeout, process.kill)
+            process, offset = self.process, self.stderr.seek(0, os.SEEK_END)
+            timed_out = threading.Event()
+
+            def expire() -> None:
+                timed_out.set()
+                process.kill()
+
+            timer = threading.Timer(timeout, expire)
             timer.start()
             try:
                 process.stdin.write(json.dumps({"module": check.__module__, "name": check.__name__,
@@ -86,15 +101,20 @@ class _SharedChild:
                 line = process.stdout.readline()
             except BrokenPipeError:
                 line = ""
+            except BaseException:
+                self._kill()
+                raise
             finally:
                 timer.cancel()
             if line:
                 reply = json.loads(line)
-                return _Outcome(reply["passed"], False, reply["error"] + "\n" + self._stderr_tail())
+                return _Outcome(reply["passed"], False, reply["error"] + "\n" + self._stderr_since(offset))
             code = process.wait()
             self.process = None
+            if timed_out.is_set():
+                return _Outcome(False, False, f"timed out after {timeout} s\n{self._stderr_since(offset)}")
             return _Outcome(False, code < 0, f"the TensorFlow child exited ({code}) during the check\n"
-                                              f"{self._stderr_tail()}")
+                                              f"{self._stderr_since(offset)}")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -113,12 +133,14 @@ def serve() -> None:
     """The shared child: TensorFlow imported once, then one check per line of stdin, one JSON reply per check
     (anything the checks print goes to stderr)."""
     import importlib
+    import random
     import traceback
 
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    import tensorflow  # noqa: F401  the import every check shares
+    import numpy
+    import tensorflow
     import tf_keras
 
     for request in sys.stdin:
@@ -129,6 +151,11 @@ def serve() -> None:
         except BaseException:  # an assertion, or anything else the check raised: the test's failure, not ours
             reply = {"passed": False, "error": traceback.format_exc()}
         finally:
+            # What one check set must not reach the next: Keras' graph and names, and the global seeds a check
+            # may have fixed (keras.utils.set_random_seed), drawn again from the OS.
             tf_keras.backend.clear_session()
+            random.seed()
+            numpy.random.seed()
+            tensorflow.random.set_seed(None)
         replies.write(json.dumps(reply) + "\n")
         replies.flush()

@@ -1,22 +1,27 @@
-"""Training on a real Spark standalone cluster: one TensorFlow worker per barrier task, on two executors.
+"""Training features and training on a real Spark standalone cluster.
 
 The cluster (``spark_cluster`` in ``tests/conftest.py``: a master and two
-workers started from the project's own pyspark) also runs the data stages and
-scoring: the suite's Spark Connect server has its executors there, and the
-DAG's publishing night (``tests/dags/test_nightly_run.py``) runs every stage
-on it and compares the tables with local mode's. What is left to prove here is
-the one stage that cannot be a Connect client: ``train --launcher spark``,
-submitted with ``spark-submit --master spark://...`` and the Delta jars as the
-DAG submits it, on a copy of the suite's local-mode lake (``model_lake``: 300
-generated users, eight days, features for a one-day horizon). Its two barrier
-tasks must run on two different executors (one core each), and the version it
-registers must say so and hold a saved model.
+workers started from the project's own pyspark) also runs the nightly data
+stages and scoring: the suite's Spark Connect server has its executors there,
+and the DAG's publishing night (``tests/dags/test_nightly_run.py``) runs every
+stage on it and compares what they rewrote with local mode's tables. That
+night builds score sequences only; here, on a copy of the suite's local-mode
+lake (``model_lake``: 300 generated users, eight days) without its sequences,
+``features`` builds the training splits with their labels as a client of that
+server, and they must equal local mode's row for row. Then the one stage that
+cannot be a Connect client: ``train --launcher spark``, submitted with
+``spark-submit --master spark://...`` and the Delta jars as the DAG submits it.
+Its two barrier tasks must run on two different executors (one core each: the
+Connect server holds the workers' other core, ``connect_server``), and the
+version it registers must say so and hold a saved model.
 """
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from jobs.core.classpath import driver_java_options, spark_submit_arguments
@@ -40,14 +45,34 @@ def _submit(cluster: dict, *args: str) -> str:
     return result.stdout
 
 
-def test_training_on_a_standalone_cluster_runs_a_tensorflow_worker_on_each_of_two_executors(
-        spark_cluster, model_lake, tmp_path):
+def _client(remote: str, *args: str) -> str:
+    """A stage as a client of the Spark Connect server on the cluster (no driver of its own)."""
+    result = subprocess.run([sys.executable, "-m", "jobs", *args], cwd=ROOT, capture_output=True, text=True,
+                            timeout=900, env={**os.environ, "IM_SPARK_REMOTE": remote, "IM_SHUFFLE_PARTITIONS": "2"})
+    assert result.returncode == 0, f"{args[0]} failed over Spark Connect:\n{(result.stdout + result.stderr)[-5000:]}"
+    return result.stdout
+
+
+def _sequences(lake: Path) -> list[str]:
+    from deltalake import DeltaTable
+
+    rows = DeltaTable(str(lake / "user_sequences")).to_pyarrow_table().to_pylist()
+    return sorted(repr(sorted(row.items())) for row in rows)
+
+
+def test_training_features_and_training_on_a_standalone_cluster_match_local_mode_on_two_executors(
+        spark_cluster, connect_server, model_lake, tmp_path):
     from models.registry import Registry
 
     lake_root = tmp_path / "lake"
-    # The tables training reads; not the landing files, nor the versions the suite's own training registered.
-    shutil.copytree(model_lake, lake_root,
-                    ignore=lambda folder, names: {"raw", "models"} & set(names) if Path(folder) == model_lake else ())
+    # The tables features reads; not the landing files, the local sequences, nor the suite's registered versions.
+    shutil.copytree(model_lake, lake_root, ignore=lambda folder, names: (
+        {"raw", "models", "user_sequences"} & set(names) if Path(folder) == model_lake else ()))
+    # As model_lake's own features ran (tests/conftest.py): train, validation and test splits, with labels.
+    _client(connect_server, "features", "--lake", str(lake_root), "--date", MODEL_AS_OF.isoformat(),
+            "--horizon-days", "1", "--train-cutoffs", "2")
+    built = _sequences(lake_root)
+    assert built and built == _sequences(model_lake), "user_sequences: the cluster and local mode differ"
     _submit(spark_cluster, "train", "--lake", str(lake_root), "--date", MODEL_AS_OF.isoformat(), "--workers", "2",
             "--launcher", "spark", *TINY_TRAINING)
     registry = Registry(lake_root)

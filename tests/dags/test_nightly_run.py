@@ -5,9 +5,10 @@ predictions published by the standalone ``score`` for 2024-10-07 and -08, all
 built in local mode by the suite's own session):
 
 The run that publishes has its Spark tasks run as clients of the suite's Spark
-Connect server (``IM_SPARK_REMOTE``, as ``make run`` runs them), whose
-executors are on a standalone cluster of two workers (``spark_cluster``); the
-outage run submits them with spark-submit, the DAG's default.
+Connect server (``IM_SPARK_REMOTE``, as ``make run`` runs them, though
+``make run``'s server is in local mode), whose executors are on a standalone
+cluster of two workers (``spark_cluster``); the outage run submits them with
+spark-submit, the DAG's default.
 
 - a two-date backfill: ``airflow backfill create`` plans the runs of logical
   dates 2024-10-07 and -08 02:00, which process event dates 2024-10-06 and
@@ -139,6 +140,8 @@ def test_a_planned_backfill_date_runs_every_stage_on_the_cluster_and_republishin
     assert {"ingest", "dedupe", "sessionize", "validate", "features", "score", "publish"} <= {r["stage"] for r in runs}
     assert all(r["status"] == "succeeded" for r in runs)
     assert not (lake / "_candidates" / f"score_date={PUBLISHED_DATE}").exists()
+    staging = lake / "_staging"  # every staged write was committed or removed
+    assert not staging.exists() or not any(staging.iterdir()), sorted(p.name for p in staging.iterdir())
     assert all(DeltaTable(str(lake / table)).version() > versions[table] for table in versions)
     assert {table: _rows(lake, table, PUBLISHED_DATE) for table in TABLES} == already_published
     # The data stages rewrote their partitions on the cluster's executors: the same rows as local mode wrote.

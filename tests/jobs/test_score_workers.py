@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
+
+import pytest
 
 from tests.isolated import run_isolated
 
@@ -67,3 +70,40 @@ def check_worker_files(model_lake: str, trained_version: str, scratch: str) -> N
         kept = sorted((row["probability"] for row in prospects if row["pos"] == position), reverse=True)
         assert len(kept) <= 2 or kept[2:] == [kept[1]] * (len(kept) - 2)
     assert np.isfinite([row["probability"] for row in prospects]).all()
+
+
+class _ServerSettings:
+    """What a Spark Connect client session answers for ``conf.get``: its server's settings (it has no JVM here)."""
+
+    def __init__(self, **settings: str):
+        self.settings = settings
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        return self.settings.get(key, default)
+
+
+class _ConnectClient:
+    def __init__(self, **settings: str):
+        self.conf = _ServerSettings(**settings)
+
+
+@pytest.mark.parametrize("settings, cores_per_task", [
+    ({"spark.master": "local[2]"}, 2), ({"spark.master": "local[*]"}, None), ({"spark.master": "local"}, 1),
+    ({"spark.master": "local[3,2]"}, 3), ({"spark.master": "spark://host:7077"}, "cluster"),
+    ({"spark.master": "spark://host:7077", "spark.task.cpus": "2"}, "cluster"),
+])
+def test_a_connect_client_gives_each_scoring_worker_its_share_of_the_servers_cores(settings, cores_per_task):
+    """The suite's Connect server runs on a cluster; `make run`'s runs in local mode, where the client reads the
+    server's local[N] to split the machine's cores between the Python workers that score at once."""
+    from jobs.core.spark import local_parallelism
+    from jobs.score.driver import threads_per_worker
+
+    client = _ConnectClient(**settings)
+    cpus = os.cpu_count() or 1
+    if cores_per_task == "cluster":
+        assert local_parallelism(client) is None
+        assert threads_per_worker(client) == int(settings.get("spark.task.cpus", "1"))
+    else:
+        tasks = cpus if cores_per_task is None else cores_per_task
+        assert local_parallelism(client) == tasks
+        assert threads_per_worker(client) == max(1, cpus // tasks)
