@@ -26,13 +26,10 @@ def spark():
 def running_connect_server(env: dict, log: Path, *settings: str):
     """``sc://127.0.0.1:PORT`` of a Spark Connect server started by ``python -m jobs connect-server [settings]``
     (as ``make run`` starts one) with ``env``'s IM_* settings, its output in ``log``; stopped on exit."""
-    import socket
     import subprocess
     import sys
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     root = Path(__file__).resolve().parents[1]
     with open(log, "w") as out:
         server = subprocess.Popen([sys.executable, "-m", "jobs", "connect-server", "--port", str(port), *settings],
@@ -167,17 +164,37 @@ def run_jobs(*args: str) -> tuple[int, str, str]:
 
 
 def run_jobs_isolated(*args: str, remote: str | None = None) -> tuple[int, str, str]:
-    """``python -m jobs ARGS`` in a fresh interpreter, for stages that run TensorFlow (see tests/isolated.py); with
-    ``remote`` (an ``sc://`` address), as a client of that Spark Connect server, as `make run` runs its stages,
-    instead of starting a driver of its own."""
+    """``python -m jobs ARGS`` in a fresh interpreter, for stages that run TensorFlow (see tests/isolated.py) or
+    that must not share the suite's Spark session; with ``remote`` (an ``sc://`` address), as a client of that
+    Spark Connect server with its two shuffle partitions, as `make run` runs its stages, instead of starting a
+    driver of its own."""
     import os
     import subprocess
     import sys
 
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **({"IM_SPARK_REMOTE": remote} if remote else {})}
+    client = {"IM_SPARK_REMOTE": remote, "IM_SHUFFLE_PARTITIONS": "2"} if remote else {}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **client}
     result = subprocess.run([sys.executable, "-m", "jobs", *args], cwd=Path(__file__).resolve().parents[1],
                             env=env, capture_output=True, text=True, timeout=900)
     return result.returncode, result.stdout, result.stderr
+
+
+def delta_rows(lake: Path, table: str) -> list[str]:
+    """Every row of a lake's table, read by delta-rs, comparable across lakes: maps sorted, ``source_file``
+    relative to the landing folder (each lake's landing files sit at its own absolute path)."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    data = DeltaTable(str(lake / table)).to_pyarrow_table()
+    maps = [field.name for field in data.schema if pa.types.is_map(field.type)]
+    rows = []
+    for row in data.to_pylist():
+        if row.get("source_file"):
+            row["source_file"] = row["source_file"].split("/raw/events/", 1)[-1]
+        for name in maps:
+            row[name] = sorted(row[name]) if row[name] is not None else None
+        rows.append(repr(sorted(row.items())))
+    return sorted(rows)
 
 
 # Three nights of 1,500 generated users with every fault type, run as the DAG runs them: the end-to-end tests

@@ -25,7 +25,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
@@ -42,9 +42,10 @@ def run_isolated(check: Callable[..., None], *args: object, timeout: int = 600, 
     assert outcome.passed, f"{check.__name__} failed:\n{outcome.report[-6000:]}"
 
 
-class _Outcome:
-    def __init__(self, passed: bool, crashed: bool, report: str):
-        self.passed, self.crashed, self.report = passed, crashed, report
+class _Outcome(NamedTuple):
+    passed: bool
+    crashed: bool  # killed by a signal: worth one more try in a new process
+    report: str
 
 
 def _run_fresh(check: Callable[..., None], args: list[str], timeout: int) -> _Outcome:

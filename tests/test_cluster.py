@@ -18,14 +18,12 @@ version it registers must say so and hold a saved model.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from jobs.core.classpath import driver_java_options, spark_submit_arguments
-from tests.conftest import MODEL_AS_OF, QUICK_JVM, TINY_TRAINING
+from tests.conftest import MODEL_AS_OF, QUICK_JVM, TINY_TRAINING, delta_rows, run_jobs_isolated
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,21 +43,6 @@ def _submit(cluster: dict, *args: str) -> str:
     return result.stdout
 
 
-def _client(remote: str, *args: str) -> str:
-    """A stage as a client of the Spark Connect server on the cluster (no driver of its own)."""
-    result = subprocess.run([sys.executable, "-m", "jobs", *args], cwd=ROOT, capture_output=True, text=True,
-                            timeout=900, env={**os.environ, "IM_SPARK_REMOTE": remote, "IM_SHUFFLE_PARTITIONS": "2"})
-    assert result.returncode == 0, f"{args[0]} failed over Spark Connect:\n{(result.stdout + result.stderr)[-5000:]}"
-    return result.stdout
-
-
-def _sequences(lake: Path) -> list[str]:
-    from deltalake import DeltaTable
-
-    rows = DeltaTable(str(lake / "user_sequences")).to_pyarrow_table().to_pylist()
-    return sorted(repr(sorted(row.items())) for row in rows)
-
-
 def test_training_features_and_training_on_a_standalone_cluster_match_local_mode_on_two_executors(
         spark_cluster, connect_server, model_lake, tmp_path):
     from models.registry import Registry
@@ -69,10 +52,11 @@ def test_training_features_and_training_on_a_standalone_cluster_match_local_mode
     shutil.copytree(model_lake, lake_root, ignore=lambda folder, names: (
         {"raw", "models", "user_sequences"} & set(names) if Path(folder) == model_lake else ()))
     # As model_lake's own features ran (tests/conftest.py): train, validation and test splits, with labels.
-    _client(connect_server, "features", "--lake", str(lake_root), "--date", MODEL_AS_OF.isoformat(),
-            "--horizon-days", "1", "--train-cutoffs", "2")
-    built = _sequences(lake_root)
-    assert built and built == _sequences(model_lake), "user_sequences: the cluster and local mode differ"
+    code, out, err = run_jobs_isolated("features", "--lake", str(lake_root), "--date", MODEL_AS_OF.isoformat(),
+                                       "--horizon-days", "1", "--train-cutoffs", "2", remote=connect_server)
+    assert code == 0, f"features failed over Spark Connect:\n{(out + err)[-5000:]}"
+    built = delta_rows(lake_root, "user_sequences")
+    assert built and built == delta_rows(model_lake, "user_sequences"), "user_sequences: the cluster and local mode differ"
     _submit(spark_cluster, "train", "--lake", str(lake_root), "--date", MODEL_AS_OF.isoformat(), "--workers", "2",
             "--launcher", "spark", *TINY_TRAINING)
     registry = Registry(lake_root)

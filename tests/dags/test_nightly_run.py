@@ -37,11 +37,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from tests.conftest import SCORE_DATES, SCORE_OPTIONS
+from tests.conftest import SCORE_DATES, SCORE_OPTIONS, delta_rows
 from tests.dags.conftest import ROOT
 
 DAG_ID = "interest_migration_nightly"
@@ -81,21 +80,6 @@ def _rows(lake: Path, table: str, date: dt.date) -> list[tuple]:
     rows = DeltaTable(str(lake / table)).to_pyarrow_table().to_pylist()
     return sorted(tuple(sorted((k, str(v)) for k, v in r.items() if k != "scored_at"))
                   for r in rows if r["score_date"] == date)
-
-
-def _data_rows(lake: Path, table: str) -> list[str]:
-    """Every row of a data table, comparable across lakes: maps sorted, ``source_file`` relative to the landing
-    folder (each lake's landing files sit at its own absolute path)."""
-    data = DeltaTable(str(lake / table)).to_pyarrow_table()
-    maps = [field.name for field in data.schema if pa.types.is_map(field.type)]
-    rows = []
-    for row in data.to_pylist():
-        if row.get("source_file"):
-            row["source_file"] = row["source_file"].split("/raw/events/", 1)[-1]
-        for name in maps:
-            row[name] = sorted(row[name]) if row[name] is not None else None
-        rows.append(repr(sorted(row.items())))
-    return sorted(rows)
 
 
 def _sequence_inputs(lake: Path, split: str, cutoff: dt.datetime) -> list[str]:
@@ -146,7 +130,7 @@ def test_a_planned_backfill_date_runs_every_stage_on_the_cluster_and_republishin
     assert {table: _rows(lake, table, PUBLISHED_DATE) for table in TABLES} == already_published
     # The data stages rewrote their partitions on the cluster's executors: the same rows as local mode wrote.
     for table in DATA_TABLES:
-        assert _data_rows(lake, table) == _data_rows(model_lake, table), f"{table}: the cluster and local mode differ"
+        assert delta_rows(lake, table) == delta_rows(model_lake, table), f"{table}: the cluster and local mode differ"
     # Features wrote the night's score sequences, cut off at the end of the date; the local-mode lake holds a test
     # origin at that same cutoff: the same users with the same history and window.
     cutoff = dt.datetime.combine(PUBLISHED_DATE + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
