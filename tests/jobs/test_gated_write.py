@@ -18,6 +18,10 @@ def _frame(spark, rows):
     return spark.createDataFrame(rows, "id long, label string, event_date date")
 
 
+def _nothing_left_staged(lake_root) -> bool:
+    return not (lake_root / "_staging").exists() or not any((lake_root / "_staging").iterdir())
+
+
 def _rows(df):
     return sorted(tuple(r) for r in df.select("id", "label", "event_date").collect())
 
@@ -27,10 +31,14 @@ def _report(critical: bool) -> ValidationReport:
     return ValidationReport("t", D1, evaluated=1, failures=failures)
 
 
-def test_the_rows_validated_are_the_rows_committed_even_from_a_nondeterministic_plan(spark, lake_root):
+@pytest.mark.parametrize("table_exists", [False, True], ids=["staged", "in-place"])
+def test_the_rows_validated_are_the_rows_committed_even_from_a_nondeterministic_plan(spark, lake_root, table_exists):
     """A plan that gives other rows each time it runs (the query's start time in every row): a gate that
-    validated the plan, then wrote it again, would commit rows nobody checked."""
+    validated the plan, then wrote it again, would commit rows nobody checked. A new table's rows are
+    staged; an existing one's are written into its folder (delta_spark): both commit what was validated."""
     lake = open_lake(spark, lake_root)
+    if table_exists:
+        lake.overwrite_partitions("t", _frame(spark, [(1, "old", D1)]), ["event_date"], REPLACE)
     plan = spark.range(200).select("id", F.current_timestamp().cast("string").alias("label"),
                                    F.lit(D1).alias("event_date"))
     seen = {}
@@ -49,6 +57,7 @@ def test_the_rows_validated_are_the_rows_committed_even_from_a_nondeterministic_
 def test_a_critical_failure_commits_nothing_and_leaves_no_staging(spark, lake_root):
     lake = open_lake(spark, lake_root)
     lake.overwrite_partitions("t", _frame(spark, [(1, "old", D1)]), ["event_date"], REPLACE)
+    files = set((lake_root / "t").rglob("*.parquet"))
     metrics = RunMetrics()
     with pytest.raises(DataQualityError, match="nothing published"):
         with gated_write(lake, metrics) as gate:
@@ -56,9 +65,10 @@ def test_a_critical_failure_commits_nothing_and_leaves_no_staging(spark, lake_ro
             gate.prepare("u", _frame(spark, [(2, "new", D1)]), REPLACE, ["event_date"])
             gate.check(lambda: _report(critical=True))
     assert _rows(lake.read("t")) == [(1, "old", D1)] and lake.version("t") == 0
+    assert set((lake_root / "t").rglob("*.parquet")) == files  # the rows written into its folder are gone
     assert not lake.exists("u")
     assert [r.severity for r in metrics.validations] == ["critical"]
-    assert not any((lake_root / "_staging").iterdir())
+    assert _nothing_left_staged(lake_root)
 
 
 def test_with_validation_off_the_check_does_not_run_and_the_write_commits(spark, lake_root):
@@ -84,7 +94,7 @@ def test_tables_commit_in_order_and_a_failure_between_them_is_levelled_by_a_reru
             gate.prepare("second", _frame(spark, [(2, "new", D1)]), REPLACE, ["event_date"])
             gate.prepare("first", _frame(spark, [(1, "new", D1)]), REPLACE, ["event_date"])
 
-    real_write, commits = DeltaSparkLake._write, []
+    real_write, commits = DeltaSparkLake._commit_written, []
 
     def failing_second(self, table, *args, **kwargs):
         commits.append(table)
@@ -92,7 +102,7 @@ def test_tables_commit_in_order_and_a_failure_between_them_is_levelled_by_a_reru
             raise OSError("the disk went away between the two commits")
         return real_write(self, table, *args, **kwargs)
 
-    monkeypatch.setattr(DeltaSparkLake, "_write", failing_second)
+    monkeypatch.setattr(DeltaSparkLake, "_commit_written", failing_second)  # the tables exist: prepared in place
     with pytest.raises(OSError):
         publish(RunMetrics())
     monkeypatch.undo()
@@ -103,7 +113,7 @@ def test_tables_commit_in_order_and_a_failure_between_them_is_levelled_by_a_reru
     publish(metrics)
     assert _rows(lake.read("first")) == [(1, "new", D1)] and _rows(lake.read("second")) == [(2, "new", D1)]
     assert metrics.details["versions"] == {"first": 2, "second": 1}
-    assert not any((lake_root / "_staging").iterdir())
+    assert _nothing_left_staged(lake_root)
 
 
 def test_a_table_prepared_twice_in_one_gate_is_refused(spark, lake_root):
@@ -127,7 +137,7 @@ def test_a_group_commits_together_before_the_rest_and_a_failure_in_it_stops_what
     lake = open_lake(spark, lake_root)
     for table in ("small_a", "small_b", "big"):
         lake.overwrite_partitions(table, _frame(spark, [(0, "old", D1)]), ["event_date"], REPLACE)
-    real_write, started, threads, both_in = DeltaSparkLake._write, [], set(), threading.Barrier(2, timeout=60)
+    real_write, started, threads, both_in = DeltaSparkLake._commit_written, [], set(), threading.Barrier(2, timeout=60)
 
     def recorded(fail: str | None):
         def write(self, table, *args, **kwargs):
@@ -146,7 +156,7 @@ def test_a_group_commits_together_before_the_rest_and_a_failure_in_it_stops_what
             gate.prepare("small_a", _frame(spark, [(1, "new", D1)]), REPLACE, ["event_date"])
             gate.prepare("small_b", _frame(spark, [(2, "new", D1)]), REPLACE, ["event_date"])
 
-    monkeypatch.setattr(DeltaSparkLake, "_write", recorded(fail=None))
+    monkeypatch.setattr(DeltaSparkLake, "_commit_written", recorded(fail=None))
     metrics = RunMetrics()
     publish(metrics)
     assert sorted(started[:2]) == ["small_a", "small_b"] and started[2] == "big"
@@ -159,10 +169,10 @@ def test_a_group_commits_together_before_the_rest_and_a_failure_in_it_stops_what
         lake.overwrite_partitions(table, _frame(spark, [(0, "old", D1)]), ["event_date"], REPLACE)
     started.clear()
     both_in.reset()
-    monkeypatch.setattr(DeltaSparkLake, "_write", recorded(fail="small_b"))
+    monkeypatch.setattr(DeltaSparkLake, "_commit_written", recorded(fail="small_b"))
     with pytest.raises(OSError, match="small_b failed"):
         publish(RunMetrics())
     assert "big" not in started
     assert _rows(lake.read("small_a")) == [(1, "new", D1)]
     assert _rows(lake.read("small_b")) == [(0, "old", D1)] and _rows(lake.read("big")) == [(0, "old", D1)]
-    assert not any((lake_root / "_staging").iterdir())
+    assert _nothing_left_staged(lake_root)

@@ -95,10 +95,42 @@ def test_prepared_rows_are_readable_but_unpublished_until_commit(spark, lake):
 
 def test_a_discarded_write_leaves_the_table_as_it_was(spark, lake):
     version = lake.overwrite_partitions("t", _frame(spark, [(1, "a", D1)]), ["event_date"], {"event_date": [D1]})
+    before = _data_files(lake, "t")
     prepared = lake.prepare_partitions("t", _frame(spark, [(2, "b", D1)]), ["event_date"], {"event_date": [D1]})
     prepared.discard()
     assert lake.version("t") == version
     assert _rows(lake.read("t")) == [(1, "a", D1)]
+    assert _data_files(lake, "t") == before
+
+
+def test_a_prepared_range_is_written_once_into_the_table_folder_and_commits_as_a_replace_where(spark, lake):
+    """An existing table's prepared rows go straight into its folder, unreferenced (no staging copy): readers
+    see nothing until the commit, which replaces every partition of the range, one left without rows too,
+    and reads in the history as the replaceWhere write it stands for."""
+    first = lake.overwrite_partitions("t", _frame(spark, [(1, "a", D1), (2, "b", D2), (3, "c", D3)]),
+                                      ["event_date"], {"event_date": [D1, D2, D3]})
+    before = _data_files(lake, "t")
+    prepared = lake.prepare_partitions("t", _frame(spark, [(4, "d", D1), (5, "e", D1)]), ["event_date"],
+                                       {"event_date": [D1.isoformat(), D2.isoformat()]})
+    written = _data_files(lake, "t") - before
+    assert written and all(name.startswith("event_date=2024-11-01/") for name in written)
+    assert not any((lake.root / "_staging").rglob("*.parquet"))
+    assert _rows(prepared.frame) == [(4, "d", D1), (5, "e", D1)]
+    assert lake.version("t") == first and _rows(lake.read("t")) == [(1, "a", D1), (2, "b", D2), (3, "c", D3)]
+    assert prepared.commit() == first + 1
+    assert _rows(lake.read("t")) == [(3, "c", D3), (4, "d", D1), (5, "e", D1)]
+    entry = DeltaTable(str(lake.table_path("t"))).history(1)[0]
+    assert entry["operation"] == "WRITE" and entry["operationParameters"]["mode"] == "Overwrite"
+    assert entry["operationParameters"]["predicate"] == "CAST(`event_date` AS STRING) IN ('2024-11-01', '2024-11-02')"
+    assert entry["operationMetrics"]["numOutputRows"] == "2"
+
+
+def test_prepared_rows_outside_the_replaced_partitions_are_refused_and_leave_no_files(spark, lake):
+    version = lake.overwrite_partitions("t", _frame(spark, [(1, "a", D1)]), ["event_date"], {"event_date": [D1]})
+    before = _data_files(lake, "t")
+    with pytest.raises(LakeError, match=r"outside the partitions this write replaces \(event_date=2024-11-02\)"):
+        lake.prepare_partitions("t", _frame(spark, [(2, "b", D1), (3, "c", D2)]), ["event_date"], {"event_date": [D1]})
+    assert lake.version("t") == version and _data_files(lake, "t") == before
 
 
 def _parquet_folder(folder: Path, *files: list[tuple]) -> Path:
@@ -279,7 +311,9 @@ WRITER = textwrap.dedent("""
     lake = open_lake(spark, sys.argv[1])
     big = spark.range(0, 2_000_000, numPartitions=8).select(
         "id", F.sha2(F.col("id").cast("string"), 256).alias("label"), F.lit("2024-11-01").cast("date").alias("event_date"))
-    if sys.argv[2] == "prepared":
+    if sys.argv[2] == "staged":  # a new column: staged, then written by the commit (DeltaSparkLake._prepare_in_place)
+        big = big.withColumn("note", F.lit("wider"))
+    if sys.argv[2] in ("staged", "in-place"):
         lake.prepare_partitions("t", big, ["event_date"], {"event_date": ["2024-11-01"]}).commit()
     else:
         lake.overwrite_partitions("t", big, ["event_date"], {"event_date": ["2024-11-01"]})
@@ -291,17 +325,19 @@ def _new_parquet(folder: Path, known: set) -> bool:
     return folder.exists() and any(p not in known for p in folder.rglob("*.parquet"))
 
 
-@pytest.mark.parametrize("point", ["staging", "commit"])
+@pytest.mark.parametrize("point", ["staging", "in-place", "commit"])
 def test_writer_killed_mid_write_leaves_the_previous_version_and_maintain_removes_its_files(spark, lake_root, point):
-    """Killed while writing its staging files, or while the commit writes the table's new files (between files,
-    before the log entry): the table stays at its previous version, and ``maintain`` removes the leftovers."""
+    """Killed while writing its staging files, or its prepared files in the table's folder, or while the commit
+    writes the table's new files (between files, before the log entry): the table stays at its previous
+    version, and ``maintain`` removes the leftovers."""
     from jobs.maintain import remove_abandoned
 
     lake = open_lake(spark, lake_root)
     lake.overwrite_partitions("t", _frame(spark, [(1, "a", D1)]), ["event_date"], {"event_date": [D1]})
     table_files = set((lake_root / "t").rglob("*.parquet"))
     watched = lake_root / "_staging" if point == "staging" else lake_root / "t"
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(lake_root), "direct" if point == "commit" else "prepared"],
+    mode = {"staging": "staged", "in-place": "in-place", "commit": "direct"}[point]
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(lake_root), mode],
                               cwd=ROOT, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                               text=True)
     deadline = time.monotonic() + 180

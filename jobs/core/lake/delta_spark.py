@@ -3,18 +3,22 @@
 A partition overwrite goes in two steps, so that a data-quality gate can look
 at exactly the rows that will be published:
 
-1. ``prepare_partitions`` writes the DataFrame as Parquet into a private folder,
-   ``<lake>/_staging/<table>-<id>``. Its ``frame`` reads those immutable files:
-   validating it never recomputes the producing plan.
-2. ``commit()`` writes those same files' rows into the table with
-   ``replaceWhere``: one Delta transaction, so readers see the previous version
-   or the new one. Delta checks that every row lies inside the replaced
-   partitions, and its optimistic concurrency control refuses a commit that
-   conflicts with one another writer made meanwhile (``ConcurrentWriteError``).
-   A write prepared from files (``prepare_files``) may have its table files
-   written ahead, while a suite validates the prepared rows
-   (``PreparedWrite.write_ahead``, delta_transaction): the commit then only adds
-   them to the log, in the same transaction that wrote them.
+1. ``prepare_partitions`` writes the rows once, into the table's own folder,
+   inside a Delta transaction that has not committed (delta_transaction): the
+   files are there but no version refers to them, so readers do not see them.
+   Its ``frame`` reads those immutable files: validating it never recomputes the
+   producing plan. Where that path cannot be taken (the table does not exist
+   yet, the rows add a column, a Spark Connect client has no JVM to call), the
+   rows are written as Parquet into a private folder, ``<lake>/_staging/<table>-<id>``.
+2. ``commit()`` adds the written files to the log and removes the replaced
+   partitions' files in one commit, or, for staged rows, writes them into the
+   table with ``replaceWhere``: one Delta transaction either way, so readers
+   see the previous version or the new one. Every row must lie inside the
+   replaced partitions, and Delta's optimistic concurrency control refuses a
+   commit that conflicts with one another writer made meanwhile
+   (``ConcurrentWriteError``). A write prepared from files (``prepare_files``)
+   may have its table files written ahead, while a suite validates the prepared
+   rows (``PreparedWrite.write_ahead``): the commit then only adds them to the log.
 
 A writer killed at any point leaves the table at its previous version: its
 data files are either in the staging folder or unreferenced files in the table
@@ -25,6 +29,7 @@ delta-rs' audit appends, reports the latest version: nothing reads it back).
 """
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import uuid
@@ -34,7 +39,7 @@ from typing import Mapping, Sequence
 from deltalake import DeltaTable as LogReader
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StructType
+from pyspark.sql.types import DateType, StringType, StructType
 
 from jobs.core.lake.base import (Lake, LakeError, PartitionValues, PreparedWrite, Replacement, data_columns,
                                  partition_predicate, replacement_parts)
@@ -200,6 +205,9 @@ class DeltaSparkLake(Lake):
         unknown = {column for part in parts for column in part} - set(partition_by)
         if unknown:
             raise LakeError(f"cannot replace by {sorted(unknown)}: table {table!r} is partitioned by {list(partition_by)}")
+        in_place = self._prepare_in_place(table, df, partition_by, replace)
+        if in_place is not None:
+            return in_place
         staging = self._staging_folder(table)
         try:
             writer = df.write.mode("overwrite")
@@ -213,6 +221,44 @@ class DeltaSparkLake(Lake):
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return self._prepared(table, frame, partition_by, replace, staging)
+
+    def _prepare_in_place(self, table: str, df: DataFrame, partition_by: Sequence[str],
+                          replace: Replacement) -> PreparedWrite | None:
+        """The rows written once, straight into the table's folder by a Delta transaction (delta_transaction),
+        unreferenced until the commit adds them to the log; ``frame`` reads those files. None when this write
+        cannot go that way (a new table, a new column, a Spark Connect client, partition values not given
+        for every partition column in Delta's own string form): it is then staged.
+
+        Why: staging wrote every row twice, once into the staging folder and once more by the commit's
+        ``df.write``; for the data stages that second write was about a fifth of their time
+        (bench/bench_ingest_pipeline.py). Readers see nothing until the commit, as with staging, and Delta's
+        conflict detection covers the transaction from before the files were written.
+        """
+        replaced = _partition_maps(replace, partition_by, df.schema)
+        if replaced is None:
+            return None
+        path = self.table_path(table)
+        written = write_files(self.spark, path, df, partition_by)
+        if written is None:
+            return None
+        try:
+            wanted = {tuple(sorted(part.items())) for part in replaced}
+            outside = sorted({tuple(sorted(part.items())) for part in written.partitions()} - wanted)
+            if outside:
+                shown = ", ".join("/".join(f"{k}={v}" for k, v in part) for part in outside[:3])
+                raise LakeError(f"the rows for {table!r} fall outside the partitions this write replaces ({shown}"
+                                f"{'...' if len(outside) > 3 else ''}); nothing was published")
+            files = written.paths()
+            frame = (self.spark.read.schema(df.schema).option("basePath", str(path)).parquet(*files)
+                     .select(*df.columns) if files else self.spark.createDataFrame([], df.schema))
+        except BaseException:
+            written.abandon()
+            raise
+
+        def commit() -> int:
+            return self._commit_written(table, written, replaced, replace)
+
+        return PreparedWrite(frame, commit, written.abandon)
 
     def prepare_files(self, table: str, folder: Path, schema: StructType, partition: Mapping[str, str]) -> PreparedWrite:
         """The files are already immutable Parquet: they are the prepared rows as they are (no staging copy; the
@@ -236,7 +282,7 @@ class DeltaSparkLake(Lake):
         written: list[WrittenFiles] = []
 
         def write_ahead() -> bool:
-            files = write_files(self.spark, self.table_path(table), frame, ahead) if ahead else None
+            files = write_files(self.spark, self.table_path(table), frame, list(ahead)) if ahead else None
             if files is not None:
                 written.append(files)
             return files is not None
@@ -244,7 +290,7 @@ class DeltaSparkLake(Lake):
         def commit() -> int:
             try:
                 if written:
-                    return self._commit_written(table, written[0], ahead, replace)
+                    return self._commit_written(table, written[0], [dict(ahead)], replace)
                 return self._write(table, frame, partition_by, mode="overwrite", replace=replace)
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -256,14 +302,14 @@ class DeltaSparkLake(Lake):
 
         return PreparedWrite(frame, commit, discard, write_ahead)
 
-    def _commit_written(self, table: str, written: WrittenFiles, partition: Mapping[str, str],
-                        replace: PartitionValues) -> int:
+    def _commit_written(self, table: str, written: WrittenFiles, partitions: list[dict[str, str]],
+                        replace: Replacement) -> int:
         """The files written ahead, committed as ``_write``'s ``replaceWhere`` would (same history entry).
 
         A failed commit leaves them unreferenced in the table folder, for ``VACUUM``: whether a commit that
         raised was recorded cannot be known here for certain, and deleting a recorded file breaks the table."""
         try:
-            return written.commit(partition, replace_where(replace), f"interest-migration:{uuid.uuid4().hex}")
+            return written.commit(partitions, replace_where(replace), f"interest-migration:{uuid.uuid4().hex}")
         except Exception as error:
             conflict = _conflict_error(table, error)
             if conflict:
@@ -368,3 +414,19 @@ def _partition_values(actions, table: str, column: str) -> list[str | None]:
     if key not in actions.column_names:
         raise LakeError(f"table {table!r} is not partitioned by {column!r}")
     return [None if v is None else str(v) for v in actions[key].to_pylist()]
+
+
+def _partition_maps(replace: Replacement, partition_by: Sequence[str], schema: StructType) -> list[dict[str, str]] | None:
+    """Every partition ``replace`` names, as Delta records a file's partition values ({column: string}), or None
+    when the replacement leaves a partition column open or a column is neither a string nor a date (whose
+    recorded string is what ``replace_where`` compares: ``CAST(column AS STRING)``)."""
+    types = {field.name: field.dataType for field in schema.fields}
+    maps = []
+    for part in replacement_parts(replace):
+        if not partition_by or set(part) != set(partition_by):
+            return None
+        if not all(isinstance(types.get(column), (DateType, StringType)) for column in partition_by):
+            return None
+        values = [[str(value) for value in part[column]] for column in partition_by]
+        maps += [dict(zip(partition_by, combination)) for combination in itertools.product(*values)]
+    return maps

@@ -1,21 +1,24 @@
-"""One partition replacement in two steps through delta-spark's transaction API: write the data files
+"""A partition replacement in two steps through delta-spark's transaction API: write the data files
 now, commit them later.
 
-Why: a gated write validates its prepared rows before it commits them, and the commit then rewrites those
-rows into the table's files (``df.write.format("delta")``), which at 1M predictions is the largest step
-after the scoring itself (bench/bench_score.py). Delta's own writer does the same thing in
-two steps inside one ``OptimisticTransaction``: ``writeFiles`` writes the data files into the table folder,
-unreferenced, and ``commit`` adds them to the log. Calling those two steps ourselves lets the files be
-written while the suite validates the prepared rows, and only the log entry wait for its verdict.
+Why: a gated write validates its prepared rows before it commits them. Had it staged them elsewhere, the
+commit would write those rows a second time into the table's files (``df.write.format("delta")``): about
+a fifth of each data stage's time (bench/bench_ingest_pipeline.py), and at 1M predictions the largest step
+after the scoring itself (bench/bench_score.py). Delta's own writer works in two steps inside one
+``OptimisticTransaction``: ``writeFiles`` writes the data files into the table folder, unreferenced, and
+``commit`` adds them to the log. Calling those two steps ourselves lets the prepared rows be those files
+(``DeltaSparkLake.prepare_partitions``), or lets them be written while a suite validates the prepared rows
+(``prepare_files``' write-ahead), and only the log entry wait for the verdict.
 
 The transaction is started before the files are written, so Delta's conflict detection covers the whole
 span: a writer that changes the same partition meanwhile makes the commit fail (ConcurrentWriteError), as
 a ``replaceWhere`` write would. ``writeFiles`` enforces the table's constraints and collects the same file
 statistics as ``df.write``; the files are the same kind of files.
 
-Only for what it is sure to do like ``df.write``, in a driver of its own (not a Spark Connect client): the table exists, is partitioned by exactly the replaced
-columns, and has exactly the frame's columns and types (no schema change to merge). Anything else returns
-None from ``open`` and the caller writes the usual way. These are delta-spark's Scala classes reached
+Only for what it is sure to do like ``df.write``, in a driver of its own (not a Spark Connect client): the
+table exists, is partitioned by exactly the replaced columns, and has exactly the frame's columns and types
+(no schema change to merge). Anything else returns None from ``write_files`` and the caller writes the usual
+way. These are delta-spark's Scala classes reached
 through py4j (``DeltaLog``, ``OptimisticTransaction``, ``DeltaOperations.Write``), pinned with the jar
 (``jars/``); the write-ahead tests in tests/jobs/test_lake.py fail if a Delta upgrade changes them.
 """
@@ -24,7 +27,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 from urllib.parse import unquote
 
 from pyspark.sql import DataFrame, SparkSession
@@ -34,23 +37,34 @@ from pyspark.sql.types import StructType
 class WrittenFiles:
     """Data files written into a table folder by an open transaction, not yet in the table's log."""
 
-    def __init__(self, spark: SparkSession, table_path: Path, transaction, added: list):
-        self.spark, self.table_path = spark, table_path
+    def __init__(self, spark: SparkSession, table_path: Path, transaction, added: list,
+                 partition_columns: Sequence[str]):
+        self.spark, self.table_path, self.partition_columns = spark, table_path, list(partition_columns)
         self._transaction, self._added = transaction, added
 
-    def commit(self, partition: Mapping[str, str], predicate: str, tag: str) -> int:
-        """Replace ``partition`` (every file now in it) with the written files, tagged ``tag``; returns the version.
+    def commit(self, partitions: Sequence[Mapping[str, str]], predicate: str, tag: str) -> int:
+        """Replace ``partitions`` (every file now in each) with the written files, tagged ``tag``; returns the
+        version. Each mapping names a value for every partition column of the table.
 
         ``predicate``: how the commit's history entry shows the replacement (the ``replaceWhere`` text)."""
         jvm = self.spark._jvm
         txn = self._transaction
-        replaced = txn.filterFiles(_scala_set([_scala_map(jvm, partition)], jvm))
+        replaced = txn.filterFiles(_scala_set([_scala_map(jvm, part) for part in partitions], jvm))
         actions = [file.remove() for file in _python_list(replaced)] + self._added
         some, none = jvm.scala.Some, getattr(getattr(jvm.scala, "None$"), "MODULE$")
         operation = jvm.org.apache.spark.sql.delta.DeltaOperations.Write(
-            jvm.org.apache.spark.sql.SaveMode.Overwrite, some(_scala_list(list(partition), jvm)), some(predicate),
-            some(tag), none, none, none)
+            jvm.org.apache.spark.sql.SaveMode.Overwrite, some(_scala_list(list(self.partition_columns), jvm)),
+            some(predicate), some(tag), none, none, none)
         return int(txn.commit(_scala_list(actions, jvm), operation))
+
+    def paths(self) -> list[str]:
+        """The written files, absolute."""
+        return [str(self.table_path / unquote(action.path())) for action in self._added]
+
+    def partitions(self) -> list[dict[str, str]]:
+        """Each written file's partition values (as Delta records them: strings, dates in ISO form)."""
+        jvm = self.spark._jvm
+        return [dict(_converters(jvm).asJava(action.partitionValues())) for action in self._added]
 
     def abandon(self) -> None:
         """Delete the written files: nothing refers to them (``VACUUM`` would remove them later anyway)."""
@@ -62,7 +76,7 @@ class WrittenFiles:
 
 
 def write_files(spark: SparkSession, table_path: Path, frame: DataFrame,
-                partition: Mapping[str, str]) -> WrittenFiles | None:
+                partition_columns: Sequence[str]) -> WrittenFiles | None:
     """Start a transaction on the table and write ``frame``'s files into it; None when this table is not one
     this path may write (see the module docstring): the caller then writes with ``df.write``."""
     from jobs.core.spark import is_remote
@@ -73,11 +87,12 @@ def write_files(spark: SparkSession, table_path: Path, frame: DataFrame,
     log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, str(table_path))
     transaction = log.startTransaction()
     metadata = transaction.metadata()
-    if _python_list(metadata.partitionColumns()) != list(partition):
+    if _python_list(metadata.partitionColumns()) != list(partition_columns):
         return None
     if _shape(StructType.fromJson(json.loads(metadata.schema().json()))) != _shape(frame.schema):
         return None
-    return WrittenFiles(spark, table_path, transaction, _python_list(transaction.writeFiles(frame._jdf)))
+    return WrittenFiles(spark, table_path, transaction, _python_list(transaction.writeFiles(frame._jdf)),
+                        partition_columns)
 
 
 def _shape(schema: StructType) -> list[tuple[str, str]]:

@@ -4,8 +4,8 @@
         events = gate.prepare(EVENTS, frame, {"event_date": [day]})
         gate.check(lambda: check_partition(lake, config, EVENTS, [date], events))
 
-``gate.prepare`` writes the rows to immutable files in the staging folder and returns a frame
-over them; ``gate.check`` runs a validation on such frames (when validation is
+``gate.prepare`` writes the rows once, to immutable files no table version refers to yet (in the
+table's folder, or a staging folder: ``delta_spark``), and returns a frame over them; ``gate.check`` runs a validation on such frames (when validation is
 on), records its report and stops the stage on a critical failure. Only when
 the block ends without an error are the prepared tables committed; on any error,
 or a critical validation, every prepared write is discarded and each table keeps
