@@ -226,8 +226,8 @@ class DeltaSparkLake(Lake):
                           replace: Replacement) -> PreparedWrite | None:
         """The rows written once, straight into the table's folder by a Delta transaction (delta_transaction),
         unreferenced until the commit adds them to the log; ``frame`` reads those files. None when this write
-        cannot go that way (a new table, a new column, a Spark Connect client, partition values not given
-        for every partition column in Delta's own string form): it is then staged.
+        cannot go that way (a new table, a new column, a Spark Connect client, a replacement that leaves a
+        partition column open, a partition column neither string nor date): it is then staged.
 
         Why: staging wrote every row twice, once into the staging folder and once more by the commit's
         ``df.write``; for the data stages that second write was about a fifth of their time
@@ -421,11 +421,11 @@ def _partition_maps(replace: Replacement, partition_by: Sequence[str], schema: S
     when the replacement leaves a partition column open or a column is neither a string nor a date (whose
     recorded string is what ``replace_where`` compares: ``CAST(column AS STRING)``)."""
     types = {field.name: field.dataType for field in schema.fields}
+    if not partition_by or not all(isinstance(types.get(column), (DateType, StringType)) for column in partition_by):
+        return None
     maps = []
     for part in replacement_parts(replace):
-        if not partition_by or set(part) != set(partition_by):
-            return None
-        if not all(isinstance(types.get(column), (DateType, StringType)) for column in partition_by):
+        if set(part) != set(partition_by):
             return None
         values = [[str(value) for value in part[column]] for column in partition_by]
         maps += [dict(zip(partition_by, combination)) for combination in itertools.product(*values)]

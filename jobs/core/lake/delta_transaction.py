@@ -53,7 +53,7 @@ class WrittenFiles:
         actions = [file.remove() for file in _python_list(replaced)] + self._added
         some, none = jvm.scala.Some, getattr(getattr(jvm.scala, "None$"), "MODULE$")
         operation = jvm.org.apache.spark.sql.delta.DeltaOperations.Write(
-            jvm.org.apache.spark.sql.SaveMode.Overwrite, some(_scala_list(list(self.partition_columns), jvm)),
+            jvm.org.apache.spark.sql.SaveMode.Overwrite, some(_scala_list(self.partition_columns, jvm)),
             some(predicate), some(tag), none, none, none)
         return int(txn.commit(_scala_list(actions, jvm), operation))
 
