@@ -1,6 +1,7 @@
 """Wall time of each nightly data stage on a tiny partition, as the DAG runs it: a fresh `python -m jobs STAGE`.
 
     python bench/bench_stage_fixed_cost.py [--repeats 3] [--mode connect|driver|both] [--profile DIR]
+                                           [--stage ingest --stage features ...]
 
 Builds a lake of 300 generated users over 8 days (about 1,300 events a day; the history loaded with the
 backfill path, not timed), then runs the last date's stages in the nightly order (ingest, dedupe,
@@ -65,9 +66,13 @@ def build_history(env: dict, lake: Path) -> None:
         jobs(env, stage, *common, "--from-date", START.isoformat(), "--to-date", before, "--no-validate")
 
 
-def measure(env: dict, lake: Path, repeats: int, profile: Path | None, label: str) -> dict[str, list[float]]:
+def measure(env: dict, lake: Path, repeats: int, profile: Path | None, label: str,
+            only: list[str] | None = None) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {}
     for stage, args in stages(lake):
+        if only and stage not in only:
+            jobs(env, stage, *args)  # not measured, but the later stages read what it writes
+            continue
         times[stage] = []
         for i in range(repeats):
             out = profile / f"{label}-{stage}.prof" if profile and i == repeats - 1 else None
@@ -82,6 +87,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--mode", choices=["connect", "driver", "both"], default="both")
     parser.add_argument("--profile", type=Path)
+    parser.add_argument("--stage", action="append", choices=[name for name, _ in stages(Path("."))],
+                        help="measure only this stage (repeatable; default: all five, in the nightly order)")
     args = parser.parse_args()
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
@@ -99,11 +106,11 @@ def main() -> None:
             jobs(env, "connect-server", "--port", str(port), "--ready-within", "180")
             remote = {**env, "IM_SPARK_REMOTE": f"sc://127.0.0.1:{port}"}
             build_history(remote, lake)
-            measure(remote, lake, args.repeats, args.profile, "connect")
+            measure(remote, lake, args.repeats, args.profile, "connect", args.stage)
         else:
             build_history(env, lake)
         if args.mode in ("driver", "both"):
-            measure(env, lake, args.repeats, args.profile, "driver")
+            measure(env, lake, args.repeats, args.profile, "driver", args.stage)
     finally:
         if server is not None:
             server.terminate()
