@@ -24,6 +24,7 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from jobs.core.config import PipelineConfig
+from jobs.core.input_size import tables_bytes
 from jobs.core.stage import add_validation_argument, open_stage_lake, require_date
 from jobs.core.tables import EVENTS, EVENTS_CLEAN
 
@@ -106,9 +107,9 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     require_date(args.date, "dedupe", "the event date to publish")
     dates = getattr(args, "dates", None) or [args.date]
     config = config.with_overrides(replay_lookback_days=args.replay_lookback_days, validate_writes=args.validate)
-    lake = open_stage_lake(config, "dedupe", EVENTS_CLEAN, made_by="ingest",
-                           validates=config.validate_writes)
     days = [d.isoformat() for d in dates]
+    lake = open_stage_lake(config, "dedupe", EVENTS_CLEAN, made_by="ingest", validates=config.validate_writes,
+                           input_bytes=lambda: tables_bytes(config.lake, {EVENTS_CLEAN: {"event_date": days}}))
     label = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
     with record_run(lake, "dedupe", dates[-1]) as metrics:
         clean = lake.read(EVENTS_CLEAN, partitions={"event_date": days})

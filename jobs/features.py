@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from jobs.core.config import PipelineConfig, check_range, default_help, fill_from_settings
 from jobs.core.errors import PipelineError
+from jobs.core.input_size import tables_bytes
 from jobs.core.stage import add_validation_argument, open_stage_lake, require_date
 from jobs.core.tables import EVENTS, USER_SEQUENCES
 from models.cutoffs import SCORE, plan_cutoffs
@@ -176,8 +177,9 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         raise PipelineError("--length and --history-days must be at least 1")
     config = config.with_overrides(validate_writes=args.validate)
     fill_from_settings(args, config, {"horizon_days": "horizon_days", "user_sample_fraction": "user_sample_fraction"})
+    # Its window's dates are known only from the lake; the whole events table bounds what it reads.
     lake = open_stage_lake(config, "features", EVENTS, made_by="dedupe and sessionize",
-                           validates=config.validate_writes)
+                           validates=config.validate_writes, input_bytes=lambda: tables_bytes(config.lake, {EVENTS: None}))
     first_date = _first_event_date(lake)
     score_history_days = (args.history_days or _champion_history_days(config.lake, config.history_days)
                           if args.mode == SCORE else None)

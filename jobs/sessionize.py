@@ -20,6 +20,7 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from jobs.core.config import PipelineConfig, default_help
+from jobs.core.input_size import tables_bytes
 from jobs.core.stage import add_validation_argument, open_stage_lake, require_date
 from jobs.core.tables import EVENTS, SESSIONS
 
@@ -113,9 +114,10 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     dates = getattr(args, "dates", None) or [args.date]
     config = config.with_overrides(session_gap_minutes=args.gap_minutes, validate_writes=args.validate)
     gap = dt.timedelta(minutes=config.session_gap_minutes)
-    lake = open_stage_lake(config, "sessionize", EVENTS, made_by="dedupe", validates=config.validate_writes)
     days = [d.isoformat() for d in dates]
     previous = (dates[0] - dt.timedelta(days=1)).isoformat()
+    lake = open_stage_lake(config, "sessionize", EVENTS, made_by="dedupe", validates=config.validate_writes,
+                           input_bytes=lambda: tables_bytes(config.lake, {EVENTS: {"event_date": [previous, *days]}}))
     label = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
     with record_run(lake, "sessionize", dates[-1]) as metrics:
         events = lake.read(EVENTS, partitions={"event_date": days})

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 
 from jobs.core.config import PipelineConfig
+from jobs.core.input_size import tables_bytes
 from jobs.core.stage import add_acknowledge_argument, open_stage_lake, require_date
 from jobs.core.tables import EVENTS, EVENTS_CLEAN, EVENTS_QUARANTINE, SESSIONS, USER_INTEREST_PREDICTIONS
 
@@ -45,8 +46,11 @@ def _validate(config: PipelineConfig, table: str, date) -> dict:
 
     if table == USER_INTEREST_PREDICTIONS:
         return _validate_held(config, date)
-    lake = open_stage_lake(config, "validate", table, made_by=_made_by(table), validates=True)
     day = date.isoformat()
+    reads = ({EVENTS_CLEAN: {"ingest_date": [day]}, EVENTS_QUARANTINE: {"ingest_date": [day]}} if table == EVENTS_CLEAN
+             else {table: {"event_date": [day]}})
+    lake = open_stage_lake(config, "validate", table, made_by=_made_by(table), validates=True,
+                           input_bytes=lambda: tables_bytes(config.lake, reads))
     with record_run(lake, "validate", date) as metrics:
         if table == EVENTS_CLEAN:
             clean = lake.read(EVENTS_CLEAN, partitions={"ingest_date": [day]})

@@ -45,6 +45,12 @@ class PipelineConfig(BaseSettings):
         "-XX:+UseParallelGC",
         description="the driver JVM's options; the throughput collector, because G1's concurrent threads "
                     "compete with the Python workers for the cores where Spark runs locally")
+    small_input_bytes: int = Field(
+        4 << 20, ge=0,
+        description="a stage on a driver of its own whose input on disk (landing files, or the Delta files of "
+                    "the partitions it reads) is at most this starts its JVM with the C1 compiler only: on a "
+                    "tiny partition 2-5 s quicker, 1.2 s slower at 8.3 MB (220k gzip'd lines), 35% slower at 58 MB "
+                    "(docs/performance.md); 0: never. Ignored when IM_SPARK_DRIVER_JAVA_OPTIONS chooses a JIT")
     shuffle_partitions: int = Field(8, ge=1, description="spark.sql.shuffle.partitions")
     spark_jars_dir: Path = Field(REPO / "jars", description="the Delta connector's jars (make install puts them here)")
     spark_class_archive: Path = Field(

@@ -5,7 +5,7 @@ import argparse
 import datetime as dt
 import importlib
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from jobs.core.config import PipelineConfig
 from jobs.core.errors import PipelineError
@@ -27,8 +27,11 @@ _pending_import: threading.Thread | None = None
 
 
 def open_stage_lake(config: PipelineConfig, stage: str, needs_table: str | None = None, made_by: str = "",
-                    validates: bool = False) -> Lake:
+                    validates: bool = False, input_bytes: Callable[[], int | None] | None = None) -> Lake:
     """The lake for ``stage``; fails with a clear line if its input table is missing.
+
+    ``input_bytes`` sizes what the stage will read (``jobs.core.input_size``), asked only when the stage
+    starts a driver of its own: a small input gets a JVM that starts quicker (``jobs.core.spark``).
 
     A stage that will run an expectation suite (``validates``) imports Great
     Expectations (about 4 s of Python) on a thread while Spark works. With a
@@ -46,7 +49,7 @@ def open_stage_lake(config: PipelineConfig, stage: str, needs_table: str | None 
     remote = connects(config)
     preload = _import_on_a_thread(VALIDATION_MODULES) if validates and not remote else None
     try:
-        spark = build_spark(config, stage)
+        spark = build_spark(config, stage, input_bytes=input_bytes)
     finally:
         if preload is not None:
             preload.join()

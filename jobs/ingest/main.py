@@ -15,6 +15,7 @@ from jobs.core.config import PipelineConfig
 from jobs.core.quality import check_partition
 from jobs.core.quality.gate import events_clean_batch
 from jobs.core.errors import PipelineError
+from jobs.core.input_size import files_bytes
 from jobs.ingest.classify import classify_events, clean_rows, flag_bots, quarantine_rows
 from jobs.ingest.formats import parse_lines
 from jobs.ingest.sources import count_lines, find_source_files
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     found = find_source_files(source)
     files = found.files
     files_by_date = _files_by_ingest_date(files, args.date)
-    lake = open_stage_lake(config, "ingest", validates=config.validate_writes)
+    lake = open_stage_lake(config, "ingest", validates=config.validate_writes, input_bytes=lambda: files_bytes(files))
     spark = lake.spark
     with record_run(lake, "ingest", args.date or max(filter(None, files_by_date), default=None)) as metrics:
         # Counted from the files, before and apart from Spark: what every run is reconciled against.
