@@ -16,6 +16,7 @@ passed (``jobs/core/held.py``).
 from __future__ import annotations
 
 import argparse
+from typing import Callable
 
 from jobs.core.config import PipelineConfig
 from jobs.core.input_size import tables_bytes
@@ -33,13 +34,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     require_date(args.date, "validate", "the partition to validate: ingest date for events_clean, else event date")
+    tables = list(dict.fromkeys(args.table))
+    day = args.date.isoformat()
+    # The first table's run starts Spark for all of them: sized by every partition they read.
+    reads = {read: partitions for table in tables if table != USER_INTEREST_PREDICTIONS
+             for read, partitions in _reads(table, day).items()}
     summaries = {}
-    for table in dict.fromkeys(args.table):
-        summaries[table] = _validate(config, table, args.date)
+    for table in tables:
+        summaries[table] = _validate(config, table, args.date, input_bytes=lambda: tables_bytes(config.lake, reads))
     return summaries
 
 
-def _validate(config: PipelineConfig, table: str, date) -> dict:
+def _reads(table: str, day: str) -> dict[str, dict[str, list[str]]]:
+    """The partitions validating ``table`` on ``day`` reads."""
+    if table == EVENTS_CLEAN:
+        return {EVENTS_CLEAN: {"ingest_date": [day]}, EVENTS_QUARANTINE: {"ingest_date": [day]}}
+    return {table: {"event_date": [day]}}
+
+
+def _validate(config: PipelineConfig, table: str, date, input_bytes: Callable[[], int | None] | None = None) -> dict:
     from jobs.core.quality import check_partition
     from jobs.core.quality.gate import events_clean_batch
     from jobs.core.runs import record_run
@@ -47,10 +60,8 @@ def _validate(config: PipelineConfig, table: str, date) -> dict:
     if table == USER_INTEREST_PREDICTIONS:
         return _validate_held(config, date)
     day = date.isoformat()
-    reads = ({EVENTS_CLEAN: {"ingest_date": [day]}, EVENTS_QUARANTINE: {"ingest_date": [day]}} if table == EVENTS_CLEAN
-             else {table: {"event_date": [day]}})
     lake = open_stage_lake(config, "validate", table, made_by=_made_by(table), validates=True,
-                           input_bytes=lambda: tables_bytes(config.lake, reads))
+                           input_bytes=input_bytes)
     with record_run(lake, "validate", date) as metrics:
         if table == EVENTS_CLEAN:
             clean = lake.read(EVENTS_CLEAN, partitions={"ingest_date": [day]})
