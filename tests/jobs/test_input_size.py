@@ -71,3 +71,44 @@ def test_options_that_choose_a_jit_are_kept_without_sizing_the_input(options):
         raise AssertionError("the input was sized although the options already choose a JIT")
 
     assert driver_jit_options(PipelineConfig(spark_driver_java_options=options), never) == options
+
+
+class _Sized(BaseException):
+    """Raised where a stage's JVM would start, with the size the stage gave; a BaseException, so that the command
+    line does not turn it into an exit code and nothing after it (no run row, no write) happens."""
+
+
+def _live_bytes(lake: Path, table: str, column: str | None = None, values: list[str] = ()) -> int:
+    """The files the table's current version lists (a rewritten partition's old files stay on disk until
+    VACUUM), each measured by the file system."""
+    from deltalake import DeltaTable
+
+    listed = DeltaTable(str(lake / table)).file_uris(
+        file_pruning_predicate=[(column, "in", list(values))] if column else None)
+    return sum(Path(uri).stat().st_size for uri in listed)
+
+
+def test_each_stage_sizes_the_partitions_it_reads_before_its_driver_starts(model_lake, monkeypatch):
+    """The size each data stage hands to the JIT choice, against the files of its inputs measured on disk."""
+    import jobs.core.spark
+    from tests.conftest import MODEL_AS_OF, run_jobs
+
+    def stop_with_size(config, input_bytes):
+        raise _Sized(input_bytes())
+
+    monkeypatch.setattr(jobs.core.spark, "driver_jit_options", stop_with_size)
+    day, previous = MODEL_AS_OF.isoformat(), (MODEL_AS_OF - dt.timedelta(days=1)).isoformat()
+    landing = model_lake / "raw" / "events" / f"ingest_date={day}"
+    expected = {
+        ("ingest", "--date", day): sum(path.stat().st_size for path in landing.iterdir()),
+        ("dedupe", "--date", day): _live_bytes(model_lake, "events_clean", "event_date", [day]),
+        ("sessionize", "--date", day): _live_bytes(model_lake, "events", "event_date", [previous, day]),
+        ("validate", "--date", day, "--table", "events", "--table", "sessions"):
+            _live_bytes(model_lake, "events", "event_date", [day]) + _live_bytes(model_lake, "sessions", "event_date", [day]),
+        ("features", "--date", day, "--mode", "score"): _live_bytes(model_lake, "events"),
+    }
+    for args, size in expected.items():
+        assert size > 0
+        with pytest.raises(_Sized) as sized:
+            run_jobs(args[0], "--lake", str(model_lake), *args[1:])
+        assert sized.value.args == (size,), args
