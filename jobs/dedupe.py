@@ -108,12 +108,13 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     dates = getattr(args, "dates", None) or [args.date]
     config = config.with_overrides(replay_lookback_days=args.replay_lookback_days, validate_writes=args.validate)
     days = [d.isoformat() for d in dates]
+    earlier_dates = [(dates[0] - dt.timedelta(days=d)).isoformat() for d in range(1, config.replay_lookback_days + 1)]
     lake = open_stage_lake(config, "dedupe", EVENTS_CLEAN, made_by="ingest", validates=config.validate_writes,
-                           input_bytes=lambda: tables_bytes(config.lake, {EVENTS_CLEAN: {"event_date": days}}))
+                           input_bytes=lambda: tables_bytes(config.lake, {EVENTS_CLEAN: {"event_date": days},
+                                                                          EVENTS: {"event_date": earlier_dates}}))
     label = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
     with record_run(lake, "dedupe", dates[-1]) as metrics:
         clean = lake.read(EVENTS_CLEAN, partitions={"event_date": days})
-        earlier_dates = [(dates[0] - dt.timedelta(days=d)).isoformat() for d in range(1, config.replay_lookback_days + 1)]
         published = lake.read_or_empty(EVENTS, "event_id string, event_date date",
                                        partitions={"event_date": earlier_dates}).select("event_id", "event_date")
         # Counts are observed while the write runs: one pass over the data.

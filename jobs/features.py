@@ -177,12 +177,12 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         raise PipelineError("--length and --history-days must be at least 1")
     config = config.with_overrides(validate_writes=args.validate)
     fill_from_settings(args, config, {"horizon_days": "horizon_days", "user_sample_fraction": "user_sample_fraction"})
-    # Its window's dates are known only from the lake; the whole events table bounds what it reads.
-    lake = open_stage_lake(config, "features", EVENTS, made_by="dedupe and sessionize",
-                           validates=config.validate_writes, input_bytes=lambda: tables_bytes(config.lake, {EVENTS: None}))
-    first_date = _first_event_date(lake)
     score_history_days = (args.history_days or _champion_history_days(config.lake, config.history_days)
                           if args.mode == SCORE else None)
+    lake = open_stage_lake(config, "features", EVENTS, made_by="dedupe and sessionize",
+                           validates=config.validate_writes,
+                           input_bytes=lambda: tables_bytes(config.lake, {EVENTS: _read_dates(as_ofs, score_history_days)}))
+    first_date = _first_event_date(lake)
     plans = {as_of: _date_cutoffs(args, config, as_of, first_date, score_history_days) for as_of in as_ofs}
     horizon = None if args.mode == SCORE else args.horizon_days
     # Each distinct (cutoff, history window) is built once, however many as-of dates it serves (a range in
@@ -190,9 +190,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     windows = sorted({(cutoff, history_days) for cutoffs, history_days in plans.values() for _, cutoff in cutoffs})
     served = [(windows.index((cutoff, history_days)), as_of, split)
               for as_of, (cutoffs, history_days) in plans.items() for split, cutoff in cutoffs]
-    earliest = min(cutoff - dt.timedelta(days=days + 1) for cutoff, days in windows)
-    latest = max(cutoff for cutoff, _ in windows) + dt.timedelta(days=horizon or 0)
-    dates = [(earliest + dt.timedelta(days=d)).isoformat() for d in range((latest - earliest).days + 1)]
+    dates = _window_dates(windows, horizon)
     with record_run(lake, "features", as_ofs[-1]) as metrics:
         events = sample_users(lake.read(EVENTS, partitions={"event_date": dates}).select(
             "user_id", "event_id", "category", "event_type", "event_ts", "session_id"),
@@ -247,6 +245,23 @@ def _date_cutoffs(args: argparse.Namespace, config: PipelineConfig, as_of: dt.da
     except ValueError as error:
         raise PipelineError(f"{as_of}: {error}") from error
     return plan.labelled(), plan.history_days
+
+
+def _window_dates(windows: list[tuple[dt.date, int]], horizon: int | None) -> list[str]:
+    """Every event date the (cutoff, history days) windows and their horizon read."""
+    earliest = min(cutoff - dt.timedelta(days=days + 1) for cutoff, days in windows)
+    latest = max(cutoff for cutoff, _ in windows) + dt.timedelta(days=horizon or 0)
+    return [(earliest + dt.timedelta(days=d)).isoformat() for d in range((latest - earliest).days + 1)]
+
+
+def _read_dates(as_ofs: list[dt.date], score_history_days: int | None) -> dict[str, list[str]] | None:
+    """The event dates a run reads, known before Spark starts in score mode (each as-of date's history window
+    and the day after it); None in train mode, whose cutoffs depend on the lake's first date: then the whole
+    table bounds what it reads."""
+    if score_history_days is None:
+        return None
+    first, last = min(as_ofs) - dt.timedelta(days=score_history_days), max(as_ofs) + dt.timedelta(days=1)
+    return {"event_date": [(first + dt.timedelta(days=d)).isoformat() for d in range((last - first).days + 1)]}
 
 
 def _champion_history_days(lake_root, default_days: int) -> int:

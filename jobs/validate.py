@@ -36,12 +36,13 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     require_date(args.date, "validate", "the partition to validate: ingest date for events_clean, else event date")
     tables = list(dict.fromkeys(args.table))
     day = args.date.isoformat()
-    # The first table's run starts Spark for all of them: sized by every partition they read.
-    reads = {read: partitions for table in tables if table != USER_INTEREST_PREDICTIONS
-             for read, partitions in _reads(table, day).items()}
+    # The first table's run starts Spark for all of them: sized by every partition they read. Held predictions
+    # are not sized (a night's can be millions of rows): with them, the full JIT.
+    reads = {read: partitions for table in tables for read, partitions in _reads(table, day).items()}
+    sized = None if USER_INTEREST_PREDICTIONS in tables else (lambda: tables_bytes(config.lake, reads))
     summaries = {}
     for table in tables:
-        summaries[table] = _validate(config, table, args.date, input_bytes=lambda: tables_bytes(config.lake, reads))
+        summaries[table] = _validate(config, table, args.date, input_bytes=sized)
     return summaries
 
 

@@ -4,12 +4,15 @@ A driver of its own compiles Spark's generated code and the Parquet and Delta
 code paths while the stage runs. On a tiny partition the full JIT's second
 compiler (C2) spends seconds of the two cores on code that runs a few times;
 on a large one it pays for itself (``jobs.core.spark.build_spark`` chooses).
-The sizes here only choose that: they are estimates, and never fail a stage.
+The sizes here only choose that: they are estimates (``driver_jit_options``
+takes any failure to size as "unknown", the full JIT).
 
 - Landing files: their size on disk (gzip'd JSON lines and a table's Parquet
-  files hold an event in a similar number of bytes, about 40).
+  files hold an event in a similar number of bytes, about 40; uncompressed
+  lines hold more, so those err towards the full JIT).
 - A Delta table: the data files its log lists in the partitions a stage reads,
-  by delta-rs (the log only: no JVM, no data file opened).
+  by delta-rs (the log only: no JVM, no data file opened). Small side reads
+  (a stage's quality gate reading the trailing week's row counts) are left out.
 """
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ def table_bytes(table: Path, partitions: Mapping[str, Sequence[str]] | None = No
         actions = pa.table(DeltaTable(str(table)).get_add_actions(flatten=True))
     except (DeltaError, OSError, ValueError):
         return None
-    keep = pa.array([True] * actions.num_rows)
+    keep = pa.array([True] * actions.num_rows, pa.bool_())
     for column, values in (partitions or {}).items():
         key = f"partition.{column}"
         if key not in actions.column_names:

@@ -15,6 +15,7 @@ starts.
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 from pathlib import Path
@@ -49,8 +50,9 @@ def session_conf(config: PipelineConfig) -> dict[str, str]:
     }
 
 
-# The JIT of a driver whose input is small (``driver_jit_options``).
+# The JIT of a driver whose input is small (``driver_jit_options``), and the options that choose one themselves.
 QUICK_START_JIT = "-XX:TieredStopAtLevel=1"
+_CHOOSES_A_JIT = re.compile(r"Tiered|CompilationMode|JVMCI|-Xint\b|-Xcomp\b")
 
 
 def build_spark(config: PipelineConfig, app_name: str, remote: bool = True,
@@ -96,16 +98,22 @@ def driver_jit_options(config: PipelineConfig, input_bytes: Callable[[], int | N
     """``config.spark_driver_java_options``, plus the C1-only JIT when the stage's input is small.
 
     Measured on this project's 2-core machine (docs/performance.md, 2026-12-07, sixth session): on a tiny
-    partition each data stage on a driver of its own took 2.5-5.4 s less with C1 only (ingest 18.2 -> 12.8 s);
+    partition each data stage on a driver of its own took 2.1-5.4 s less with C1 only (ingest 18.2 -> 12.8 s);
     ingest of 220k landing lines (8.3 MB) 1.2 s more, of 1.46M lines (58 MB) 35% more (35 -> 47 s), since
     its generated code then never reaches C2. So the input's size on disk (``jobs.core.input_size``) chooses,
-    against ``config.small_input_bytes``.
-    Options that already choose a JIT are left as they are, and so is an unknown size.
+    against ``config.small_input_bytes``. C1 alone also gets a smaller code cache (48 MB instead of 240), ample
+    for a small input. Options that already choose a JIT (here or in ``JAVA_TOOL_OPTIONS``) are left as they
+    are, and so is a size that is unknown or cannot be taken. A spark-submit driver's JVM is started before
+    Python runs: the DAG's spark-submit tasks keep the options they are given.
     """
     options = config.spark_driver_java_options
-    if input_bytes is None or not config.small_input_bytes or "Tiered" in options:
+    chosen = _CHOOSES_A_JIT.search(f"{options} {os.environ.get('JAVA_TOOL_OPTIONS', '')}")
+    if input_bytes is None or not config.small_input_bytes or chosen:
         return options
-    size = input_bytes()
+    try:
+        size = input_bytes()
+    except Exception:  # noqa: BLE001 - a size only chooses a JIT: the stage itself reports what is wrong
+        size = None
     if size is None or size > config.small_input_bytes:
         return options
     return f"{options} {QUICK_START_JIT}".strip()

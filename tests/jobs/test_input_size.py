@@ -38,6 +38,10 @@ def test_a_tables_size_is_its_live_files_in_the_partitions_read(spark, lake_root
     # Unknown, never a failure: a partition column the table lacks, a log delta-rs cannot read.
     assert table_bytes(table, {"ingest_date": [D1.isoformat()]}) is None
     assert tables_bytes(lake_root, {"t": {"ingest_date": [D1.isoformat()]}}) is None
+    # A table whose log lists no file (nothing quarantined yet) reads nothing.
+    spark.createDataFrame([], "id long, label string, event_date date").write.format("delta") \
+        .partitionBy("event_date").save(str(lake_root / "empty"))
+    assert table_bytes(lake_root / "empty", {"event_date": [D1.isoformat()]}) == table_bytes(lake_root / "empty") == 0
     broken = lake_root / "broken" / "_delta_log"
     broken.mkdir(parents=True)
     (broken / "00000000000000000000.json").write_text("not a delta log\n")
@@ -65,12 +69,24 @@ def test_a_small_input_starts_its_driver_with_c1_only(options, size, small, expe
     assert driver_jit_options(config, None) == options  # a stage that does not say what it reads
 
 
-@pytest.mark.parametrize("options", ["-XX:TieredStopAtLevel=4", "-XX:-TieredCompilation -XX:+UseSerialGC"])
-def test_options_that_choose_a_jit_are_kept_without_sizing_the_input(options):
+@pytest.mark.parametrize("options, tool_options", [
+    ("-XX:TieredStopAtLevel=4", ""), ("-XX:-TieredCompilation -XX:+UseSerialGC", ""), ("-Xint", ""),
+    ("-XX:CompilationMode=high-only", ""), ("-XX:+UseParallelGC", "-XX:TieredStopAtLevel=4"),
+])
+def test_options_that_choose_a_jit_are_kept_without_sizing_the_input(monkeypatch, options, tool_options):
     def never():
         raise AssertionError("the input was sized although the options already choose a JIT")
 
+    monkeypatch.setenv("JAVA_TOOL_OPTIONS", tool_options)
     assert driver_jit_options(PipelineConfig(spark_driver_java_options=options), never) == options
+
+
+def test_an_input_that_cannot_be_sized_gets_the_full_jit_and_the_stage_goes_on():
+    def broken():
+        raise RuntimeError("a log nobody can read")
+
+    config = PipelineConfig(spark_driver_java_options="-XX:+UseParallelGC")
+    assert driver_jit_options(config, broken) == "-XX:+UseParallelGC"
 
 
 class _Sized(BaseException):
@@ -97,18 +113,39 @@ def test_each_stage_sizes_the_partitions_it_reads_before_its_driver_starts(model
         raise _Sized(input_bytes())
 
     monkeypatch.setattr(jobs.core.spark, "driver_jit_options", stop_with_size)
-    day, previous = MODEL_AS_OF.isoformat(), (MODEL_AS_OF - dt.timedelta(days=1)).isoformat()
+    day, previous, before_previous = [(MODEL_AS_OF - dt.timedelta(days=d)).isoformat() for d in range(3)]
     landing = model_lake / "raw" / "events" / f"ingest_date={day}"
     expected = {
         ("ingest", "--date", day): sum(path.stat().st_size for path in landing.iterdir()),
-        ("dedupe", "--date", day): _live_bytes(model_lake, "events_clean", "event_date", [day]),
+        # Its day's clean rows and the ids published on the two lookback dates before it.
+        ("dedupe", "--date", day): _live_bytes(model_lake, "events_clean", "event_date", [day])
+            + _live_bytes(model_lake, "events", "event_date", [previous, before_previous]),
         ("sessionize", "--date", day): _live_bytes(model_lake, "events", "event_date", [previous, day]),
         ("validate", "--date", day, "--table", "events", "--table", "sessions"):
             _live_bytes(model_lake, "events", "event_date", [day]) + _live_bytes(model_lake, "sessions", "event_date", [day]),
-        ("features", "--date", day, "--mode", "score"): _live_bytes(model_lake, "events"),
+        # Score mode: the 2-day history window before the cutoff (the day after the date, not in the lake yet),
+        # from the day before it.
+        ("features", "--date", day, "--mode", "score", "--history-days", "2"):
+            _live_bytes(model_lake, "events", "event_date", [before_previous, previous, day]),
+        ("features", "--date", day, "--mode", "train"): _live_bytes(model_lake, "events"),
     }
     for args, size in expected.items():
         assert size > 0
         with pytest.raises(_Sized) as sized:
             run_jobs(args[0], "--lake", str(model_lake), *args[1:])
         assert sized.value.args == (size,), args
+
+
+@pytest.mark.parametrize("as_ofs, history_days", [([D2], 28), ([D1, D2], 3), ([D2, D1], 1)])
+def test_features_sizes_the_dates_its_score_windows_read(as_ofs, history_days):
+    """What features sizes before Spark starts is what it then reads: the score cutoffs' windows."""
+    import argparse
+
+    from jobs.features import _date_cutoffs, _read_dates, _window_dates
+
+    args = argparse.Namespace(mode="score")
+    windows = sorted({(cutoff, days) for as_of in as_ofs
+                      for cutoffs, days in [_date_cutoffs(args, PipelineConfig(), as_of, None, history_days)]
+                      for _, cutoff in cutoffs})
+    assert _read_dates(as_ofs, history_days) == {"event_date": _window_dates(windows, None)}
+    assert _read_dates(as_ofs, None) is None  # train mode: the whole table
