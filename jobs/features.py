@@ -260,8 +260,7 @@ def _read_dates(as_ofs: list[dt.date], score_history_days: int | None) -> dict[s
     table bounds what it reads."""
     if score_history_days is None:
         return None
-    first, last = min(as_ofs) - dt.timedelta(days=score_history_days), max(as_ofs) + dt.timedelta(days=1)
-    return {"event_date": [(first + dt.timedelta(days=d)).isoformat() for d in range((last - first).days + 1)]}
+    return {"event_date": _window_dates([(as_of + dt.timedelta(days=1), score_history_days) for as_of in as_ofs], None)}
 
 
 def _champion_history_days(lake_root, default_days: int) -> int:
