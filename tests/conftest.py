@@ -70,11 +70,11 @@ def _master_state(webui: int) -> dict | None:
         return None
 
 
-@pytest.fixture(scope="session")
-def spark_cluster(tmp_path_factory):
+@contextmanager
+def running_cluster(folder: Path):
     """A real Spark standalone cluster on this machine, started from the project's own pyspark
     (``bin/spark-class``, as the README's cluster command does): a master and two workers. Yields its
-    ``master`` URL and the ``env`` its daemons run with; stopped after the session."""
+    ``master`` URL and the ``env`` its daemons run with; stopped on exit."""
     import os
     import subprocess
     import sys
@@ -84,7 +84,6 @@ def spark_cluster(tmp_path_factory):
 
     spark_home = Path(pyspark.__file__).parent
     root = Path(__file__).resolve().parents[1]
-    folder = tmp_path_factory.mktemp("cluster")
     env = {**os.environ, "SPARK_HOME": str(spark_home), "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(root),
            "SPARK_LOG_DIR": str(folder / "logs"), "PYSPARK_PYTHON": sys.executable}
     port, webui = free_port(), free_port()
@@ -125,19 +124,55 @@ def spark_cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def connect_server(spark_cluster, tmp_path_factory):
+def cluster_services(tmp_path_factory):
+    """Starts the standalone cluster, then the suite's Spark Connect server on it, on a thread of their own,
+    and yields that start's future ``(cluster, address)``. The start is mostly waiting on JVMs that come up
+    one core at a time: a test that asks for this fixture before its other expensive ones (the DAG's night:
+    before the trained lake) overlaps the two. ``spark_cluster`` and ``connect_server`` wait for it."""
+    import contextlib
+    import importlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    # Imported here, not on the thread: pyspark imported by two threads at once fails on its circular imports.
+    for module in ("json", "subprocess", "urllib.request", "pyspark"):
+        importlib.import_module(module)
+
+    cluster_folder, connect_folder = tmp_path_factory.mktemp("cluster"), tmp_path_factory.mktemp("connect")
+    stack = contextlib.ExitStack()
+
+    def start():
+        cluster = stack.enter_context(running_cluster(cluster_folder))
+        env = {**cluster["env"], "IM_SPARK_MASTER": cluster["master"], "IM_SPARK_DRIVER_MEMORY": "1g",
+               "IM_SHUFFLE_PARTITIONS": "2", "IM_SPARK_DRIVER_JAVA_OPTIONS": QUICK_JVM}
+        # One core on each worker, no more: tests/test_cluster.py's training needs the other one on each for its
+        # two barrier tasks, which would wait for free cores rather than fail.
+        settings = ["--conf", "spark.executor.cores=1", "--conf", "spark.executor.memory=1g", "--conf",
+                    "spark.cores.max=2", "--conf", f"spark.executor.extraJavaOptions={QUICK_JVM}"]
+        return cluster, stack.enter_context(running_connect_server(env, connect_folder / "server.log", *settings))
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="cluster-start")
+    started = pool.submit(start)
+    try:
+        yield started
+    finally:
+        pool.shutdown()  # a start still under way ends before the stop
+        stack.close()
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(cluster_services):
+    """The cluster of ``cluster_services``: its ``master`` URL, the ``env`` its daemons run with and
+    ``spark_home``."""
+    return cluster_services.result()[0]
+
+
+@pytest.fixture(scope="session")
+def connect_server(cluster_services):
     """The suite's Spark Connect server, started as `make run` starts one (``python -m jobs connect-server``) but
-    with its executors on ``spark_cluster``, one core on each worker: every test that runs stages as its clients
+    with its executors on the cluster, one core on each worker: every test that runs stages as its clients
     (the DAG's publishing night, the CLI) runs them on a real cluster too, and the suite starts one long-lived
     driver for both, not two."""
-    env = {**spark_cluster["env"], "IM_SPARK_MASTER": spark_cluster["master"], "IM_SPARK_DRIVER_MEMORY": "1g",
-           "IM_SHUFFLE_PARTITIONS": "2", "IM_SPARK_DRIVER_JAVA_OPTIONS": QUICK_JVM}
-    # One core on each worker, no more: tests/test_cluster.py's training needs the other one on each for its
-    # two barrier tasks, which would wait for free cores rather than fail.
-    settings = ["--conf", "spark.executor.cores=1", "--conf", "spark.executor.memory=1g", "--conf",
-                "spark.cores.max=2", "--conf", f"spark.executor.extraJavaOptions={QUICK_JVM}"]
-    with running_connect_server(env, tmp_path_factory.mktemp("connect") / "server.log", *settings) as address:
-        yield address
+    return cluster_services.result()[1]
 
 
 @pytest.fixture

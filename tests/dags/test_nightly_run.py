@@ -50,7 +50,8 @@ PUBLISHED_DATE, SPIKE_DATE = SCORE_DATES
 
 
 @pytest.fixture(scope="module")
-def airflow_env(scored_lake, connect_server, tmp_path_factory) -> dict:
+def airflow_env(cluster_services, scored_lake, connect_server, tmp_path_factory) -> dict:
+    # cluster_services first: the cluster and its Connect server start while the trained lake is built.
     lake = tmp_path_factory.mktemp("dag") / "lake"
     shutil.copytree(scored_lake, lake)
     options = dict(zip(SCORE_OPTIONS[::2], SCORE_OPTIONS[1::2]))
