@@ -304,11 +304,11 @@ WRITER = textwrap.dedent("""
     import sys
     from jobs.core.config import PipelineConfig
     from jobs.core.lake import open_lake
-    from jobs.core.spark import build_spark
+    from jobs.core.spark import QUICK_START_JIT, build_spark
     from pyspark.sql import functions as F
     # C1 only: the writer is killed at its first file, long before C2 would pay off (about 5 s of the three tests).
     spark = build_spark(PipelineConfig(spark_master="local[2]", spark_driver_memory="1g", shuffle_partitions=2,
-                                       spark_driver_java_options="-XX:TieredStopAtLevel=1"), "crash-writer")
+                                       spark_driver_java_options=QUICK_START_JIT), "crash-writer")
     lake = open_lake(spark, sys.argv[1])
     big = spark.range(0, 2_000_000, numPartitions=8).select(
         "id", F.sha2(F.col("id").cast("string"), 256).alias("label"), F.lit("2024-11-01").cast("date").alias("event_date"))
