@@ -5,7 +5,7 @@
 -- with the largest audience.
 -- Run: python -m jobs sql --file sql/marketing_audience.sql --format csv > audience.csv
 -- columns: score_date, category, rank, user_id, propensity, current_top_category, migration_probability, model_version
-WITH chosen AS (SELECT CAST(NULL AS VARCHAR) AS category),
+WITH chosen AS (SELECT CAST(NULL AS STRING) AS category),
 latest AS (SELECT max(score_date) AS score_date FROM marketing_segments),
 target AS (
     SELECT coalesce((SELECT category FROM chosen),

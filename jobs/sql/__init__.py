@@ -57,7 +57,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     if engine == "auto":
         engine = "duckdb"
         try:
-            _delta_extension_path()
+            delta_extension_path()
         except PipelineError as error:
             print(f"sql: {error}; using delta-rs' SQL instead", file=sys.stderr)
             engine = "delta-rs"
@@ -100,12 +100,14 @@ def query_spark(config: PipelineConfig, query: str) -> tuple[list[str], list[tup
     """Spark SQL over temporary views of the lake's tables, in a session confined by guard.py."""
     from jobs.core.lake import open_lake
     from jobs.core.spark import build_spark
+    from jobs.sql.catalog import SPARK_LIST_EXTRACT
 
     spark = build_spark(config, "sql", remote=False)  # the guard parses with the JVM's own parser
     session = confined_spark_session(spark)
     statement = query.strip().rstrip(";")
     tables = lake_tables(config.lake)
     check_spark_statement(session, statement, tables)
+    session.sql(f"CREATE OR REPLACE TEMPORARY FUNCTION {SPARK_LIST_EXTRACT}")  # sql/ files index lists from 1
     lake = open_lake(session, config.lake)
     for name in tables:
         lake.read(name).createOrReplaceTempView(name)  # in the confined session: the views are its own
@@ -134,7 +136,7 @@ QUERY_ENGINES = {"duckdb": query_duckdb, "delta-rs": query_delta_rs, "spark": qu
 def connect(lake: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with one view per lake table, confined to those tables' folders (guard.py)."""
     connection = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
-    connection.execute(f"LOAD {quote_literal(_delta_extension_path())}")
+    connection.execute(f"LOAD {quote_literal(delta_extension_path())}")
     tables = lake_tables(lake)
     for name, path in tables.items():
         connection.execute(f"CREATE VIEW {quote_identifier(name)} AS SELECT * FROM delta_scan({quote_literal(str(path))})")
@@ -196,7 +198,7 @@ def _cell(value) -> str:
     return str(_plain(value))
 
 
-def _delta_extension_path() -> str:
+def delta_extension_path() -> str:
     """The packaged extension file matching the installed DuckDB (no download)."""
     try:
         import duckdb_extension_delta
