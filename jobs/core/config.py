@@ -117,6 +117,11 @@ class PipelineConfig(BaseSettings):
     task_retries: int = Field(2, ge=0, description="retries of a failed task (exponential backoff)")
     retry_delay_seconds: int = Field(120, ge=0, description="first retry delay")
     deadline_hours: float = Field(4, ge=0, description="alert when a run takes longer (0: no alert)")
+    alert_smtp_conn_id: str = Field("smtp_alerts", description="the Airflow SMTP connection alerts are sent through "
+                                    "(failures, a missed deadline, a critical data-quality result); when it is not "
+                                    "defined, alerts are only logged")
+    alert_to: str = Field("", description="comma-separated addresses alerts go to (empty: the connection's extra "
+                          "`to`; neither: only logged)")
 
     def __init__(self, _command_line: frozenset[str] = frozenset(), **values) -> None:
         """``_command_line``: the names among ``values`` that came from command-line options (with_overrides),
