@@ -9,7 +9,16 @@ the 02:00 UTC run of day D+1 processes the complete day D):
 → `train` → `evaluate` → `champion_ready`, or `keep_champion`, or
 `no_model_yet`] → `ready_to_score` → `features`
 (score-mode sequences) → `score` (held) → `validate_predictions` → `publish`
-→ `maintenance_due` → `maintain` (weekly: OPTIMIZE, VACUUM, leftovers).
+→ `refresh_sql_catalog` (the read-only DuckDB database of the lake's tables,
+and Spark's catalog) → `maintenance_due` → `maintain` (weekly: OPTIMIZE,
+VACUUM, leftovers).
+
+**Lineage**: every table a task reads or writes is one of its inlets or
+outlets (`dags/nightly/lineage.py`), so the Assets view shows the flow from
+the landing zone to the published tables. **Alerts**: a failed task, a
+critical data-quality result and a missed deadline are logged and, with the
+SMTP connection `IM_ALERT_SMTP_CONN_ID` (default `smtp_alerts`) defined,
+mailed to `IM_ALERT_TO` (`dags/nightly/alerts.py`).
 
 Every Spark stage is `python -m jobs <stage>` through `SparkSubmitOperator`
 (connection `IM_SPARK_CONN_ID`, default `spark_default`; when no such
@@ -52,9 +61,11 @@ from pathlib import Path
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.sensors.python import PythonSensor
-from airflow.sdk import (Asset, AsyncCallback, DeadlineAlert, DeadlineReference, Param, TriggerRule, chain, dag,
+from airflow.sdk import (AsyncCallback, DeadlineAlert, DeadlineReference, Param, TriggerRule, chain, dag,
                          get_current_context, task)
 
+from dags.nightly.alerts import FailureAlert
+from dags.nightly.lineage import lineage
 from dags.nightly.stage_command import StageCommandOperator
 from jobs.core.classpath import DELTA_CONF, delta_jars, driver_java_options  # free of pyspark: safe to parse
 from jobs.core.config import PipelineConfig, param_schema
@@ -74,23 +85,12 @@ SPARK_CONF = {"spark.sql.session.timeZone": "UTC", "spark.ui.enabled": str(SETTI
 # The local default: a spark_default connection to local Spark unless the environment defines one.
 os.environ.setdefault(f"AIRFLOW_CONN_{SPARK_CONN_ID.upper()}", json.dumps({"conn_type": "spark", "host": "local[*]"}))
 
-PUBLISHED = [Asset(name=table, uri=f"file://{LAKE}/{table}", group="interest_migration")
-             for table in ("user_interest_predictions", "category_demand_forecast", "marketing_segments")]
 log = logging.getLogger(__name__)
 
 
 def setting(name: str):
     """A setting's value when the task runs (the ``setting`` macro in templates, and the Python tasks)."""
     return getattr(PipelineConfig(), name)
-
-
-def _on_task_failure(context) -> None:
-    from dags.nightly.alerts import failure_summary
-
-    ti = context["ti"]
-    log.error(failure_summary(ti.dag_id, ti.run_id, ti.xcom_pull(task_ids="check_params"), ti.task_id,
-                              ti.try_number, ti.max_tries + 1 if ti.max_tries is not None else None,
-                              context.get("exception"), str(LAKE)))
 
 
 def _deadline_alert() -> DeadlineAlert | None:
@@ -118,6 +118,7 @@ def spark_job(task_id: str, run_date, *args: str, **kwargs) -> SparkSubmitOperat
     With a Spark Connect server (``IM_SPARK_REMOTE``) the stage is a plain command, a client of that server's
     warm driver, except training with the Spark launcher (barrier tasks need a driver of its own)."""
     stage = kwargs.pop("stage", task_id)
+    kwargs = {**lineage(task_id, LAKE), **kwargs}
     if SETTINGS.spark_remote and not (stage == "train" and SETTINGS.training_launcher == "spark"):
         return StageCommandOperator(task_id=task_id, stage=stage, arguments=["--date", run_date, *args], **kwargs)
     return SparkSubmitOperator(
@@ -151,7 +152,8 @@ def spark_job(task_id: str, run_date, *args: str, **kwargs) -> SparkSubmitOperat
         "retry_exponential_backoff": True,
         "max_retry_delay": dt.timedelta(minutes=30),
         "execution_timeout": dt.timedelta(hours=2),
-        "on_failure_callback": _on_task_failure,
+        # Logged, and mailed when an SMTP connection is configured (dags/nightly/alerts.py).
+        "on_failure_callback": [FailureAlert()],
     },
     deadline=_deadline_alert(),
     user_defined_macros={"setting": setting},
@@ -194,6 +196,7 @@ def interest_migration_nightly():
         op_kwargs={"run_date": run_date, "run_type": "{{ '" + BACKFILL + "' if dag_run.run_type == '" + BACKFILL
                    + "' else 'other' }}"},
         mode="reschedule",
+        **lineage("wait_for_landing", LAKE),
         poke_interval=SETTINGS.landing_poke_seconds,
         timeout=dt.timedelta(minutes=SETTINGS.landing_timeout_minutes).total_seconds(),
     )
@@ -248,7 +251,12 @@ def interest_migration_nightly():
     score = spark_job("score", run_date, "--hold", "--from-features", *sample)
     validate_predictions = spark_job("validate_predictions", run_date, "--table", "user_interest_predictions",
                                      stage="validate")
-    publish = spark_job("publish", run_date, outlets=PUBLISHED)
+    publish = spark_job("publish", run_date)
+    # The read-only DuckDB database of the lake's tables, and (with a Spark Connect server) Spark's catalog: what
+    # analysts' own tools open (jobs/sql/catalog.py). After whatever the night wrote, published or not.
+    refresh_sql_catalog = StageCommandOperator(task_id="refresh_sql_catalog", stage="catalog", arguments=[],
+                                               trigger_rule=TriggerRule.NONE_FAILED,
+                                               **lineage("refresh_sql_catalog", LAKE))
 
     @task.short_circuit(trigger_rule=TriggerRule.NONE_FAILED)
     def maintenance_due(run_date: str) -> bool:
@@ -266,7 +274,7 @@ def interest_migration_nightly():
     chain(branch, keep_champion, ready_to_score, features, score, validate_predictions, publish)
     branch >> no_model_yet
     due = maintenance_due(run_date)
-    [publish, no_model_yet] >> due >> maintain
+    [publish, no_model_yet] >> refresh_sql_catalog >> due >> maintain
 
 
 def _landing_ready(run_date: str, run_type: str) -> bool:

@@ -33,7 +33,7 @@ def test_the_dag_has_the_documented_shape_and_no_cycles(dag):
     downstream = {t.task_id: set(t.downstream_task_ids) for t in dag.tasks}
     assert set(downstream) == set(SPARK_STAGES) | {"check_params", "wait_for_landing", "choose_training",
                                                    "champion_ready", "keep_champion", "no_model_yet",
-                                                   "ready_to_score", "maintenance_due"}
+                                                   "ready_to_score", "refresh_sql_catalog", "maintenance_due"}
 
     def reaches(start, goal, seen=()):
         return any(n == goal or (n not in seen and reaches(n, goal, (*seen, n))) for n in downstream[start])
@@ -47,10 +47,11 @@ def test_the_dag_has_the_documented_shape_and_no_cycles(dag):
     assert reaches("features_training", "score") and reaches("keep_champion", "score")
     assert downstream["score"] == {"validate_predictions"} and downstream["validate_predictions"] == {"publish"}
     assert not reaches("no_model_yet", "publish")
-    # weekly maintenance after the night's writes, whether or not it published
-    assert downstream["publish"] == downstream["no_model_yet"] == {"maintenance_due"}
-    assert downstream["maintenance_due"] == {"maintain"}
+    # the SQL catalog and weekly maintenance after the night's writes, whether or not it published
+    assert downstream["publish"] == downstream["no_model_yet"] == {"refresh_sql_catalog"}
+    assert downstream["refresh_sql_catalog"] == {"maintenance_due"} and downstream["maintenance_due"] == {"maintain"}
     assert dag.get_task("maintenance_due").trigger_rule == "none_failed"
+    assert dag.get_task("refresh_sql_catalog").trigger_rule == "none_failed"
 
 
 def test_no_join_can_fire_on_a_task_that_succeeds_on_every_path(dag):
@@ -128,8 +129,32 @@ def test_spark_stages_submit_the_jobs_entry_point_with_the_run_date(dag):
         assert task.application_args[0] == stage and "--date" in task.application_args
         assert task.retries >= 1 and task.retry_exponential_backoff, task_id
         assert task.on_failure_callback
-    assert [a.name for a in dag.get_task("publish").outlets] == [
-        "user_interest_predictions", "category_demand_forecast", "marketing_segments"]
+
+
+def test_every_table_the_dag_writes_is_an_asset_with_its_writers_and_readers(dag):
+    """Lineage: each lake table is some task's outlet, each task's inlets are written by some task of the DAG (or
+    are the landing zone), and every asset is a folder of the configured lake."""
+    from jobs.core.config import PipelineConfig
+    from jobs.core.tables import PARTITIONS
+
+    outlets = {t.task_id: {a.name for a in t.outlets} for t in dag.tasks}
+    inlets = {t.task_id: {a.name for a in t.inlets} for t in dag.tasks}
+    written = set().union(*outlets.values())
+    assert set(PARTITIONS) <= written, f"tables no task writes: {set(PARTITIONS) - written}"
+    assert outlets["publish"] == {"user_interest_predictions", "category_demand_forecast", "marketing_segments",
+                                  "pipeline_runs"}
+    assert outlets["ingest"] == {"events_clean", "events_quarantine", "pipeline_runs"}
+    assert "pipeline_runs" in outlets["maintain"] and len(outlets["maintain"]) == 1
+    for task_id, names in inlets.items():
+        assert names <= written | {"landing"}, (task_id, names - written)
+    # the flow from landing to the published tables, through the DAG's own edges
+    assert "landing" in inlets["wait_for_landing"] and "landing" in inlets["ingest"]
+    assert inlets["publish"] == {"_candidates"} and "_candidates" in outlets["score"]
+    assert outlets["refresh_sql_catalog"] == {"sql_catalog"}
+    lake = PipelineConfig().lake.resolve()
+    for task in dag.tasks:
+        for item in [*task.inlets, *task.outlets]:
+            assert item.uri.startswith(lake.as_uri() + "/") and item.group == "interest_migration", item
 
 
 def test_production_hygiene(dag):

@@ -37,10 +37,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import json
+
 import pytest
+from aiosmtpd.controller import Controller
 from deltalake import DeltaTable
 
-from tests.conftest import SCORE_DATES, SCORE_OPTIONS, delta_rows
+from tests.conftest import SCORE_DATES, SCORE_OPTIONS, delta_rows, free_port
+from tests.dags.test_alerts import Inbox, body_text, smtp_connection
 from tests.dags.conftest import ROOT
 
 DAG_ID = "interest_migration_nightly"
@@ -116,6 +120,7 @@ def test_a_planned_backfill_date_runs_every_stage_on_the_cluster_and_republishin
     # DAG's held -> validated -> published path publishes it again, and the tables must come out identical. Each
     # night costs minutes of spark-submits, so the suite runs this one; the older date runs the same code.
     already_published = {table: _rows(lake, table, PUBLISHED_DATE) for table in TABLES}
+    every_version = _table_versions(lake)
     versions = {table: DeltaTable(str(lake / table)).version() for table in TABLES + DATA_TABLES + ("user_sequences",)}
     assert already_published["user_interest_predictions"]
     started = dt.datetime.now(dt.timezone.utc)
@@ -137,9 +142,63 @@ def test_a_planned_backfill_date_runs_every_stage_on_the_cluster_and_republishin
     cutoff = dt.datetime.combine(PUBLISHED_DATE + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
     scored = _sequence_inputs(lake, "score", cutoff)
     assert scored and scored == _sequence_inputs(model_lake, "test", cutoff)
+    _lineage_matches_what_the_run_wrote(airflow_env, lake, every_version)
+    _the_sql_catalogs_answer_the_documented_queries(airflow_env, lake)
 
 
-def test_an_outage_stops_the_run_before_publish(airflow_env):
+def _table_versions(lake: Path) -> dict[str, int]:
+    from jobs.sql.guard import lake_tables
+
+    return {name: DeltaTable(str(path)).version() for name, path in lake_tables(lake).items()}
+
+
+def _lineage_matches_what_the_run_wrote(env: dict, lake: Path, before: dict[str, int]) -> None:
+    """Every table whose Delta version moved is an outlet of a task that ran, and Airflow recorded an asset event
+    for each outlet of each task that succeeded (what the Assets view draws the flow from)."""
+    import sqlite3
+
+    from dags.nightly.lineage import lineage
+
+    with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as db:
+        run_id = db.execute("SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (DAG_ID,)).fetchone()[0]
+        succeeded = {task for (task,) in db.execute(
+            "SELECT task_id FROM task_instance WHERE dag_id = ? AND run_id = ? AND state = 'success'", (DAG_ID, run_id))}
+        events = {name for (name,) in db.execute(
+            "SELECT a.name FROM asset_event AS e JOIN asset AS a ON a.id = e.asset_id "
+            "WHERE e.source_dag_id = ? AND e.source_run_id = ?", (DAG_ID, run_id))}
+    declared = {a.name for task in succeeded for a in lineage(task, lake)["outlets"]}
+    moved = {name for name, version in _table_versions(lake).items() if version != before.get(name)}
+    assert {"publish", "refresh_sql_catalog", "ingest"} <= succeeded
+    assert moved and moved <= declared, f"written but not declared: {moved - declared}"
+    assert events == declared
+
+
+def _the_sql_catalogs_answer_the_documented_queries(env: dict, lake: Path) -> None:
+    """The run's refresh_sql_catalog wrote the read-only DuckDB database and registered the tables in the Spark
+    Connect server's catalog; the sql/ files run unchanged on both, and agree."""
+    import stat
+
+    import duckdb
+
+    from jobs.sql import delta_extension_path
+
+    database = lake / "interest_migration.duckdb"
+    assert stat.S_IMODE(database.stat().st_mode) == 0o444
+    files = sorted((ROOT / "sql").glob("*.sql"))
+    with duckdb.connect(str(database), read_only=True) as connection:
+        connection.execute(f"LOAD '{delta_extension_path()}'")
+        duck = {path.name: len(connection.execute(path.read_text()).fetchall()) for path in files}
+    assert all(duck.values()), duck
+    code = ("import json, pathlib, sys; from pyspark.sql import SparkSession; "
+            "spark = SparkSession.builder.remote(sys.argv[1]).getOrCreate(); spark.sql('USE interest_migration'); "
+            "print(json.dumps({p.name: spark.sql(p.read_text()).count() for p in map(pathlib.Path, sys.argv[2:])}))")
+    spark = subprocess.run([sys.executable, "-c", code, env["IM_SPARK_REMOTE"], *map(str, files)], env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert spark.returncode == 0, spark.stderr[-3000:]
+    assert json.loads(spark.stdout.strip().splitlines()[-1]) == duck
+
+
+def test_an_outage_stops_the_run_before_publish_and_mails_its_critical_data_quality_result(airflow_env):
     lake = Path(airflow_env["IM_LAKE"])
     landing = lake / "raw" / "events" / f"ingest_date={SPIKE_DATE}"
     # An outage: the date's delivery cut to 3 % of the median of its trailing week, counted from the landing
@@ -155,8 +214,18 @@ def test_an_outage_stops_the_run_before_publish(airflow_env):
     assert _landing_lines(lake, SPIKE_DATE) == keep < 0.1 * statistics.median(trailing)
     before = {table: (DeltaTable(str(lake / table)).version(), _rows(lake, table, SPIKE_DATE)) for table in TABLES}
     started = dt.datetime.now(dt.timezone.utc)
-    # Without the Spark Connect server: the DAG's other way of running a stage, a spark-submit.
-    result = _dags_test({k: v for k, v in airflow_env.items() if k != "IM_SPARK_REMOTE"}, SPIKE_DATE)
+    # Without the Spark Connect server: the DAG's other way of running a stage, a spark-submit. Alerts go to a
+    # real SMTP server on the loopback interface, through the SMTP connection the DAG's notifier reads.
+    inbox = Inbox()
+    mail = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    mail.start()
+    try:
+        env = {**{k: v for k, v in airflow_env.items() if k != "IM_SPARK_REMOTE"},
+               "AIRFLOW_CONN_SMTP_ALERTS": smtp_connection(mail.port), "IM_ALERT_TO": "oncall@example.com"}
+        result = _dags_test(env, SPIKE_DATE)
+        messages = inbox.wait(1)
+    finally:
+        mail.stop()
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "critical expectation(s) failed" in output
@@ -165,3 +234,7 @@ def test_an_outage_stops_the_run_before_publish(airflow_env):
             for table in TABLES} == before
     later = [r for r in _runs(lake, SPIKE_DATE) if r["started_at"] >= started]
     assert [(r["stage"], r["status"]) for r in later] == [("ingest", "failed")]
+    [(recipients, message)] = messages
+    assert recipients == ["oncall@example.com"]
+    assert message["Subject"].startswith(f"[interest-migration] critical data-quality result: events_clean {SPIKE_DATE}")
+    assert "expect_table_row_count" in body_text(message) and "failed at task ingest" in body_text(message)
