@@ -72,6 +72,8 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
     from models.encoding import INPUTS_VERSION
     from models.launch import TrainingFailed, launch_local, launch_spark
     from models.registry import Registry, code_version
+    from models.tracking import Tracking
+    from models.training_worker import TENSORBOARD
 
     as_of = require_date(args.date, "train", "the as-of date of the user_sequences to train on")
     fill_from_settings(args, config, {"workers": "training_workers", "launcher": "training_launcher",
@@ -131,6 +133,8 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         seconds = time.perf_counter() - started
         attempts = [json.loads(line) for line in (run_dir / "attempts.jsonl").read_text().splitlines()]
         shutil.move(str(run_dir / "saved_model"), folder / "saved_model")
+        if (run_dir / TENSORBOARD).is_dir():
+            shutil.move(str(run_dir / TENSORBOARD), folder / TENSORBOARD)
         vocabulary.save(folder / "vocabulary.json")
         final = attempts[-1]
         selection = json.loads((run_dir / "selection.json").read_text())
@@ -159,6 +163,9 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
                                 "labels_end": str(validation_cutoff + dt.timedelta(days=int(shape["horizon_days"])))},
         }
         metadata["files"] = registry.file_hashes(version)  # checked before every load (models/registry.py)
+        # The MLflow run and registered model version (models/tracking.py), before the metadata that makes the
+        # version whole: a version on disk is always one MLflow knows.
+        metadata["mlflow"] = Tracking(config.lake).log_training(version, folder, metadata, folder / TENSORBOARD)
         registry.write_metadata(version, metadata)
         if args.run_id:
             registry.record_training_run(args.run_id, version)

@@ -1,4 +1,4 @@
-"""The model registry: versioned models in the lake and a ``champion`` pointer.
+"""The model registry: versioned models in the lake, and the ``champion`` alias in MLflow.
 
 Layout under ``<lake>/models``::
 
@@ -7,15 +7,19 @@ Layout under ``<lake>/models``::
     versions/<version>/metadata.json     configuration, training window, code version, training summary,
                                          and the SHA-256 of every model file (``files``)
     versions/<version>/report/           metrics.json and report.html (written by evaluate)
-    champion.json                        the version scoring uses, and the decision that put it there
+    versions/<version>/tensorboard/      the training curves (tensorboard --logdir <lake>/models/versions)
+
+and in MLflow (``models/tracking.py``; by default ``<lake>/mlflow``): each
+version's run, its registered model version, and the ``champion`` alias, the
+version scoring uses.
 
 A version is named ``<as-of date>.<n>`` and ordered by date, then by ``n`` as a
 number (``.10`` after ``.9``); any other name is refused before it becomes a
 path. Every promotion decision, taken or not, is appended to the
 ``model_decisions`` Delta table, once per candidate, so "why is this the
-champion" is a SQL query. Pointers are replaced atomically (a temporary file of
-their own, fsynced, then renamed), so a reader never sees half of one, and two
-writers at once leave one whole pointer. A version's model files are hashed when
+champion" is a SQL query. Metadata is replaced atomically (a temporary file of
+its own, fsynced, then renamed), so a reader never sees half of it, and the
+alias moves in one MLflow transaction. A version's model files are hashed when
 it is registered and checked before it is loaded (``verify_files``).
 """
 from __future__ import annotations
@@ -124,12 +128,22 @@ class Registry:
         return self.root / "runs" / f"{hashlib.sha256(run_id.encode()).hexdigest()[:24]}.json"
 
     def champion(self) -> str | None:
-        path = self.root / "champion.json"
-        return check_version_name(json.loads(path.read_text())["version"]) if path.exists() else None
+        """The version the registered model's ``champion`` alias points at, in MLflow (models/tracking.py)."""
+        from models.tracking import Tracking
 
-    def set_champion(self, version: str, decision: dict) -> None:
-        atomic_write(self.root / "champion.json", json.dumps({"version": version, "decision": decision}, indent=1,
-                                                               default=str))
+        return Tracking(self.lake).champion()
+
+    def set_champion(self, version: str, decision: dict | None = None) -> None:
+        """Move the ``champion`` alias to ``version``; the decision that moved it is in ``model_decisions``."""
+        from models.tracking import Tracking
+
+        Tracking(self.lake).set_champion(check_version_name(version))
+
+    def clear_champion(self) -> None:
+        """No champion: scoring refuses until evaluate promotes one (the alias is removed)."""
+        from models.tracking import Tracking
+
+        Tracking(self.lake).clear_champion()
 
     def decision_for(self, candidate: str) -> dict | None:
         """The promotion decision already recorded for ``candidate`` (one per candidate: a retried evaluate

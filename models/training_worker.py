@@ -36,6 +36,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 SELECTION, PROGRESS = "selection.json", "selection-progress.json"
+# TensorBoard logs of the chief, per phase (train moves them into the version folder).
+TENSORBOARD = "tensorboard"
 
 
 def _task() -> tuple[str, int, int]:
@@ -87,6 +89,7 @@ def train_worker(run_dir: Path) -> dict:
         selection = selector.result()
         summary["selection"].update(best_epoch=selection["best_epoch"], validation_ndcg=selection["ndcg@10"])
         if is_chief:
+            _write_validation_curve(run_dir / TENSORBOARD / "selection", selection["epochs"])
             atomic_write(selection_file, json.dumps(selection, indent=1))
     refit_rows = [t + v for t, v in zip(spec["rows_per_shard"], spec["validation_rows_per_shard"])]
     summary["refit"] = _fit(strategy, spec, _concat([train, validation[index]]), selection["best_epoch"] + 1,
@@ -101,6 +104,15 @@ def train_worker(run_dir: Path) -> dict:
     with open(run_dir / "attempts.jsonl", "a") as out:
         out.write(json.dumps(summary) + "\n")
     return summary
+
+
+def _write_validation_curve(log_dir: Path, epochs: list[dict]) -> None:
+    """The selection's validation NDCG@10 per epoch, beside the loss curve the TensorBoard callback wrote."""
+    import tensorflow as tf
+
+    with tf.summary.create_file_writer(str(log_dir / "validation")).as_default():
+        for entry in epochs:
+            tf.summary.scalar("epoch_ndcg@10", entry["ndcg@10"], step=entry["epoch"])
 
 
 def _steps(rows: int, per_worker_batch: int) -> int:
@@ -132,6 +144,10 @@ def _fit(strategy, spec: dict, arrays: dict, epochs: int, steps: int, backup: Pa
     if spec.get("warm_start"):
         _warm_start(model, spec)
     epoch_seconds: list[float] = []
+    # The chief's training curves for TensorBoard (tensorboard --logdir <lake>/models/versions): one folder per phase.
+    board = ([keras.callbacks.TensorBoard(str(backup.parent / TENSORBOARD / backup.name.removeprefix("backup-")),
+                                          write_graph=False, profile_batch=0, update_freq="epoch")]
+             if index == 0 else [])
 
     class EpochTimer(keras.callbacks.Callback):
         """Seconds per epoch: the first includes tracing and collective set-up, later ones are steady state."""
@@ -147,7 +163,7 @@ def _fit(strategy, spec: dict, arrays: dict, epochs: int, steps: int, backup: Pa
         keras.utils.experimental.DatasetCreator(dataset_fn), epochs=epochs, steps_per_epoch=steps,
         verbose=2 if index == 0 else 0,
         callbacks=[keras.callbacks.BackupAndRestore(str(backup), save_freq=spec["checkpoint_every_steps"],
-                                                    delete_checkpoint=False), EpochTimer(), *callbacks])
+                                                    delete_checkpoint=False), EpochTimer(), *board, *callbacks])
     seconds = time.perf_counter() - started
     if save_to is not None:
         model.save(str(save_to), include_optimizer=False)

@@ -45,6 +45,18 @@ def test_compose_file_validates_and_has_the_deployment():
             assert any(":/lake" in str(v) or (isinstance(v, dict) and v.get("target") == "/lake")
                        for v in service["volumes"]), name
             assert service["build"]["context"] == str(ROOT)
+    # MLflow: a tracking server on the same PostgreSQL, artifacts on a volume of its own, every task its client.
+    mlflow = services["mlflow"]
+    assert mlflow["command"][:2] == ["mlflow", "server"] and "--serve-artifacts" in mlflow["command"]
+    assert mlflow["environment"]["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql+psycopg2://")
+    assert "@postgres:5432/mlflow" in mlflow["environment"]["MLFLOW_BACKEND_STORE_URI"]
+    assert f"mlflow-artifacts:{mlflow['environment']['MLFLOW_ARTIFACTS_DESTINATION']}" in str(mlflow["volumes"])
+    assert "mlflow-artifacts" in config["volumes"]
+    assert f"{ROOT / 'conf' / 'postgres'}:/docker-entrypoint-initdb.d:ro" in str(services["postgres"]["volumes"])
+    assert (ROOT / "conf" / "postgres" / "create-mlflow-database.sh").stat().st_mode & 0o111
+    for name, service in services.items():
+        if name.startswith(("airflow-", "spark-")) and name != "airflow-init":
+            assert service["environment"]["IM_MLFLOW_TRACKING_URI"] == "http://mlflow:5000", name
 
 
 @needs_compose
@@ -71,7 +83,7 @@ def test_no_secret_is_written_in_the_compose_file_the_image_or_the_example():
 
 
 @needs_compose
-def test_production_auth_manager_and_only_the_ui_published_on_this_host():
+def test_production_auth_manager_and_only_the_uis_published_on_this_host():
     import importlib
 
     services = yaml.safe_load(_compose("config", env=SECRETS).stdout)["services"]
@@ -82,9 +94,11 @@ def test_production_auth_manager_and_only_the_ui_published_on_this_host():
             assert cls == "FabAuthManager" and getattr(importlib.import_module(module), cls)  # installed here too
             assert service["environment"]["AIRFLOW__API__SECRET_KEY"] == "w"  # what FAB signs its sessions with
     published = {name: service.get("ports", []) for name, service in services.items() if service.get("ports")}
-    assert list(published) == ["airflow-api-server"], published
-    port = published["airflow-api-server"][0]
-    assert (port.get("host_ip") if isinstance(port, dict) else str(port).split(":")[0]) == "127.0.0.1", port
+    # Airflow's UI (with sign-in) and MLflow's (without: loopback only, or behind your own proxy).
+    assert sorted(published) == ["airflow-api-server", "mlflow"], published
+    for ports in published.values():
+        port = ports[0]
+        assert (port.get("host_ip") if isinstance(port, dict) else str(port).split(":")[0]) == "127.0.0.1", port
 
 
 @needs_compose

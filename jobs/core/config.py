@@ -117,6 +117,8 @@ class PipelineConfig(BaseSettings):
     task_retries: int = Field(2, ge=0, description="retries of a failed task (exponential backoff)")
     retry_delay_seconds: int = Field(120, ge=0, description="first retry delay")
     deadline_hours: float = Field(4, ge=0, description="alert when a run takes longer (0: no alert)")
+    mlflow_tracking_uri: str = Field("", description="MLflow tracking server for training runs and the registered "
+                                     "model (empty: a SQLite store in <lake>/mlflow)")
     alert_smtp_conn_id: str = Field("smtp_alerts", description="the Airflow SMTP connection alerts are sent through "
                                     "(failures, a missed deadline, a critical data-quality result); when it is not "
                                     "defined, alerts are only logged")

@@ -5,6 +5,7 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
+from pathlib import Path
 
 import numpy as np
 from pyspark.sql import functions as F
@@ -21,6 +22,7 @@ from models.evaluation import (Origin, classification_views, inventory_forecast,
 from models.predict import load_version
 from models.promotion import decide
 from models.registry import Registry
+from models.tracking import Tracking
 from models.shallow import fit_shallow
 from models.vocabulary import OOV, PAD
 
@@ -89,6 +91,9 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         page = write_report(registry.version_dir(version) / "report", metrics)
         metadata.update(status="evaluated", metrics=_summary(metrics))
         registry.write_metadata(version, metadata)
+        # On the version's MLflow run: test metrics, intervals, the decision, the report and the Data Docs link.
+        Tracking(config.lake).log_evaluation(version, (metadata.get("mlflow") or {}).get("run_id"), metrics,
+                                             registry.version_dir(version) / "report", _data_docs(config.lake))
         run_metrics.rows_in = sum(len(o.users) for o in origins)
         run_metrics.details = {"version": version, **_summary(metrics)}
     _print(metrics, page)
@@ -350,6 +355,12 @@ def _labels_end(metadata: dict) -> dt.date | None:
     if window.get("train_cutoffs") and window.get("horizon_days"):
         return dt.date.fromisoformat(window["train_cutoffs"][1]) + dt.timedelta(days=int(window["horizon_days"]))
     return None
+
+
+def _data_docs(lake: Path) -> str | None:
+    """The lake's Data Docs front page (the validations of the tables this version trained on), if built."""
+    found = sorted((lake / "_gx").glob("**/data_docs/*/index.html"))
+    return str(found[0]) if found else None
 
 
 def _summary(metrics: dict) -> dict:

@@ -230,7 +230,7 @@ def test_publish_commits_only_the_content_that_passed_and_resumes_after_a_crash(
 def test_refuses_without_a_champion(model_lake, tmp_path):
     lake = tmp_path / "lake"
     shutil.copytree(model_lake, lake)
-    (lake / "models" / "champion.json").unlink(missing_ok=True)
+    Registry(lake).clear_champion()
     code, out, err = run("score", "--lake", str(lake), "--date", SCORE_DATE.isoformat())
     assert code != 0 and "no champion model" in err and len(err.strip().splitlines()) == 1
     assert not (lake / "user_interest_predictions").exists()

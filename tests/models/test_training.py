@@ -54,6 +54,40 @@ def test_two_workers_train_a_registered_version(lake_root, trained):
     # Both workers ran and joined the same cluster of two.
     logs = sorted((folder / "run" / "logs").glob("worker-*.attempt-0.log"))
     assert len(logs) == 2
+    _tracked_in_mlflow_with_readable_training_curves(lake_root, trained, metadata)
+
+
+def _tracked_in_mlflow_with_readable_training_curves(lake: Path, version: str, metadata: dict) -> None:
+    """The version's MLflow run (parameters, one loss per epoch of each phase, the model and TensorBoard logs as
+    artifacts), its registered model version, and TensorBoard curves that TensorBoard's own reader parses."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from models.tracking import REGISTERED_MODEL, VERSION_TAG, Tracking
+
+    client = Tracking(lake).client
+    run = client.get_run(metadata["mlflow"]["run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags[VERSION_TAG] == version
+    assert run.data.params["training.workers"] == "2" and run.data.params["model.sequence_length"]
+    attempt = metadata["training"]["attempts"][-1]
+    for phase in ("selection", "refit"):
+        history = client.get_metric_history(run.info.run_id, f"{phase}.loss")
+        assert [m.value for m in history] == attempt[phase]["loss"]
+    assert len(client.get_metric_history(run.info.run_id, "validation.ndcg_at_10")) == attempt["selection"]["epochs_run"]
+    listed = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
+    assert {"model/saved_model", "model/metadata.json", "model/vocabulary.json"} <= listed
+    registered = client.get_model_version(REGISTERED_MODEL, metadata["mlflow"]["model_version"])
+    assert registered.tags[VERSION_TAG] == version and registered.run_id == run.info.run_id
+    board = Registry(lake).version_dir(version) / "tensorboard"
+    for phase, tag, count in (("refit", "epoch_loss", attempt["refit"]["epochs_run"]),
+                              ("selection", "epoch_ndcg@10", attempt["selection"]["epochs_run"])):
+        logs = next(p for p in board.glob(f"{phase}/*") if p.is_dir() and tag in _tensor_tags(EventAccumulator, p))
+        assert len(EventAccumulator(str(logs), size_guidance={"tensors": 0}).Reload().Tensors(tag)) == count
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "tensorboard")} >= {"tensorboard/refit",
+                                                                                      "tensorboard/selection"}
+
+
+def _tensor_tags(accumulator, folder: Path) -> list[str]:
+    return accumulator(str(folder), size_guidance={"tensors": 0}).Reload().Tags()["tensors"]
 
 
 def test_evaluate_writes_the_report_and_records_the_promotion_decision(spark, lake_root, trained, connect_server):
@@ -98,6 +132,7 @@ def test_evaluate_writes_the_report_and_records_the_promotion_decision(spark, la
         assert [(d["candidate"], d["promoted"]) for d in decisions] == [(trained, False), (backup, True)]
         assert decisions[1]["reason"].startswith(f"fallback {backup}") and trained in decisions[1]["reason"]
         assert f"fallback {backup}" in out and registry.latest() == trained
+    _evaluation_tracked_in_mlflow(lake_root, trained, metrics, registry.champion())
     # A retry of the same task: the recorded decisions stand, none is added, the pointer is where it was, and
     # the origins are not scored again.
     pointer = registry.champion()
@@ -107,6 +142,26 @@ def test_evaluate_writes_the_report_and_records_the_promotion_decision(spark, la
     assert f"already decided on {metrics['as_of_date']}" in out and own["reason"] in out
     again = spark.read.format("delta").load(str(lake_root / "model_decisions"))
     assert again.count() == len(decisions) and registry.champion() == pointer
+
+
+def _evaluation_tracked_in_mlflow(lake: Path, version: str, metrics: dict, champion: str) -> None:
+    """Evaluate's test metrics, intervals against every baseline, decision and report on the version's run; the
+    champion is the registered model's alias, and the alias is what Registry.champion() reads."""
+    from models.tracking import CHAMPION_ALIAS, REGISTERED_MODEL, VERSION_TAG, Tracking
+
+    client = Tracking(lake).client
+    run = client.get_run(Registry(lake).metadata(version)["mlflow"]["run_id"])
+    logged, overall = run.data.metrics, metrics["ranking"]["all"]
+    assert logged["test.all.model.ndcg_at_10"] == pytest.approx(overall["pooled"]["model"]["ndcg@10"])
+    for baseline, interval in overall["intervals"].items():
+        assert logged[f"test.all.model_minus_{baseline}.low"] == pytest.approx(interval["low"])
+    assert logged["test.category.auc"] == pytest.approx(metrics["category"]["auc"])
+    assert {"test.new_category.f1", "test.new_category.recall", "test.category.calibration.ece"} <= set(logged)
+    assert run.data.tags["im.promoted"] == str(metrics["promotion"]["promoted"])
+    assert {"report/report.html", "report/metrics.json"} <= {a.path for a in client.list_artifacts(run.info.run_id,
+                                                                                                "report")}
+    alias = client.get_model_version_by_alias(REGISTERED_MODEL, CHAMPION_ALIAS)
+    assert alias.tags[VERSION_TAG] == champion
 
 
 def _train_killing_worker_1_at_epoch_3(lake: Path, *args: str) -> tuple[str, tuple[int, str, str]]:
@@ -143,8 +198,7 @@ def test_a_warm_started_version_fine_tunes_the_champion_and_a_killed_worker_resu
     weights, worker 1 is killed in epoch 3 of 4 of the selection phase (patience 4: validation must not stop the
     run before), and the restarted group resumes from its checkpoint, not from epoch 1."""
     registry = Registry(lake_root)
-    pointer = registry.root / "champion.json"
-    before = pointer.read_text() if pointer.exists() else None
+    before = registry.champion()
     registry.set_champion(trained, {"reason": "set by the warm-start test"})
     try:
         version, (code, out, err) = _train_killing_worker_1_at_epoch_3(
@@ -190,6 +244,6 @@ def test_a_warm_started_version_fine_tunes_the_champion_and_a_killed_worker_resu
         assert _warm_start_source(registry, registry.metadata(trained)["model"], "auto")["version"] == trained
     finally:
         if before is None:
-            pointer.unlink()
+            registry.clear_champion()
         else:
-            pointer.write_text(before)
+            registry.set_champion(before)
