@@ -39,11 +39,14 @@ run-nights: install
 test: install tools
 	$(VENV)/bin/python -m pytest
 
-# What the tests call outside Python: Debian's docker-compose validates docker-compose.yml.
+# What the tests call outside Python: Debian's docker-compose validates docker-compose.yml, and Debian's
+# chromium renders the dashboard headless.
+APT_TOOLS := docker-compose chromium
 tools:
-	@command -v docker-compose >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq docker-compose >/dev/null; \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq docker-compose >/dev/null; fi; }
+	@missing=""; for tool in $(APT_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq $$missing >/dev/null; fi; fi
 
 clean:
 	rm -rf lake spark-warehouse airflow_home jars

@@ -10,7 +10,8 @@ the 02:00 UTC run of day D+1 processes the complete day D):
 `no_model_yet`] → `ready_to_score` → `features`
 (score-mode sequences) → `score` (held) → `validate_predictions` → `publish`
 → `refresh_sql_catalog` (the read-only DuckDB database of the lake's tables,
-and Spark's catalog) → `maintenance_due` → `maintain` (weekly: OPTIMIZE,
+and Spark's catalog) → `dashboard` (the night's page, under Browse in the
+UI) → `maintenance_due` → `maintain` (weekly: OPTIMIZE,
 VACUUM, leftovers).
 
 **Lineage**: every table a task reads or writes is one of its inlets or
@@ -274,7 +275,10 @@ def interest_migration_nightly():
     chain(branch, keep_champion, ready_to_score, features, score, validate_predictions, publish)
     branch >> no_model_yet
     due = maintenance_due(run_date)
-    [publish, no_model_yet] >> refresh_sql_catalog >> due >> maintain
+    # The night's dashboard page (jobs/dashboard.py), linked from the UI by plugins/interest_migration.py.
+    dashboard = StageCommandOperator(task_id="dashboard", stage="dashboard", arguments=["--date", run_date],
+                                     trigger_rule=TriggerRule.NONE_FAILED, **lineage("dashboard", LAKE))
+    [publish, no_model_yet] >> refresh_sql_catalog >> dashboard >> due >> maintain
 
 
 def _landing_ready(run_date: str, run_type: str) -> bool:

@@ -14,6 +14,8 @@ mkdir -p "$LAKE"
 export IM_LAKE=$(cd "$LAKE" && pwd)
 export AIRFLOW_HOME=${AIRFLOW_HOME:-$PWD/airflow_home}
 export AIRFLOW__CORE__DAGS_FOLDER=$PWD/dags AIRFLOW__CORE__LOAD_EXAMPLES=False PYTHONPATH=$PWD
+# The dashboard's nav entry and pages in the Airflow UI (plugins/interest_migration.py).
+export AIRFLOW__CORE__PLUGINS_FOLDER=$PWD/plugins
 # The generator's simulated interest migration moves the daily category mix by 0.1-0.2 (KL), over the
 # production trigger of 0.1: locally, retrain when there is no champion, then weekly.
 export IM_RETRAIN_DRIFT=${IM_RETRAIN_DRIFT:-0.5}

@@ -29,6 +29,8 @@ MODEL_REGISTRY = "models"
 HELD_PREDICTIONS = "_candidates"
 # The read-only DuckDB database with a view per table (jobs/sql/catalog.py).
 SQL_CATALOG = "sql_catalog"
+# The nightly dashboard pages (jobs/dashboard.py).
+DASHBOARD = "dashboard"
 PUBLISHED = (tables.USER_INTEREST_PREDICTIONS, tables.CATEGORY_DEMAND_FORECAST, tables.MARKETING_SEGMENTS)
 EVENTS_TABLES = (tables.EVENTS_CLEAN, tables.EVENTS_QUARANTINE, tables.EVENTS, tables.SESSIONS)
 
@@ -48,6 +50,7 @@ FLOW: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "publish": ((HELD_PREDICTIONS,), PUBLISHED),
     "refresh_sql_catalog": ((*EVENTS_TABLES, tables.PIPELINE_RUNS, tables.USER_SEQUENCES, tables.MODEL_DECISIONS,
                              *PUBLISHED), (SQL_CATALOG,)),
+    "dashboard": ((tables.MODEL_DECISIONS, tables.PIPELINE_RUNS, tables.EVENTS_QUARANTINE, *PUBLISHED), (DASHBOARD,)),
 }
 # The tasks that run a Spark stage through jobs/core/stage.py, and so append to pipeline_runs.
 RECORDS_RUNS = frozenset({"ingest", "dedupe", "sessionize", "validate", "features_training", "train", "evaluate",

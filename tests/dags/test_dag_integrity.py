@@ -33,7 +33,8 @@ def test_the_dag_has_the_documented_shape_and_no_cycles(dag):
     downstream = {t.task_id: set(t.downstream_task_ids) for t in dag.tasks}
     assert set(downstream) == set(SPARK_STAGES) | {"check_params", "wait_for_landing", "choose_training",
                                                    "champion_ready", "keep_champion", "no_model_yet",
-                                                   "ready_to_score", "refresh_sql_catalog", "maintenance_due"}
+                                                   "ready_to_score", "refresh_sql_catalog", "dashboard",
+                                                   "maintenance_due"}
 
     def reaches(start, goal, seen=()):
         return any(n == goal or (n not in seen and reaches(n, goal, (*seen, n))) for n in downstream[start])
@@ -49,9 +50,10 @@ def test_the_dag_has_the_documented_shape_and_no_cycles(dag):
     assert not reaches("no_model_yet", "publish")
     # the SQL catalog and weekly maintenance after the night's writes, whether or not it published
     assert downstream["publish"] == downstream["no_model_yet"] == {"refresh_sql_catalog"}
-    assert downstream["refresh_sql_catalog"] == {"maintenance_due"} and downstream["maintenance_due"] == {"maintain"}
+    assert downstream["refresh_sql_catalog"] == {"dashboard"} and downstream["dashboard"] == {"maintenance_due"}
+    assert downstream["maintenance_due"] == {"maintain"}
     assert dag.get_task("maintenance_due").trigger_rule == "none_failed"
-    assert dag.get_task("refresh_sql_catalog").trigger_rule == "none_failed"
+    assert dag.get_task("refresh_sql_catalog").trigger_rule == dag.get_task("dashboard").trigger_rule == "none_failed"
 
 
 def test_no_join_can_fire_on_a_task_that_succeeds_on_every_path(dag):
@@ -150,7 +152,7 @@ def test_every_table_the_dag_writes_is_an_asset_with_its_writers_and_readers(dag
     # the flow from landing to the published tables, through the DAG's own edges
     assert "landing" in inlets["wait_for_landing"] and "landing" in inlets["ingest"]
     assert inlets["publish"] == {"_candidates"} and "_candidates" in outlets["score"]
-    assert outlets["refresh_sql_catalog"] == {"sql_catalog"}
+    assert outlets["refresh_sql_catalog"] == {"sql_catalog"} and outlets["dashboard"] == {"dashboard"}
     lake = PipelineConfig().lake.resolve()
     for task in dag.tasks:
         for item in [*task.inlets, *task.outlets]:

@@ -144,6 +144,9 @@ def test_a_planned_backfill_date_runs_every_stage_on_the_cluster_and_republishin
     assert scored and scored == _sequence_inputs(model_lake, "test", cutoff)
     _lineage_matches_what_the_run_wrote(airflow_env, lake, every_version)
     _the_sql_catalogs_answer_the_documented_queries(airflow_env, lake)
+    page = lake / "dashboard" / str(PUBLISHED_DATE) / "index.html"
+    assert page.is_file() and (lake / "dashboard" / "index.html").is_file()
+    assert len(re.findall(r'<img class="plot"', page.read_text())) >= 4
 
 
 def _table_versions(lake: Path) -> dict[str, int]:
