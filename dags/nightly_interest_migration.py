@@ -254,7 +254,7 @@ def interest_migration_nightly():
                                      stage="validate")
     publish = spark_job("publish", run_date)
     # The read-only DuckDB database of the lake's tables, and (with a Spark Connect server) Spark's catalog: what
-    # analysts' own tools open (jobs/sql/catalog.py). After whatever the night wrote, published or not.
+    # analysts' own tools open (jobs/catalog.py). After whatever the night wrote, published or not.
     refresh_sql_catalog = StageCommandOperator(task_id="refresh_sql_catalog", stage="catalog", arguments=[],
                                                trigger_rule=TriggerRule.NONE_FAILED,
                                                **lineage("refresh_sql_catalog", LAKE))

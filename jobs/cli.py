@@ -36,7 +36,7 @@ STAGES: dict[str, tuple[str, str, bool]] = {
     "sql": ("jobs.sql", "run a read-only SQL query over every lake table (DuckDB, delta-rs or Spark SQL)", False),
     "dashboard": ("jobs.dashboard", "write the night's dashboard page: models, drift, data quality, inventory and "
                   "marketing views", True),
-    "catalog": ("jobs.sql.catalog", "write the read-only DuckDB database of the lake's tables; register them in "
+    "catalog": ("jobs.catalog", "write the read-only DuckDB database of the lake's tables; register them in "
                 "Spark's catalog", False),
 }
 

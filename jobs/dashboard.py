@@ -30,14 +30,15 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING
 
 from jobs.core.config import PipelineConfig
 from jobs.core.errors import PipelineError
 from jobs.core.tables import (CATEGORY_DEMAND_FORECAST, EVENTS_QUARANTINE, MARKETING_SEGMENTS, MODEL_DECISIONS,
                               PIPELINE_RUNS, USER_INTEREST_PREDICTIONS)
+
+if TYPE_CHECKING:  # Arrow is imported where the page is built: the command's --help stays quick
+    import pyarrow as pa
 
 FOLDER = "dashboard"
 WIDTH, HEIGHT, DPI = 7.5, 3.4, 110
@@ -274,6 +275,8 @@ def _segments(plt, segments: pa.Table):
 
 
 def _migration(plt, predictions: pa.Table):
+    import pyarrow.compute as pc
+
     values = pc.drop_null(predictions["migration_probability"]).to_numpy(zero_copy_only=False)
     if not len(values):
         return None

@@ -43,11 +43,15 @@ jobs sql "SELECT * FROM ($(grep -v '^--' sql/marketing_audience.sql | sed 's/;\s
 cat <<EOT
 
 Lake: $IM_LAKE   (try: .venv/bin/python -m jobs sql --lake $IM_LAKE --file sql/marketing_audience.sql)
+Dashboard: $IM_LAKE/dashboard/index.html   (the newest night; also under Browse > Interest migration in the UI)
+SQL from your own tools: duckdb -readonly $IM_LAKE/interest_migration.duckdb   (a view per table; DBeaver: read-only)
 Model report: $(ls -d "$IM_LAKE"/models/versions/*/report/report.html 2>/dev/null | tail -1)
+MLflow (runs, registered model, champion alias): .venv/bin/mlflow ui --backend-store-uri sqlite:///$IM_LAKE/mlflow/mlflow.db
+TensorBoard (training curves): .venv/bin/tensorboard --logdir $IM_LAKE/models/versions
 Data Docs: $IM_LAKE/_gx/gx/uncommitted/data_docs/local_site/index.html
 Logs: $LOGS/
 The Airflow UI on this lake:
-  export AIRFLOW_HOME=$AIRFLOW_HOME AIRFLOW__CORE__DAGS_FOLDER=$PWD/dags PYTHONPATH=$PWD IM_LAKE=$IM_LAKE PATH=$PWD/.venv/bin:\$PATH
+  export AIRFLOW_HOME=$AIRFLOW_HOME AIRFLOW__CORE__DAGS_FOLDER=$PWD/dags AIRFLOW__CORE__PLUGINS_FOLDER=$PWD/plugins PYTHONPATH=$PWD IM_LAKE=$IM_LAKE PATH=$PWD/.venv/bin:\$PATH
   export IM_HORIZON_DAYS=$HORIZON IM_RETRAIN_DRIFT=$IM_RETRAIN_DRIFT IM_TRAINING_EPOCHS=$IM_TRAINING_EPOCHS IM_TRAINING_BATCH_SIZE=$IM_TRAINING_BATCH_SIZE
   airflow standalone        # about 5 GB; prints the admin password; http://localhost:8080
   then DAGs > interest_migration_nightly > Trigger, with params such as {"run_date": "$LAST", "retrain": "always"}

@@ -27,7 +27,7 @@ LANDING = "landing"
 MODEL_REGISTRY = "models"
 # The held predictions (jobs/core/held.py): score's output, validated, then published.
 HELD_PREDICTIONS = "_candidates"
-# The read-only DuckDB database with a view per table (jobs/sql/catalog.py).
+# The read-only DuckDB database with a view per table (jobs/catalog.py).
 SQL_CATALOG = "sql_catalog"
 # The nightly dashboard pages (jobs/dashboard.py).
 DASHBOARD = "dashboard"

@@ -100,7 +100,7 @@ def query_spark(config: PipelineConfig, query: str) -> tuple[list[str], list[tup
     """Spark SQL over temporary views of the lake's tables, in a session confined by guard.py."""
     from jobs.core.lake import open_lake
     from jobs.core.spark import build_spark
-    from jobs.sql.catalog import SPARK_LIST_EXTRACT
+    from jobs.catalog import SPARK_LIST_EXTRACT
 
     spark = build_spark(config, "sql", remote=False)  # the guard parses with the JVM's own parser
     session = confined_spark_session(spark)

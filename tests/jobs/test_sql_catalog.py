@@ -19,7 +19,7 @@ from deltalake import write_deltalake
 from jobs.core.config import PipelineConfig
 from jobs.core.errors import PipelineError
 from jobs.sql import delta_extension_path, query_duckdb
-from jobs.sql.catalog import DUCKDB_FILE, register_spark_tables, write_duckdb_catalog
+from jobs.catalog import DUCKDB_FILE, register_spark_tables, write_duckdb_catalog
 from jobs.sql.guard import lake_tables
 
 SQL_FILES = sorted((Path(__file__).resolve().parents[2] / "sql").glob("*.sql"))

@@ -31,14 +31,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import tempfile
 from pathlib import Path
 
-import duckdb
-
 from jobs.core.config import PipelineConfig
 from jobs.core.errors import PipelineError
-from jobs.sql.guard import TABLE_NAME, lake_tables, quote_identifier, quote_literal
 
 DUCKDB_FILE = "interest_migration.duckdb"
 SPARK_DATABASE = "interest_migration"
@@ -58,7 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"the Spark database to register them in (default {SPARK_DATABASE})")
 
 
+# What jobs.sql.guard.TABLE_NAME accepts, here without importing DuckDB for the command's --help.
+DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
+    from jobs.sql.guard import lake_tables
+
     tables = lake_tables(config.lake)
     if not tables:
         raise PipelineError(f"no Delta tables under {config.lake}: run the pipeline first")
@@ -78,7 +82,10 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
 def write_duckdb_catalog(lake: Path, target: Path | None = None) -> Path:
     """Write the view-per-table database for ``lake`` to ``target`` (default ``<lake>/interest_migration.duckdb``),
     replacing the previous one atomically; returns its path."""
+    import duckdb
+
     from jobs.sql import delta_extension_path
+    from jobs.sql.guard import lake_tables, quote_identifier, quote_literal
 
     target = (target or lake / DUCKDB_FILE).resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -107,7 +114,9 @@ def write_duckdb_catalog(lake: Path, target: Path | None = None) -> Path:
 def register_spark_tables(spark, lake: Path, database: str = SPARK_DATABASE) -> list[str]:
     """Register every lake table as an external Delta table in ``database``; returns the names newly registered.
     A name already registered at another location stops the stage with one line (it is not replaced)."""
-    if not TABLE_NAME.match(database):
+    from jobs.sql.guard import lake_tables
+
+    if not DATABASE_NAME.match(database):
         raise PipelineError(f"{database!r} is not a plain database name")
     spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
     spark.sql(f"CREATE OR REPLACE FUNCTION `{database}`.{SPARK_LIST_EXTRACT}")
