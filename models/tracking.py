@@ -192,6 +192,9 @@ class Tracking:
             tags["im.data_docs"] = data_docs
         for key, value in tags.items():
             client.set_tag(run_id, key, value)
+        # Where the full report and the validations of the data it was judged on live, beside the copies.
+        client.log_dict(run_id, {"report": str(report / "report.html") if report is not None else None,
+                                 "data_docs": data_docs}, "links.json")
         if report is not None and report.is_dir():
             client.log_artifacts(run_id, str(report), "report")
         client.set_terminated(run_id, "FINISHED")

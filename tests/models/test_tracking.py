@@ -91,6 +91,7 @@ def test_a_tracking_server_holds_the_runs_the_artifacts_and_the_champion_alias(t
         "ranking": {"all": {"pooled": {"model": {"ndcg@10": 0.61}},
                             "intervals": {"shallow": {"difference": 0.01, "low": -0.002, "high": 0.02}}}},
         "promotion": {"promoted": False, "reason": "kept"}}, None, None)
+    assert "links.json" in {a.path for a in client.list_artifacts(ids["run_id"])}
     logged = client.get_run(ids["run_id"]).data
     assert logged.metrics["test.all.model.ndcg_at_10"] == 0.61
     assert logged.metrics["test.all.model_minus_shallow.low"] == -0.002 and logged.tags["im.promoted"] == "False"

@@ -160,6 +160,8 @@ def _evaluation_tracked_in_mlflow(lake: Path, version: str, metrics: dict, champ
     assert run.data.tags["im.promoted"] == str(metrics["promotion"]["promoted"])
     assert {"report/report.html", "report/metrics.json"} <= {a.path for a in client.list_artifacts(run.info.run_id,
                                                                                                 "report")}
+    links = json.loads(Path(client.download_artifacts(run.info.run_id, "links.json")).read_text())
+    assert links["report"].endswith(f"{version}/report/report.html") and Path(links["report"]).is_file()
     alias = client.get_model_version_by_alias(REGISTERED_MODEL, CHAMPION_ALIAS)
     assert alias.tags[VERSION_TAG] == champion
 
