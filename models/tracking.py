@@ -104,8 +104,10 @@ class Tracking:
 
     # --- training -------------------------------------------------------------------------------------------
 
-    def log_training(self, version: str, folder: Path, metadata: dict, tensorboard: Path | None) -> dict:
-        """The version's training run and registered model version; returns their ids (kept in its metadata)."""
+    def log_training(self, version: str, folder: Path, metadata: dict, tensorboard: Path | None,
+                     test_metrics: dict | None = None) -> dict:
+        """The version's training run and registered model version; returns their ids (kept in its metadata).
+        ``test_metrics``: a fallback's pooled test metrics (it is fitted by evaluate, whose run is the candidate's)."""
         client = self.client
         run = client.create_run(self.experiment_id(), run_name=version,
                                 tags={VERSION_TAG: version, "im.as_of_date": metadata.get("as_of_date", ""),
@@ -119,8 +121,11 @@ class Tracking:
                       **_flat("window", metadata.get("training_window", {}))}
             from mlflow.entities import Metric, Param
 
+            epochs = [Metric(k, v, 0, step) for k, step, v in _epoch_metrics(metadata)]
+            tests = [Metric(_key(f"test.{k}"), float(v), 0, 0) for k, v in (test_metrics or {}).items()
+                     if isinstance(v, (int, float)) and math.isfinite(v)]
             client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()],
-                             metrics=[Metric(k, v, 0, step) for k, step, v in _epoch_metrics(metadata)])
+                             metrics=epochs + tests)
             client.log_dict(run_id, metadata, "model/metadata.json")
             client.log_artifact(run_id, str(folder / "vocabulary.json"), "model")
             client.log_artifacts(run_id, str(folder / "saved_model"), "model/saved_model")

@@ -27,6 +27,7 @@ import datetime as dt
 import shutil
 
 from models.registry import FALLBACK_FOR, Registry, code_version, is_fallback
+from models.tracking import Tracking
 
 
 def wanted(registry: Registry, decision: dict, candidate_metadata: dict, as_of: dt.date) -> bool:
@@ -82,6 +83,8 @@ def register(registry: Registry, candidate: str, candidate_metadata: dict, shall
         "metrics": metrics,
     }
     metadata["files"] = registry.file_hashes(version)
+    # A run and registered model version of its own in MLflow, like a trained version's (models/tracking.py).
+    metadata["mlflow"] = Tracking(registry.lake).log_training(version, folder, metadata, None, metrics)
     registry.write_metadata(version, metadata)
     return version
 

@@ -97,6 +97,14 @@ def test_a_registered_fallback_loads_scores_and_explains_like_the_regression(fit
     # A retried evaluate reuses the version registered for the same candidate.
     assert fallback.register(registry, candidate, metadata, shallow, VOCAB, {}) == version
     assert registry.versions() == [candidate, version] and registry.latest() == candidate
+    # In MLflow like a trained version: a run with its test metric and model, and a registered version.
+    from models.tracking import REGISTERED_MODEL, VERSION_TAG, Tracking
+
+    tracked = registry.metadata(version)["mlflow"]
+    client = Tracking(tmp_path).client
+    run = client.get_run(tracked["run_id"])
+    assert run.data.metrics["test.ndcg_at_10"] == 0.5 and run.data.tags["im.kind"] == "fallback"
+    assert client.get_model_version(REGISTERED_MODEL, tracked["model_version"]).tags[VERSION_TAG] == version
     loaded = load_version(registry.version_dir(version))  # the file hashes are checked here
     explained: dict = {}
     probabilities, new = loaded.predict_encoded(test, explained=explained)
