@@ -12,8 +12,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends openjdk-17-jre-headless maven procps curl tini \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --create-home --uid 50000 --gid 0 app \
- && mkdir -p /lake /opt/airflow \
- && chown app:0 /lake /opt/airflow
+ && mkdir -p /lake /opt/airflow /mlflow-artifacts \
+ && chown app:0 /lake /opt/airflow /mlflow-artifacts
 
 WORKDIR ${APP_HOME}
 COPY requirements.txt .

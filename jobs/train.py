@@ -163,12 +163,13 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
                                 "labels_end": str(validation_cutoff + dt.timedelta(days=int(shape["horizon_days"])))},
         }
         metadata["files"] = registry.file_hashes(version)  # checked before every load (models/registry.py)
-        # The MLflow run and registered model version (models/tracking.py), before the metadata that makes the
-        # version whole: a version on disk is always one MLflow knows.
-        metadata["mlflow"] = Tracking(config.lake).log_training(version, folder, metadata, folder / TENSORBOARD)
-        registry.write_metadata(version, metadata)
+        registry.write_metadata(version, metadata)  # the version is whole: it lists, and evaluate can find it
         if args.run_id:
             registry.record_training_run(args.run_id, version)
+        # Then its MLflow run and registered model version (models/tracking.py). An MLflow outage fails the
+        # stage with one line but keeps the trained version: set_champion registers it later if it is promoted.
+        metadata["mlflow"] = Tracking(config.lake).log_training(version, folder, metadata, folder / TENSORBOARD)
+        registry.write_metadata(version, metadata)
         shutil.rmtree(run_dir / "shards", ignore_errors=True)
         metrics.rows_in = int(window["rows"])
         metrics.details = {"version": version, "restarts": restarts, "seconds": round(seconds, 1),

@@ -54,6 +54,12 @@ def test_compose_file_validates_and_has_the_deployment():
     assert "mlflow-artifacts" in config["volumes"]
     assert f"{ROOT / 'conf' / 'postgres'}:/docker-entrypoint-initdb.d:ro" in str(services["postgres"]["volumes"])
     assert (ROOT / "conf" / "postgres" / "create-mlflow-database.sh").stat().st_mode & 0o111
+    # A named volume takes its owner from the image's folder: the server (uid 50000) must own it to write.
+    assert re.search(r"mkdir -p [^\n]*/mlflow-artifacts[^\n]*\n.*chown app:0 [^\n]*/mlflow-artifacts",
+                     (ROOT / "Dockerfile").read_text())
+    for name, service in services.items():
+        if name.startswith("airflow-") and name != "airflow-init":
+            assert "AIRFLOW_CONN_SMTP_ALERTS" in service["environment"], name  # the alerts' connection reaches them
     for name, service in services.items():
         if name.startswith(("airflow-", "spark-")) and name != "airflow-init":
             assert service["environment"]["IM_MLFLOW_TRACKING_URI"] == "http://mlflow:5000", name

@@ -119,6 +119,9 @@ class PipelineConfig(BaseSettings):
     deadline_hours: float = Field(4, ge=0, description="alert when a run takes longer (0: no alert)")
     mlflow_tracking_uri: str = Field("", description="MLflow tracking server for training runs and the registered "
                                      "model (empty: a SQLite store in <lake>/mlflow)")
+    mlflow_name: str = Field("interest_migration", min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\- ]+$",
+                             description="the MLflow experiment and registered model of this lake: on a shared "
+                             "tracking server, each lake needs its own")
     alert_smtp_conn_id: str = Field("smtp_alerts", description="the Airflow SMTP connection alerts are sent through "
                                     "(failures, a missed deadline, a critical data-quality result); when it is not "
                                     "defined, alerts are only logged")

@@ -83,6 +83,7 @@ def register(registry: Registry, candidate: str, candidate_metadata: dict, shall
         "metrics": metrics,
     }
     metadata["files"] = registry.file_hashes(version)
+    registry.write_metadata(version, metadata)  # whole: a retried evaluate finds it (registered_for)
     # A run and registered model version of its own in MLflow, like a trained version's (models/tracking.py).
     metadata["mlflow"] = Tracking(registry.lake).log_training(version, folder, metadata, None, metrics)
     registry.write_metadata(version, metadata)

@@ -143,6 +143,10 @@ def _already_evaluated(registry: Registry, version: str, metadata: dict, as_of: 
     backup = fallback.registered_for(registry, version)
     if backup is not None:
         metrics["fallback"] = _settle_fallback(registry, backup, metrics["promotion"])
+    # A crash (or an MLflow outage) after the report and before its run was complete: log it now.
+    tracking, run_id = Tracking(registry.lake), (metadata.get("mlflow") or {}).get("run_id")
+    if not tracking.evaluated(run_id):
+        tracking.log_evaluation(version, run_id, metrics, metrics_file.parent, _data_docs(registry.lake))
     print(f"evaluate {version}: already decided on {as_of} ({decision['reason']}); "
           f"report: {metrics_file.parent / 'report.html'}")
     return metrics

@@ -95,3 +95,41 @@ def test_a_tracking_server_holds_the_runs_the_artifacts_and_the_champion_alias(t
     logged = client.get_run(ids["run_id"]).data
     assert logged.metrics["test.all.model.ndcg_at_10"] == 0.61
     assert logged.metrics["test.all.model_minus_shallow.low"] == -0.002 and logged.tags["im.promoted"] == "False"
+
+
+def test_an_old_lakes_pointer_is_adopted_on_a_server_and_another_lake_never_gets_its_versions(
+        tracking_server, tmp_path, monkeypatch):
+    """A version with no run (from before tracking) is registered through a run of its own, which the server
+    accepts; a second lake under the same MLflow name is refused one line instead of being served the first
+    lake's version of the same name; under a name of its own it is independent."""
+    from models.registry import atomic_write
+    from models.tracking import TrackingError
+
+    url, _ = tracking_server
+    monkeypatch.setenv("IM_MLFLOW_TRACKING_URI", url)
+    monkeypatch.setenv("IM_MLFLOW_NAME", "adoption_test")
+    first, second = tmp_path / "first", tmp_path / "second"
+    _a_version(first, "2024-11-02.1")
+    Registry(first).write_metadata("2024-11-02.1", {"version": "2024-11-02.1", "as_of_date": "2024-11-02"})
+    atomic_write(Registry(first).root / "champion.json", json.dumps({"version": "2024-11-02.1"}))
+    assert Registry(first).champion() == "2024-11-02.1"
+    assert (Registry(first).root / "champion.json.adopted").is_file()
+    with pytest.raises(TrackingError, match="belongs to the lake at .*first.*IM_MLFLOW_NAME"):
+        Registry(second).champion()
+    with pytest.raises(TrackingError, match="belongs to the lake"):
+        Registry(second).set_champion("2024-11-02.1")
+    monkeypatch.setenv("IM_MLFLOW_NAME", "adoption_test_second")
+    assert Registry(second).champion() is None
+
+
+def test_a_tracking_server_that_is_down_is_an_error_never_no_champion(monkeypatch, tmp_path):
+    """Were it "no champion", the night would skip scoring and succeed, and evaluate would decide as if there
+    were none (and let a fallback replace a trained champion)."""
+    from jobs.core.errors import PipelineError
+
+    monkeypatch.setenv("IM_MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
+    with pytest.raises(PipelineError, match=r"^MLflow at http://127\.0\.0\.1:\d+ failed") as raised:
+        Registry(tmp_path).champion()
+    assert "\n" not in str(raised.value)
