@@ -9,9 +9,9 @@ the 02:00 UTC run of day D+1 processes the complete day D):
 → `train` → `evaluate` → `champion_ready`, or `keep_champion`, or
 `no_model_yet`] → `ready_to_score` → `features`
 (score-mode sequences) → `score` (held) → `validate_predictions` → `publish`
-→ `refresh_sql_catalog` (the read-only DuckDB database of the lake's tables,
-and Spark's catalog) → `dashboard` (the night's page, under Browse in the
-UI) → `maintenance_due` → `maintain` (weekly: OPTIMIZE,
+→ three side by side: `refresh_sql_catalog` (the read-only DuckDB database of
+the lake's tables, and Spark's catalog), `dashboard` (the night's page, under
+Browse in the UI), and `maintenance_due` → `maintain` (weekly: OPTIMIZE,
 VACUUM, leftovers).
 
 **Lineage**: every table a task reads or writes is one of its inlets or
@@ -278,7 +278,11 @@ def interest_migration_nightly():
     # The night's dashboard page (jobs/dashboard.py), linked from the UI by plugins/interest_migration.py.
     dashboard = StageCommandOperator(task_id="dashboard", stage="dashboard", arguments=["--date", run_date],
                                      trigger_rule=TriggerRule.NONE_FAILED, **lineage("dashboard", LAKE))
-    [publish, no_model_yet] >> refresh_sql_catalog >> dashboard >> due >> maintain
+    # Side outputs, each after the night's writes: neither waits on the other, and a failure of either never
+    # stops the weekly maintenance.
+    [publish, no_model_yet] >> refresh_sql_catalog
+    [publish, no_model_yet] >> dashboard
+    [publish, no_model_yet] >> due >> maintain
 
 
 def _landing_ready(run_date: str, run_type: str) -> bool:

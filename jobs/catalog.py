@@ -12,7 +12,9 @@ Two catalogs, refreshed by the nightly run after it publishes:
   0444): a tool must open it read-only, so nobody's session changes the views
   others read. Opening it needs DuckDB's ``delta`` extension, which DuckDB
   installs on first use where it can reach its extension repository (offline,
-  ``INSTALL`` it from the ``duckdb-extension-delta`` wheel's file).
+  ``INSTALL`` it from the ``duckdb-extension-delta`` wheel's file). The views
+  name the folders by absolute path: a copied or moved lake needs this run
+  again, and the file is for machines that see the lake at the same path.
 - **Spark's catalog**: each table registered as an external Delta table in a
   database (``--spark-database``, default ``interest_migration``), so cluster
   users write ``SELECT ... FROM interest_migration.events``, or ``USE`` the
@@ -42,9 +44,9 @@ DUCKDB_FILE = "interest_migration.duckdb"
 SPARK_DATABASE = "interest_migration"
 # DuckDB and DataFusion index lists from 1 (``list_extract(l, 1)`` is the first element); Spark SQL's ``l[1]`` is the
 # second. The ``sql/`` files use ``list_extract``, which Spark gets here as a SQL function over the predictions'
-# ranked categories, so the same text means the same on every engine.
+# ranked categories, so the same text means the same on every engine (past the end: NULL, as DuckDB's).
 SPARK_LIST_EXTRACT = ("list_extract(items ARRAY<STRUCT<category: STRING, probability: DOUBLE>>, position INT) "
-                      "RETURNS STRUCT<category: STRING, probability: DOUBLE> RETURN element_at(items, position)")
+                      "RETURNS STRUCT<category: STRING, probability: DOUBLE> RETURN try_element_at(items, position)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

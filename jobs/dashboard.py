@@ -81,8 +81,10 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         raise
     newest = nights[-1]
     if newest == args.date.isoformat():  # the front page is the newest night's (a backfill of an old date leaves it)
-        latest = root / ".index.html.tmp"
-        latest.write_text(page(args.date, panels, champion, nights, prefix=f"{newest}/"))
+        descriptor, latest = tempfile.mkstemp(prefix=".index.html.", suffix=".tmp", dir=root)
+        with os.fdopen(descriptor, "w") as stream:
+            stream.write(page(args.date, panels, champion, nights, prefix=f"{newest}/"))
+        os.chmod(latest, 0o644)
         os.replace(latest, root / "index.html")
     plotted = sum(p.image is not None for p in panels)
     print(f"dashboard {args.date}: {plotted} of {len(panels)} panels plotted -> {target / 'index.html'}")
@@ -296,7 +298,9 @@ def page(day: dt.date, panels: list[Panel], champion: str | None, nights: list[s
         body = (f'<img class="plot" src="{e(prefix + panel.image)}" alt="{e(panel.title)}">' if panel.image
                 else f'<p class="empty">{e(panel.empty)}</p>')
         cards.append(f'<section><h2>{e(panel.title)}</h2>{body}<p class="caption">{e(panel.caption)}</p></section>')
-    links = " ".join(f'<a href="{e(n)}/index.html">{e(n)}</a>' for n in reversed(nights[-14:]))
+    # A night's page sits in its own folder; the front page beside the nights' folders.
+    up = "" if prefix else "../"
+    links = " ".join(f'<a href="{e(up + n)}/index.html">{e(n)}</a>' for n in reversed(nights[-14:]))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Interest migration, {e(str(day))}</title>
 <style>

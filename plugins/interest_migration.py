@@ -7,7 +7,8 @@ mounted on the API server at ``/interest-migration/`` serves
 Airflow's sign-in by themselves, so every request here must carry the UI's
 session (its JWT cookie) or a bearer token, checked by Airflow's own
 ``requires_authenticated``; and only files under the dashboard folder are
-served (a path that resolves elsewhere, through ``..`` or a link, is not found).
+served, and only its pages and plots (a path that resolves elsewhere, through
+``..`` or a link, or any other kind of file, is not found).
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from fastapi.responses import FileResponse
 from jobs.core.config import PipelineConfig
 
 PREFIX = "/interest-migration"
+# What the dashboard writes, and all that is served: its pages and their plots.
+SERVED = {".html": "text/html; charset=utf-8", ".png": "image/png"}
 
 
 def _authenticated():
@@ -40,9 +43,9 @@ def create_app(dashboard: Path) -> FastAPI:
         target = (root / path).resolve()
         if target.is_dir():
             target = target / "index.html"
-        if not target.is_relative_to(root) or not target.is_file():
+        if not target.is_relative_to(root) or not target.is_file() or target.suffix not in SERVED:
             raise HTTPException(status_code=404, detail="no such dashboard page (has the nightly run written one?)")
-        return FileResponse(target)
+        return FileResponse(target, media_type=SERVED[target.suffix], headers={"X-Content-Type-Options": "nosniff"})
 
     return app
 

@@ -44,7 +44,7 @@ cat <<EOT
 
 Lake: $IM_LAKE   (try: .venv/bin/python -m jobs sql --lake $IM_LAKE --file sql/marketing_audience.sql)
 Dashboard: $IM_LAKE/dashboard/index.html   (the newest night; also under Browse > Interest migration in the UI)
-SQL from your own tools: duckdb -readonly $IM_LAKE/interest_migration.duckdb   (a view per table; DBeaver: read-only)
+SQL from your own tools: duckdb -readonly $IM_LAKE/interest_migration.duckdb   (the DuckDB CLI or DBeaver, read-only: a view per table)
 Model report: $(ls -d "$IM_LAKE"/models/versions/*/report/report.html 2>/dev/null | tail -1)
 MLflow (runs, registered model, champion alias): .venv/bin/mlflow ui --backend-store-uri sqlite:///$IM_LAKE/mlflow/mlflow.db
 TensorBoard (training curves): .venv/bin/tensorboard --logdir $IM_LAKE/models/versions

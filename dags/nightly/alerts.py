@@ -36,6 +36,8 @@ log = logging.getLogger("interest_migration.alerts")
 SUBJECT_PREFIX = "[interest-migration]"
 # The stage each Spark task runs, where the two differ (its pipeline_runs rows carry the stage's name).
 TASK_STAGES = {"features_training": "features", "validate_predictions": "validate"}
+# The tasks that run after the night's predictions were published (or after a night with none to publish).
+AFTER_PUBLISH = frozenset({"refresh_sql_catalog", "dashboard", "maintenance_due", "maintain"})
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,12 @@ def failure_summary(dag_id: str, run_id: str, run_date: str | None, task_id: str
     # A stage's own reason is its "error: ..." line; otherwise the exception's first line.
     first_line = next((line for line in reversed(lines) if line.startswith("error: ")), lines[0])[:500]
     retries = f"attempt {try_number} of {max_tries}" if try_number and max_tries else "final attempt"
+    consequence = (f"The night's tables under {lake} were already written; only {task_id}'s own output is stale"
+                   if task_id in AFTER_PUBLISH else
+                   f"Nothing after {task_id} ran, so the published tables under {lake} still hold the previous "
+                   "good partitions")
     return (f"{dag_id} run {run_id} for event date {run_date or '(unresolved)'} failed at task {task_id} "
-            f"({retries}): {first_line}. Nothing after {task_id} ran, so the published tables under {lake} "
-            f"still hold the previous good partitions; the stage's one-line reason is in the task log and in "
+            f"({retries}): {first_line}. {consequence}; the stage's one-line reason is in the task log and in "
             f"pipeline_runs (python -m jobs sql \"SELECT * FROM pipeline_runs WHERE status <> 'succeeded' "
             f"ORDER BY started_at DESC LIMIT 5\"). Fix the cause, then clear the task to resume from it.")
 
@@ -132,16 +137,20 @@ async def deadline_missed(context: dict | None = None, **kwargs) -> None:
     await asend(alert, settings.alert_smtp_conn_id, settings.alert_to)
 
 
-def _recipients(conn_id: str, to: str):
+def _recipients(conn_id: str, to: str, connection=None):
     """The SMTP hook and the addresses to send to, or None (logged) when alerts are not configured."""
     from airflow.providers.smtp.hooks.smtp import SmtpHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
-    try:
-        connection = SmtpHook.get_connection(conn_id)
-    except AirflowNotFoundException:
-        log.info("alert not sent: no Airflow connection %r (IM_ALERT_SMTP_CONN_ID)", conn_id)
-        return None
+    if connection is None:
+        try:
+            connection = SmtpHook.get_connection(conn_id)
+        except AirflowNotFoundException:
+            log.info("alert not sent: no Airflow connection %r (IM_ALERT_SMTP_CONN_ID)", conn_id)
+            return None
+        except Exception as error:  # noqa: BLE001 - a lookup that fails is logged, never raised
+            log.error("alert not sent: the connection %r could not be read: %s", conn_id, error)
+            return None
     addresses = [a.strip() for a in (to or connection.extra_dejson.get("to") or "").split(",") if a.strip()]
     if not addresses:
         log.info("alert not sent: nobody to send it to (IM_ALERT_TO, or the connection's extra 'to')")
@@ -166,8 +175,20 @@ def send(alert: Alert, conn_id: str, to: str = "") -> bool:
 
 
 async def asend(alert: Alert, conn_id: str, to: str = "") -> bool:
-    """``send`` for the triggerer's event loop (aiosmtplib, through the same hook)."""
-    found = _recipients(conn_id, to)
+    """``send`` for the triggerer's event loop: the connection is looked up and the mail sent without blocking
+    it (aiosmtplib, through the same hook)."""
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        connection = await SmtpHook.aget_connection(conn_id)
+    except AirflowNotFoundException:
+        log.info("alert not sent: no Airflow connection %r (IM_ALERT_SMTP_CONN_ID)", conn_id)
+        return False
+    except Exception as error:  # noqa: BLE001
+        log.error("alert not sent: the connection %r could not be read: %s", conn_id, error)
+        return False
+    found = _recipients(conn_id, to, connection)
     if found is None:
         return False
     hook, addresses = found

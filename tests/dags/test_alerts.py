@@ -145,3 +145,10 @@ def test_the_failed_stages_pipeline_runs_row_tells_a_critical_result_from_anothe
     assert alerts.critical_quality(lake, "sessionize", "2024-11-20", since) is None  # an earlier attempt's
     assert alerts.critical_quality(lake, "ingest", "2024-11-19", since) is None
     assert alerts.critical_quality(Path(tmp_path / "nowhere"), "ingest", "2024-11-20", since) is None
+
+
+def test_a_task_after_publish_does_not_claim_the_night_published_nothing():
+    after = alerts.failure_summary("d", "r", "2024-11-20", "dashboard", 1, 1, "error: dashboard: disk full", "/lake")
+    before = alerts.failure_summary("d", "r", "2024-11-20", "score", 1, 1, "error: score: x", "/lake")
+    assert "were already written; only dashboard's own output is stale" in after and "Nothing after" not in after
+    assert "Nothing after score ran" in before

@@ -78,13 +78,14 @@ def test_every_panel_is_drawn_and_the_browser_loads_every_plot(small_lake, tmp_p
     # The check can fail: a plot that does not load is counted as such.
     (night / "migration.png").unlink()
     assert rendered(night / "index.html") == (7, 6)
-    assert "<b>pets.dog</b>" not in (night / "index.html").read_text()
+    # A night's links to the other nights resolve from its own folder.
+    assert f'href="../{NIGHT}/index.html"' in (night / "index.html").read_text()
 
 
 def test_an_older_night_leaves_the_front_page_and_a_table_not_yet_written_is_said_so(small_lake, tmp_path):
     front = (small_lake / FOLDER / "index.html").read_text()
     code, out, err = run_jobs("dashboard", "--lake", str(small_lake), "--date", (NIGHT - dt.timedelta(days=3)).isoformat())
-    assert code == 0, err and "0 of 7" not in out
+    assert code == 0 and "0 of 7" not in out, err
     assert (small_lake / FOLDER / "index.html").read_text() == front
     empty = tmp_path / "young"
     write_deltalake(str(empty / "pipeline_runs"), pa.table({
@@ -144,5 +145,8 @@ def test_the_airflow_plugin_serves_the_pages_only_to_signed_in_users(small_lake,
     image = client.get(f"/{NIGHT}/models.png")
     assert image.status_code == 200 and image.headers["content-type"] == "image/png"
     (small_lake / "secret.txt").write_text("not for the dashboard")
-    for path in ("/..%2Fsecret.txt", "/%2E%2E/secret.txt", f"/{NIGHT}/..%2F..%2Fsecret.txt", "/nope.html"):
+    assert image.headers["x-content-type-options"] == "nosniff"
+    (small_lake / FOLDER / "planted.js").write_text("alert(1)")  # a file the dashboard never writes
+    for path in ("/..%2Fsecret.txt", "/%2E%2E/secret.txt", f"/{NIGHT}/..%2F..%2Fsecret.txt", "/nope.html",
+                 "/planted.js"):
         assert client.get(path).status_code == 404, path
