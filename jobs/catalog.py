@@ -33,12 +33,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import tempfile
 from pathlib import Path
 
 from jobs.core.config import PipelineConfig
 from jobs.core.errors import PipelineError
+from jobs.core.tables import PLAIN_NAME
 
 DUCKDB_FILE = "interest_migration.duckdb"
 SPARK_DATABASE = "interest_migration"
@@ -56,10 +56,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "names a Spark Connect server, whose clients then see them)")
     parser.add_argument("--spark-database", default=SPARK_DATABASE,
                         help=f"the Spark database to register them in (default {SPARK_DATABASE})")
-
-
-# What jobs.sql.guard.TABLE_NAME accepts, here without importing DuckDB for the command's --help.
-DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
@@ -118,7 +114,7 @@ def register_spark_tables(spark, lake: Path, database: str = SPARK_DATABASE) -> 
     A name already registered at another location stops the stage with one line (it is not replaced)."""
     from jobs.sql.guard import lake_tables
 
-    if not DATABASE_NAME.match(database):
+    if not PLAIN_NAME.match(database):
         raise PipelineError(f"{database!r} is not a plain database name")
     spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
     spark.sql(f"CREATE OR REPLACE FUNCTION `{database}`.{SPARK_LIST_EXTRACT}")

@@ -58,7 +58,7 @@ class Panel:
 
 
 def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
-    from models.registry import Registry
+    from models.registry import Registry, atomic_write
 
     if args.date is None:
         raise PipelineError("dashboard needs --date YYYY-MM-DD (the night to show)")
@@ -81,11 +81,7 @@ def run(args: argparse.Namespace, config: PipelineConfig) -> dict:
         raise
     newest = nights[-1]
     if newest == args.date.isoformat():  # the front page is the newest night's (a backfill of an old date leaves it)
-        descriptor, latest = tempfile.mkstemp(prefix=".index.html.", suffix=".tmp", dir=root)
-        with os.fdopen(descriptor, "w") as stream:
-            stream.write(page(args.date, panels, champion, nights, prefix=f"{newest}/"))
-        os.chmod(latest, 0o644)
-        os.replace(latest, root / "index.html")
+        atomic_write(root / "index.html", page(args.date, panels, champion, nights, prefix=f"{newest}/"))
     plotted = sum(p.image is not None for p in panels)
     print(f"dashboard {args.date}: {plotted} of {len(panels)} panels plotted -> {target / 'index.html'}")
     return {"page": str(target / "index.html"), "panels": len(panels), "plotted": plotted}

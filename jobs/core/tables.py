@@ -1,6 +1,11 @@
 """Names and partitioning of the lake's tables: the contract other stages rely on."""
 from __future__ import annotations
 
+import re
+
+# What may be put in SQL as a table (or database) name: a plain identifier, never quoted text.
+PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
 # What an event is, in every clean table (ingest maps the sources' synonyms onto these).
 EVENT_TYPES = ("view", "cart", "purchase", "fav")
 

@@ -26,16 +26,16 @@ of the lake's table folders, for time travel).
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Iterator
 
 import duckdb
 
 from jobs.core.errors import PipelineError
+from jobs.core.tables import PLAIN_NAME
 
 # A lake folder becomes a table only under a plain SQL identifier: it is put in SQL as a name.
-TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+TABLE_NAME = PLAIN_NAME
 ROW_FUNCTIONS = {"range", "generate_series", "unnest", "generate_subscripts"}  # compute rows, read no file
 SPARK_REFLECTION_FUNCTIONS = ("reflect", "java_method", "try_reflect")
 SPARK_REFUSED_NODES = {
